@@ -1,0 +1,148 @@
+"""The manifest of a built dataset version, and checking a version folder against it.
+
+``{out_dir}/{version}/manifest.json`` is written last, only when the whole build succeeded, so a
+version folder without one is not a finished dataset. It records (all paths POSIX, relative):
+
+- ``format`` (int), ``version`` (str), ``built_at`` (UTC ISO 8601; the only field that differs
+  between two builds of the same inputs and configuration);
+- ``config``: the configuration the dataset was built with;
+- ``code``: ``package_version``, ``git_commit`` and ``git_dirty`` (None when not a git checkout);
+- ``software``: versions of Python and the libraries that shape the bytes;
+- ``inputs``: ``{path relative to data_dir: {"sha256", "size", "mtime_ns"}}`` for link.csv and
+  every DICOM and contour file that fed a sample;
+- ``outputs``: ``{path relative to the version folder: {"sha256", "size"}}`` for every file the
+  build wrote into the version folder (the manifest itself excepted);
+- ``counts``: studies, samples, and problems by code.
+
+Both the workflow (which writes it) and the loader (which checks it) use this module.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "MANIFEST_NAME",
+    "DatasetNotFinishedError",
+    "DatasetVerificationError",
+    "check_dataset",
+    "file_digest",
+    "read_manifest",
+    "verify_dataset",
+    "write_manifest",
+]
+
+MANIFEST_NAME = "manifest.json"
+MANIFEST_FORMAT = 1
+_CHUNK = 1 << 20
+
+
+class DatasetNotFinishedError(FileNotFoundError):
+    """The folder has no manifest: the build did not finish (or this is not a dataset)."""
+
+
+class DatasetVerificationError(ValueError):
+    """Files of a finished dataset are missing or differ from what the manifest recorded."""
+
+    def __init__(self, version_dir: Path, problems: list[str]):
+        self.problems = problems
+        shown = "\n  ".join(problems[:10])
+        more = f"\n  ... and {len(problems) - 10} more" if len(problems) > 10 else ""
+        super().__init__(
+            f"dataset {version_dir} does not match its manifest "
+            f"({len(problems)} problem(s)):\n  {shown}{more}"
+        )
+
+
+def file_digest(path: str | Path) -> tuple[str, int]:
+    """Return (sha256 hex digest, size in bytes) of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def read_manifest(version_dir: str | Path) -> dict[str, Any]:
+    """Load ``manifest.json`` of a version folder.
+
+    Raises DatasetNotFinishedError when it is absent, with a message saying what that means.
+    """
+    path = Path(version_dir) / MANIFEST_NAME
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DatasetNotFinishedError(
+            f"{version_dir} has no {MANIFEST_NAME}: it is not a finished dataset (the build did "
+            "not complete, or this is not a dataset version folder). Run the workflow to finish it."
+        ) from None
+    manifest = json.loads(text)
+    if manifest.get("format") != MANIFEST_FORMAT:
+        raise ValueError(
+            f"{path}: manifest format {manifest.get('format')!r} is not supported "
+            f"(expected {MANIFEST_FORMAT})"
+        )
+    return manifest
+
+
+def verify_dataset(version_dir: str | Path, full: bool = False) -> list[str]:
+    """Compare the files of a finished version folder with its manifest.
+
+    The fast check (default) confirms every output file exists with the recorded size; ``full``
+    also recomputes every sha256. Returns one human-readable line per problem (empty when all
+    is well). Raises DatasetNotFinishedError when there is no manifest.
+    """
+    version_dir = Path(version_dir)
+    manifest = read_manifest(version_dir)
+    problems = []
+    for relpath, expected in sorted(manifest["outputs"].items()):
+        path = version_dir / relpath
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            problems.append(f"{relpath}: missing")
+            continue
+        if size != expected["size"]:
+            problems.append(f"{relpath}: size {size} bytes, manifest says {expected['size']}")
+        elif full and file_digest(path)[0] != expected["sha256"]:
+            problems.append(f"{relpath}: content changed (sha256 differs from the manifest)")
+    return problems
+
+
+def check_dataset(version_dir: str | Path, full: bool = False) -> dict[str, Any]:
+    """Return the manifest of a finished, intact version folder, or raise.
+
+    Raises DatasetNotFinishedError (no manifest) or DatasetVerificationError (files missing or
+    changed), naming the files.
+    """
+    problems = verify_dataset(version_dir, full=full)
+    if problems:
+        raise DatasetVerificationError(Path(version_dir), problems)
+    return read_manifest(version_dir)
+
+
+def write_manifest(version_dir: str | Path, manifest: Mapping[str, Any]) -> Path:
+    """Write ``manifest.json`` atomically (temporary file, fsync, rename) and return its path."""
+    version_dir = Path(version_dir)
+    text = json.dumps({"format": MANIFEST_FORMAT, **manifest}, indent=1, sort_keys=True) + "\n"
+    handle = tempfile.NamedTemporaryFile(
+        "w", dir=version_dir, prefix=f".{MANIFEST_NAME}.", delete=False, encoding="utf-8"
+    )
+    try:
+        with handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(handle.name, version_dir / MANIFEST_NAME)
+    except BaseException:
+        Path(handle.name).unlink(missing_ok=True)
+        raise
+    return version_dir / MANIFEST_NAME
