@@ -1,0 +1,33 @@
+"""Sunnybrook-layout cardiac MRI -> a versioned dataset for 2D LV segmentation.
+
+    link.csv, dicoms/, contourfiles/             (config data_dir; empty = built-in phantom)
+      -> generate_phantom                         raw phantom, only without data_dir
+      -> build_study              per study:      pairs/, slices/, qc/ + a study record
+      -> index_dataset                            index.parquet, validation.parquet
+      -> write_manifest                           manifest.json: the version is finished
+
+Everything lands in {out_dir}/{version}/; see README.md and ../shared/DESIGN.md.
+"""
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "workflow_scripts/rules/common.smk"
+include: "workflow_scripts/rules/raw_data.smk"
+include: "workflow_scripts/rules/studies.smk"
+include: "workflow_scripts/rules/dataset.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        MANIFEST,
+
+
+onsuccess:
+    print_build_summary()

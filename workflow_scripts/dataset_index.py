@@ -1,0 +1,174 @@
+"""The dataset's tables: ``index.parquet`` (one row per sample) and ``validation.parquet``
+(one row per problem), assembled from the study records.
+
+It also looks for what the per-study jobs cannot see: folders under ``dicoms/`` and
+``contourfiles/`` that link.csv does not list. Their contour files are accounted for one by one,
+so that every contour file in the input appears in one of the two tables.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from workflow_scripts.atomic import write_bytes_atomic
+from workflow_scripts.contours import parse_contour_name
+from workflow_scripts.links import StudyLink
+from workflow_scripts.pairing import contour_folder
+from workflow_scripts.problems import Problem
+from workflow_scripts.splits import assign_split
+
+__all__ = [
+    "INDEX_SCHEMA",
+    "VALIDATION_SCHEMA",
+    "find_unlisted_studies",
+    "index_table",
+    "load_records",
+    "parquet_bytes",
+    "validation_table",
+    "write_dataset_tables",
+]
+
+INDEX_SCHEMA = pa.schema(
+    [
+        ("version", pa.string()),
+        ("study_id", pa.string()),
+        ("original_id", pa.string()),
+        ("slice", pa.int32()),
+        ("npz", pa.string()),
+        ("qc", pa.string()),
+        ("split", pa.string()),
+        ("height", pa.int32()),
+        ("width", pa.int32()),
+        ("image_dtype", pa.string()),
+        ("has_omask", pa.bool_()),
+        ("mask_pixels", pa.int64()),
+        ("omask_pixels", pa.int64()),
+        ("icontour", pa.string()),
+        ("ocontour", pa.string()),
+        ("flags", pa.string()),
+    ]
+)
+
+VALIDATION_SCHEMA = pa.schema(
+    [
+        ("study_id", pa.string()),
+        ("slice", pa.int32()),
+        ("path", pa.string()),
+        ("contour", pa.string()),
+        ("code", pa.string()),
+        ("severity", pa.string()),
+        ("message", pa.string()),
+        ("value", pa.float64()),
+    ]
+)
+
+
+def load_records(paths: Iterable[str | Path]) -> list[dict]:
+    """Read study records (JSON), sorted by study id."""
+    records = [json.loads(Path(path).read_text(encoding="utf-8")) for path in paths]
+    return sorted(records, key=lambda record: record["study_id"])
+
+
+def index_table(
+    records: list[dict], version: str, fractions: Mapping[str, float], seed: int
+) -> pa.Table:
+    """One row per sample, sorted by (study_id, slice), with the version and the study's split."""
+    rows = []
+    for record in records:
+        split = assign_split(record["study_id"], fractions, seed)
+        for sample in sorted(record["samples"], key=lambda sample: sample["slice"]):
+            rows.append({**sample, "version": version, "split": split})
+    return pa.Table.from_pylist(rows, schema=INDEX_SCHEMA)
+
+
+def validation_table(problems: Iterable[Mapping]) -> pa.Table:
+    """One row per problem, sorted by (study_id, path, code, slice) for stable bytes."""
+    rows = sorted(
+        problems,
+        key=lambda row: (row["study_id"], row["path"], row["code"], row["slice"] or -1),
+    )
+    return pa.Table.from_pylist(list(rows), schema=VALIDATION_SCHEMA)
+
+
+def parquet_bytes(table: pa.Table) -> bytes:
+    """The Parquet encoding of ``table``; the same table always gives the same bytes."""
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    return buffer.getvalue()
+
+
+def find_unlisted_studies(
+    data_dir: str | Path, links: Iterable[StudyLink], contour_kinds: tuple[str, ...]
+) -> list[Problem]:
+    """Problems for study folders on disk that link.csv does not list.
+
+    An unlisted DICOM folder gives one ``study_unlisted`` row; an unlisted contour folder gives
+    one per contour file in it (of the configured kinds), each accounting for that file. Hidden
+    entries at these levels give ``hidden_file`` rows.
+    """
+    data_dir = Path(data_dir)
+    links = list(links)
+    problems: list[Problem] = []
+    listed_dicoms = {link.patient_id for link in links}
+    for name in _entries(data_dir / "dicoms"):
+        path = f"dicoms/{name}"
+        if name.startswith("."):
+            problems.append(Problem(name, path, "hidden_file", "hidden entry skipped"))
+        elif name not in listed_dicoms:
+            problems.append(Problem(name, path, "study_unlisted", "not listed in link.csv"))
+    listed_contours = {link.original_id for link in links}
+    for name in _entries(data_dir / "contourfiles"):
+        path = f"contourfiles/{name}"
+        if name.startswith("."):
+            problems.append(Problem(name, path, "hidden_file", "hidden entry skipped"))
+        elif name not in listed_contours:
+            for kind in contour_kinds:
+                folder = f"{path}/{contour_folder(kind)}"
+                for file in _entries(data_dir / folder):
+                    if parse_contour_name(file) is not None:
+                        problems.append(
+                            Problem(
+                                name,
+                                f"{folder}/{file}",
+                                "study_unlisted",
+                                "its study folder is not listed in link.csv",
+                                parse_contour_name(file)[0],
+                                contour=f"{folder}/{file}",
+                            )
+                        )
+    return problems
+
+
+def _entries(folder: Path) -> list[str]:
+    try:
+        return sorted(entry.name for entry in folder.iterdir())
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def write_dataset_tables(
+    record_paths: Iterable[str | Path],
+    links: list[StudyLink],
+    data_dir: str | Path,
+    contour_kinds: tuple[str, ...],
+    version: str,
+    fractions: Mapping[str, float],
+    seed: int,
+    index_path: str | Path,
+    validation_path: str | Path,
+) -> None:
+    """Write index.parquet and validation.parquet (each atomically) from the study records,
+    adding the problems of study folders that link.csv does not list."""
+    records = load_records(record_paths)
+    problems = [row for record in records for row in record["problems"]]
+    problems += [
+        problem.as_row() for problem in find_unlisted_studies(data_dir, links, contour_kinds)
+    ]
+    write_bytes_atomic(index_path, parquet_bytes(index_table(records, version, fractions, seed)))
+    write_bytes_atomic(validation_path, parquet_bytes(validation_table(problems)))

@@ -1,0 +1,189 @@
+"""A small synthetic cardiac MRI dataset in the Sunnybrook layout, with deliberate faults.
+
+Each phantom study is a stack of short-axis slices: a bright elliptical blood pool inside a darker
+myocardium ring, on a dim noisy background, written as real DICOM files with pydicom (int16, the
+real data's Explicit VR Little Endian). Contour files trace both ellipses on the half-pixel grid
+the real files use. The generator is deterministic: the same arguments give the same bytes.
+
+With ``faults=True`` the dataset carries what real archives carry:
+
+- the first study has an i-contour whose DICOM file is missing;
+- the second study has a truncated (corrupt) DICOM under one of its contours;
+- the third study has a macOS ``._`` AppleDouble file beside a real DICOM;
+- link.csv lists one more study than exists on disk.
+
+DICOMs without contours are there in every study (contours are drawn on every other slice).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from pydicom.dataset import FileDataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
+
+from workflow_scripts.atomic import write_bytes_atomic
+from workflow_scripts.contours import CONTOUR_KINDS
+from workflow_scripts.pairing import contour_folder
+
+__all__ = ["PhantomSpec", "contour_text", "ellipse_contour", "phantom_dicom", "write_phantom"]
+
+_UID_ROOT = "1.2.826.0.1.3680043.10.1337."  # example root; phantom UIDs derive from it
+
+
+@dataclass(frozen=True)
+class PhantomSpec:
+    """What to generate: ``studies`` present on disk, ``slices`` DICOM files per study (contours
+    on every other one), ``size`` pixels square, a ``seed`` for the noise, and ``faults``."""
+
+    studies: int = 4
+    slices: int = 20
+    size: int = 256
+    seed: int = 0
+    faults: bool = True
+
+    def study_ids(self) -> list[tuple[str, str]]:
+        """(patient_id, original_id) of every study link.csv lists, the absent one included."""
+        count = self.studies + (1 if self.faults else 0)
+        return [(f"PHANTOM{n:04d}", f"PH-HF-{n}") for n in range(1, count + 1)]
+
+
+def ellipse_contour(cx: float, cy: float, ax: float, ay: float) -> np.ndarray:
+    """Vertices of an ellipse on the half-pixel grid, as (x, y) pixel coordinates, not closed.
+
+    Like the real files: consecutive duplicates removed, about one vertex per half pixel of
+    perimeter.
+    """
+    count = max(16, int(2 * np.pi * max(ax, ay) * 2))
+    angles = np.linspace(0, 2 * np.pi, count, endpoint=False)
+    points = np.stack([cx + ax * np.cos(angles), cy + ay * np.sin(angles)], axis=1)
+    points = np.round(points * 2) / 2
+    keep = np.ones(len(points), dtype=bool)
+    keep[1:] = np.any(points[1:] != points[:-1], axis=1)
+    return points[keep]
+
+
+def contour_text(points: np.ndarray) -> str:
+    """A contour file's text: one ``x y`` line per vertex, two decimals, as the real files."""
+    return "".join(f"{x:.2f} {y:.2f}\n" for x, y in points)
+
+
+def phantom_dicom(
+    pixels: np.ndarray, patient_id: str, instance: int, spacing: float = 1.3672
+) -> bytes:
+    """Bytes of an MR DICOM file holding ``pixels`` (int16, rows x columns) as ``instance``."""
+    seed = f"{patient_id}/{instance}"
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = MRImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid(_UID_ROOT, [seed, "sop"])
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.ImplementationClassUID = _UID_ROOT + "1"
+    ds = FileDataset(None, {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.SOPClassUID = MRImageStorage
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.StudyInstanceUID = generate_uid(_UID_ROOT, [patient_id, "study"])
+    ds.SeriesInstanceUID = generate_uid(_UID_ROOT, [patient_id, "series"])
+    ds.Modality = "MR"
+    ds.PatientID = patient_id
+    ds.PatientName = "Phantom^" + patient_id
+    ds.InstanceNumber = instance
+    ds.Rows, ds.Columns = pixels.shape
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 16, 15
+    ds.PixelRepresentation = 1
+    ds.PixelSpacing = [spacing, spacing]
+    ds.WindowCenter, ds.WindowWidth = 600, 1200
+    ds.PixelData = np.ascontiguousarray(pixels, dtype="<i2").tobytes()
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def _slice_geometry(spec: PhantomSpec, study: int, number: int) -> dict:
+    """Ellipse parameters of one slice: the heart shrinks from base (slice 1) to apex."""
+    rng = np.random.default_rng([spec.seed, study, number, 1])
+    half = spec.size / 2
+    taper = 1.0 - 0.5 * (number - 1) / max(1, spec.slices - 1)
+    blood = spec.size * 0.09 * taper
+    wall = spec.size * 0.035
+    return {
+        "cx": half + rng.uniform(-4, 4),
+        "cy": half + rng.uniform(-4, 4),
+        "ax": blood * rng.uniform(0.9, 1.1),
+        "ay": blood * rng.uniform(0.8, 1.0),
+        "wall": wall,
+    }
+
+
+def _slice_pixels(spec: PhantomSpec, geometry: dict, study: int, number: int) -> np.ndarray:
+    rng = np.random.default_rng([spec.seed, study, number, 2])
+    rows, columns = np.mgrid[0 : spec.size, 0 : spec.size].astype(np.float64)
+    dx, dy = columns - geometry["cx"], rows - geometry["cy"]
+    blood = (dx / geometry["ax"]) ** 2 + (dy / geometry["ay"]) ** 2 <= 1
+    outer_ax, outer_ay = geometry["ax"] + geometry["wall"], geometry["ay"] + geometry["wall"]
+    muscle = ((dx / outer_ax) ** 2 + (dy / outer_ay) ** 2 <= 1) & ~blood
+    image = 120 + rng.normal(0, 25, size=blood.shape)
+    image[muscle] += 250
+    image[blood] += 900
+    return np.clip(image, 0, 2900).astype(np.int16)
+
+
+def write_phantom(root: str | Path, spec: PhantomSpec = PhantomSpec()) -> Path:
+    """Write the phantom dataset under ``root`` (link.csv last) and return ``root``."""
+    root = Path(root)
+    ids = spec.study_ids()
+    for study, (patient_id, original_id) in enumerate(ids[: spec.studies], start=1):
+        dicom_dir = root / "dicoms" / patient_id
+        contour_dir = root / "contourfiles" / original_id
+        for number in range(1, spec.slices + 1):
+            geometry = _slice_geometry(spec, study, number)
+            pixels = _slice_pixels(spec, geometry, study, number)
+            write_bytes_atomic(
+                dicom_dir / f"{number}.dcm", phantom_dicom(pixels, patient_id, number)
+            )
+            if number % 2:
+                continue  # contours on even slices only: odd ones are DICOMs without contour
+            radii = {"i": 0.0, "o": geometry["wall"]}
+            for kind in CONTOUR_KINDS:
+                if kind == "o" and number % 4:
+                    continue  # o-contours on every other contoured slice, as in the real data
+                points = ellipse_contour(
+                    geometry["cx"],
+                    geometry["cy"],
+                    geometry["ax"] + radii[kind],
+                    geometry["ay"] + radii[kind],
+                )
+                name = f"IM-0001-{number:04d}-{kind}contour-manual.txt"
+                write_bytes_atomic(
+                    contour_dir / contour_folder(kind) / name, contour_text(points).encode()
+                )
+        if spec.faults:
+            _add_faults(root, spec, study, patient_id, original_id)
+    link = "patient_id,original_id\n" + "".join(f"{p},{o}\n" for p, o in ids)
+    write_bytes_atomic(root / "link.csv", link.encode())
+    return root
+
+
+def _add_faults(
+    root: Path, spec: PhantomSpec, study: int, patient_id: str, original_id: str
+) -> None:
+    dicom_dir = root / "dicoms" / patient_id
+    if study == 1:  # a contour whose DICOM is missing
+        number = spec.slices + 2
+        geometry = _slice_geometry(spec, study, spec.slices)
+        points = ellipse_contour(geometry["cx"], geometry["cy"], geometry["ax"], geometry["ay"])
+        name = f"IM-0001-{number:04d}-icontour-manual.txt"
+        path = root / "contourfiles" / original_id / contour_folder("i") / name
+        write_bytes_atomic(path, contour_text(points).encode())
+    elif study == 2:  # a truncated DICOM under a contour
+        path = dicom_dir / "4.dcm"
+        data = path.read_bytes()
+        write_bytes_atomic(path, data[: len(data) // 2])
+    elif study == 3:  # a macOS AppleDouble file beside a real one
+        digest = hashlib.sha256(patient_id.encode()).digest()
+        write_bytes_atomic(dicom_dir / "._2.dcm", b"\x00\x05\x16\x07" + digest)

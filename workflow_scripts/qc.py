@@ -1,0 +1,134 @@
+"""QC pictures: one overlay per sample, and a contact sheet per study.
+
+An overlay shows the slice in a display window (the DICOM's own window when it has one, else the
+1st to 99th percentile), each mask tinted, each contour's polygon outlined, and a caption strip
+naming the study and slice (and the problem codes when the slice was flagged). Pixel geometry is
+unchanged: overlay pixel (r, c) is image pixel (r, c), below the caption strip.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+__all__ = ["CONTOUR_COLOURS", "contact_sheet", "encode_png", "render_overlay", "window_image"]
+
+#: RGB colour per contour kind: i (blood pool) red, o (outer wall) green.
+CONTOUR_COLOURS = {"i": (255, 64, 64), "o": (64, 220, 64)}
+_TINT_ALPHA = 0.30
+_CAPTION_HEIGHT = 14
+_FLAG_COLOUR = (255, 190, 0)
+
+
+def window_image(
+    pixels: np.ndarray,
+    window: tuple[float, float] | None,
+    percentiles: tuple[float, float] = (1.0, 99.0),
+) -> np.ndarray:
+    """Map pixel values to uint8 grey levels for display.
+
+    Uses ``window`` = (center, width) as DICOM defines it when given, else stretches the
+    ``percentiles`` range of the image to 0..255. Returns a uint8 array of the input's shape.
+    """
+    values = pixels.astype(np.float32)
+    if window is not None:
+        center, width = window
+        low, high = center - width / 2.0, center + width / 2.0
+    else:
+        low, high = (float(v) for v in np.percentile(values, percentiles))
+    if high <= low:
+        high = low + 1.0
+    scaled = (values - low) * (255.0 / (high - low))
+    return np.clip(scaled, 0, 255).astype(np.uint8)
+
+
+def render_overlay(
+    grey: np.ndarray,
+    masks: Mapping[str, np.ndarray],
+    contours: Mapping[str, np.ndarray],
+    caption: str,
+    flagged: bool = False,
+) -> Image.Image:
+    """Draw masks and contours over a windowed slice.
+
+    Args:
+        grey: (rows, columns) uint8 display image (see :func:`window_image`).
+        masks: contour kind (``"i"``, ``"o"``) -> bool mask of the same shape; each is tinted
+            in its kind's colour.
+        contours: contour kind -> (N, 2) vertices as (x, y) = (column, row) pixel coordinates;
+            each is drawn as a closed one-pixel outline.
+        caption: text for the strip above the image (study, slice, flags).
+        flagged: draw the caption strip in amber, so flagged slices stand out.
+
+    Returns:
+        RGB image of size (columns, rows + caption strip).
+    """
+    rgb = np.repeat(grey[:, :, None], 3, axis=2).astype(np.float32)
+    # Tint outer first so the blood-pool colour stays on top where both cover a pixel.
+    for kind in sorted(masks, reverse=True):
+        colour = np.asarray(CONTOUR_COLOURS[kind], dtype=np.float32)
+        mask = masks[kind]
+        rgb[mask] = (1 - _TINT_ALPHA) * rgb[mask] + _TINT_ALPHA * colour
+    rows, columns = grey.shape
+    canvas = Image.new("RGB", (columns, rows + _CAPTION_HEIGHT), _FLAG_COLOUR if flagged else 0)
+    canvas.paste(Image.fromarray(rgb.astype(np.uint8), "RGB"), (0, _CAPTION_HEIGHT))
+    draw = ImageDraw.Draw(canvas)
+    for kind in sorted(contours, reverse=True):
+        points = contours[kind] + (0.0, _CAPTION_HEIGHT)
+        outline = [tuple(p) for p in points] + [tuple(points[0])]
+        draw.line(outline, fill=CONTOUR_COLOURS[kind], width=1)
+    draw.text((2, 1), caption, fill=(0, 0, 0) if flagged else (255, 255, 255), font=_font())
+    return canvas
+
+
+def contact_sheet(
+    tiles: Sequence[tuple[Image.Image, str, bool]], columns: int, tile_size: int = 128
+) -> Image.Image:
+    """Arrange overlays in a grid for a study at a glance.
+
+    ``tiles`` are (overlay, label, flagged); each overlay is shrunk to fit ``tile_size`` pixels
+    and flagged tiles get an amber frame. An empty sequence gives a small sheet saying so.
+    """
+    if not tiles:
+        sheet = Image.new("RGB", (tile_size * 2, 24), 0)
+        ImageDraw.Draw(sheet).text((4, 6), "no samples", fill=(255, 255, 255), font=_font())
+        return sheet
+    columns = max(1, min(columns, len(tiles)))
+    grid_rows = -(-len(tiles) // columns)
+    pad = 4
+    sheet = Image.new(
+        "RGB", (columns * (tile_size + pad) + pad, grid_rows * (tile_size + pad) + pad)
+    )
+    for position, (overlay, _label, flagged) in enumerate(tiles):
+        thumb = overlay.copy()
+        thumb.thumbnail((tile_size, tile_size), Image.Resampling.BILINEAR)
+        row, column = divmod(position, columns)
+        x, y = pad + column * (tile_size + pad), pad + row * (tile_size + pad)
+        if flagged:
+            ImageDraw.Draw(sheet).rectangle(
+                (x - 2, y - 2, x + thumb.width + 1, y + thumb.height + 1),
+                outline=_FLAG_COLOUR,
+                width=2,
+            )
+        sheet.paste(thumb, (x, y))
+    return sheet
+
+
+def encode_png(image: Image.Image) -> bytes:
+    """PNG bytes of ``image``; deterministic (PIL writes no timestamp) and quick to encode."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+_FONT = None
+
+
+def _font():
+    global _FONT
+    if _FONT is None:
+        _FONT = ImageFont.load_default(size=11)
+    return _FONT

@@ -1,0 +1,42 @@
+# Configuration, link table and the immutability check: all run when the workflow is parsed,
+# so that a bad config value, an unusable link.csv or a changed finished version stops the run
+# before any job.
+
+from workflow_scripts import parse_time
+
+
+BUILD = parse_time.prepare_build(config, workflow.basedir)
+LAYOUT = BUILD.layout
+STUDIES = BUILD.studies
+VERSION_DIR = str(LAYOUT.version_dir)
+LOG_DIR = str(LAYOUT.log_dir)
+MANIFEST = f"{VERSION_DIR}/manifest.json"
+
+
+wildcard_constraints:
+    study=parse_time.STUDY_ID_PATTERN,
+
+
+def raw_data_input(wildcards):
+    """The generated phantom, for ordering only; real data is tracked by study_fingerprint."""
+    return [ancient(str(LAYOUT.data_dir))] if LAYOUT.phantom else []
+
+
+def study_fingerprint(wildcards):
+    return BUILD.fingerprint(wildcards.study)
+
+
+def study_link(wildcards):
+    return BUILD.link_params(wildcards.study)
+
+
+def run_build_study(params, log):
+    """The body of build_study: runs in Snakemake's own process (see the README's design
+    notes), so the libraries are imported once per run, not once per study."""
+    from workflow_scripts.study_build import build_study_job
+
+    build_study_job(params.link, LAYOUT, params.options, log[0])
+
+
+def print_build_summary():
+    parse_time.print_summary(MANIFEST)

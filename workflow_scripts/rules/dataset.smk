@@ -1,0 +1,36 @@
+# Version-level tables and the manifest that marks the version finished.
+
+
+rule index_dataset:
+    input:
+        records=expand(str(LAYOUT.study_record("{study}")), study=STUDIES),
+        raw=BUILD.raw_listing_inputs,
+    output:
+        index=f"{VERSION_DIR}/index.parquet",
+        validation=f"{VERSION_DIR}/validation.parquet",
+    params:
+        links=BUILD.links_params,
+        contours=config["contours"],
+        splits=config["splits"],
+        split_seed=config["split_seed"],
+        version=config["version"],
+        data_dir=str(LAYOUT.data_dir),
+    log:
+        f"{LOG_DIR}/index_dataset.log",
+    script:
+        "../scripts/index_dataset.py"
+
+
+rule write_manifest:
+    input:
+        records=expand(str(LAYOUT.study_record("{study}")), study=STUDIES),
+        index=f"{VERSION_DIR}/index.parquet",
+        validation=f"{VERSION_DIR}/validation.parquet",
+    output:
+        MANIFEST,
+    params:
+        config=config,
+    log:
+        f"{LOG_DIR}/write_manifest.log",
+    script:
+        "../scripts/write_manifest.py"

@@ -1,0 +1,31 @@
+# One job per study writes all of its slices: per-slice jobs would cost a process start each,
+# far more than a slice's work.
+
+
+rule build_study:
+    input:
+        raw_data_input,
+    output:
+        pairs=str(LAYOUT.pairs_file("{study}")),
+        slices=directory(str(LAYOUT.slices_dir("{study}"))),
+        qc=report(
+            directory(str(LAYOUT.qc_dir("{study}"))),
+            patterns=["{name}.png"],
+            caption="../report/qc_overlays.rst",
+            category="QC overlays",
+            subcategory="{study}",
+        ),
+        record=str(LAYOUT.study_record("{study}")),
+    params:
+        link=study_link,
+        fingerprint=study_fingerprint,
+        options=BUILD.options_params,
+    log:
+        f"{LOG_DIR}/build_study/{{study}}.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+    group:
+        "studies"
+    run:
+        run_build_study(params, log)

@@ -1,0 +1,13 @@
+"""Snakemake script: write the built-in phantom raw dataset (rule generate_phantom)."""
+
+import sys
+
+sys.stderr = open(snakemake.log[0], "w")
+
+from workflow_scripts.atomic import staged_directory
+from workflow_scripts.phantom import PhantomSpec, write_phantom
+
+spec = PhantomSpec(**snakemake.params.spec)
+with staged_directory(snakemake.output[0]) as staging:
+    write_phantom(staging, spec)
+print(f"phantom written: {spec}", file=sys.stderr)

@@ -1,0 +1,16 @@
+"""Snakemake script: manifest.json, written last; it marks the version finished."""
+
+import sys
+
+sys.stderr = open(snakemake.log[0], "w")
+
+from workflow_scripts.dataset_manifest import write_dataset_manifest
+from workflow_scripts.settings import Layout
+
+write_dataset_manifest(
+    layout=Layout.from_config(snakemake.params.config),
+    config=snakemake.params.config,
+    record_paths=snakemake.input.records,
+    index_path=snakemake.input.index,
+    validation_path=snakemake.input.validation,
+)
