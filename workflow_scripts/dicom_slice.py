@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pydicom
 from pydicom.errors import InvalidDicomError
+from pydicom.pixels import get_decoder
 
 from workflow_scripts.problems import InputProblem
 
@@ -99,19 +100,23 @@ def _parse(data: bytes):
 
 
 def _decode_pixels(dataset, rows: int, columns: int) -> np.ndarray:
+    syntax = dataset.file_meta.get("TransferSyntaxUID")
+    if syntax is not None and syntax.is_compressed:
+        # Ask for a decoder first, so that "nothing installed can decode this" is told apart
+        # from "the compressed data is broken".
+        try:
+            available = get_decoder(syntax).is_available
+        except NotImplementedError:
+            available = False
+        if not available:
+            raise InputProblem(
+                "dicom_codec_missing", f"no installed decoder for transfer syntax {syntax.name}"
+            )
     try:
         pixels = dataset.pixel_array
-    except (NotImplementedError, RuntimeError) as exc:
-        syntax = dataset.file_meta.get("TransferSyntaxUID", "unknown")
-        text = str(exc)
-        if "plugin" in text or "handler" in text or "decod" in text.lower():
-            raise InputProblem(
-                "dicom_codec_missing",
-                f"no installed decoder for transfer syntax {getattr(syntax, 'name', syntax)}",
-            ) from None
-        raise InputProblem("dicom_unreadable", f"cannot decode pixels: {exc}") from None
-    except Exception as exc:
-        raise InputProblem("dicom_unreadable", f"cannot decode pixels: {exc}") from None
+    except Exception as exc:  # pydicom raises many types on corrupt pixel data
+        message = " ".join(str(exc).split())[:300]
+        raise InputProblem("dicom_unreadable", f"cannot decode pixels: {message}") from None
     if pixels.shape != (rows, columns):
         raise InputProblem(
             "dicom_unreadable", f"pixel array shape {pixels.shape} != header {rows}x{columns}"

@@ -4,7 +4,6 @@
 
 from workflow_scripts import parse_time
 
-
 BUILD = parse_time.prepare_build(config, workflow.basedir)
 LAYOUT = BUILD.layout
 STUDIES = BUILD.studies

@@ -8,15 +8,16 @@ rule index_dataset:
     output:
         index=f"{VERSION_DIR}/index.parquet",
         validation=f"{VERSION_DIR}/validation.parquet",
+    log:
+        f"{LOG_DIR}/index_dataset.log",
+    conda:
+        "../../envs/lv-dataset.yaml"
     params:
         links=BUILD.links_params,
         contours=config["contours"],
         splits=config["splits"],
         split_seed=config["split_seed"],
         version=config["version"],
-        data_dir=str(LAYOUT.data_dir),
-    log:
-        f"{LOG_DIR}/index_dataset.log",
     script:
         "../scripts/index_dataset.py"
 
@@ -28,9 +29,11 @@ rule write_manifest:
         validation=f"{VERSION_DIR}/validation.parquet",
     output:
         MANIFEST,
-    params:
-        config=config,
     log:
         f"{LOG_DIR}/write_manifest.log",
+    conda:
+        "../../envs/lv-dataset.yaml"
+    params:
+        config=config,
     script:
         "../scripts/write_manifest.py"

@@ -4,9 +4,11 @@
 rule generate_phantom:
     output:
         directory(str(LAYOUT.data_dir)),
-    params:
-        spec=config["phantom"],
     log:
         f"{LOG_DIR}/generate_phantom.log",
+    conda:
+        "../../envs/lv-dataset.yaml"
+    params:
+        spec=config["phantom"],
     script:
         "../scripts/generate_phantom.py"

@@ -16,16 +16,16 @@ rule build_study:
             subcategory="{study}",
         ),
         record=str(LAYOUT.study_record("{study}")),
+    log:
+        f"{LOG_DIR}/build_study/{{study}}.log",
+    group:
+        "studies"
+    threads: 1
+    resources:
+        mem_mb=1000,
     params:
         link=study_link,
         fingerprint=study_fingerprint,
         options=BUILD.options_params,
-    log:
-        f"{LOG_DIR}/build_study/{{study}}.log",
-    threads: 1
-    resources:
-        mem_mb=1000,
-    group:
-        "studies"
     run:
         run_build_study(params, log)

@@ -1,8 +1,11 @@
 """Snakemake script: write the built-in phantom raw dataset (rule generate_phantom)."""
 
 import sys
+from pathlib import Path
 
 sys.stderr = open(snakemake.log[0], "w")
+# The repository's packages, also where the project is not installed (the rules' conda env).
+sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1]))
 
 from workflow_scripts.atomic import staged_directory
 from workflow_scripts.phantom import PhantomSpec, write_phantom

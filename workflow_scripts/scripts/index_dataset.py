@@ -1,16 +1,20 @@
 """Snakemake script: index.parquet and validation.parquet from the study records."""
 
 import sys
+from pathlib import Path
 
 sys.stderr = open(snakemake.log[0], "w")
+# The repository's packages, also where the project is not installed (the rules' conda env).
+sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1]))
 
 from workflow_scripts.dataset_index import write_dataset_tables
 from workflow_scripts.links import StudyLink
+from workflow_scripts.settings import Layout
 
 write_dataset_tables(
     record_paths=snakemake.input.records,
     links=[StudyLink(**link) for link in snakemake.params.links],
-    data_dir=snakemake.params.data_dir,
+    data_dir=Layout.from_config(snakemake.config).data_dir,
     contour_kinds=tuple(snakemake.params.contours),
     version=snakemake.params.version,
     fractions=snakemake.params.splits,

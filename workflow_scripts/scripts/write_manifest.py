@@ -1,8 +1,11 @@
 """Snakemake script: manifest.json, written last; it marks the version finished."""
 
 import sys
+from pathlib import Path
 
 sys.stderr = open(snakemake.log[0], "w")
+# The repository's packages, also where the project is not installed (the rules' conda env).
+sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1]))
 
 from workflow_scripts.dataset_manifest import write_dataset_manifest
 from workflow_scripts.settings import Layout

@@ -1,0 +1,30 @@
+import re
+
+import pytest
+
+from conftest import REPO
+from workflow_scripts.problems import CODES, ERROR, WARNING, InputProblem, Problem
+
+
+def readme_codes() -> dict[str, tuple[str, str]]:
+    text = (REPO / "README.md").read_text()
+    rows = re.findall(r"^\| `([a-z_]+)` \| (error|warning) \| (.+?) \|$", text, flags=re.M)
+    return {code: (severity, meaning) for code, severity, meaning in rows}
+
+
+def test_readme_documents_every_problem_code_as_defined():
+    assert readme_codes() == CODES
+
+
+def test_every_code_has_a_known_severity():
+    assert {severity for severity, _ in CODES.values()} == {ERROR, WARNING}
+
+
+def test_unknown_codes_are_refused():
+    with pytest.raises(KeyError):
+        InputProblem("no_such_code", "x")
+
+
+def test_problem_row_carries_its_severity():
+    row = Problem("S", "dicoms/S/1.dcm", "dicom_unreadable", "truncated", 1).as_row()
+    assert row["severity"] == "error" and row["slice"] == 1 and row["contour"] is None

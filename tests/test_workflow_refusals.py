@@ -1,0 +1,62 @@
+"""Input that makes the whole build meaningless stops the run before any job, naming the cause."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import run_workflow
+
+pytestmark = pytest.mark.workflow
+
+
+def refuse(workdir, *config: str) -> str:
+    result = run_workflow(workdir, "--config", "out_dir=out", *config, check=False)
+    assert result.returncode != 0
+    assert not (workdir / "out").exists(), "a job ran although the build was refused"
+    return result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("config", "fragment"),
+    [
+        (["version=../x"], "instance['version']"),
+        (["contours=[o]"], "contours"),
+        (["checks={'max_pixels': 0}"], "max_pixels"),
+        (["data_dir=/nonexistent/folder"], "data_dir: '/nonexistent/folder' is not a folder"),
+        (["version=logs"], "reserved"),
+    ],
+)
+def test_bad_config_value_stops_before_any_job(tmp_path, config, fragment):
+    assert fragment in refuse(tmp_path, *config)
+
+
+def test_data_dir_without_link_table_is_refused(tmp_path):
+    (tmp_path / "raw").mkdir()
+    assert "has no link.csv" in refuse(tmp_path, f"data_dir={tmp_path / 'raw'}")
+
+
+def test_out_dir_inside_data_dir_is_refused(tmp_path):
+    (tmp_path / "link.csv").write_text("patient_id,original_id\nA,B\n")
+    result = run_workflow(
+        tmp_path, "--config", f"data_dir={tmp_path}", f"out_dir={tmp_path / 'out'}", check=False
+    )
+    assert result.returncode != 0
+    assert "nested" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        ("patient_id,original_id\nA,B\nA,C\n", "line 3: duplicated patient_id 'A'"),
+        ("patient,original\nA,B\n", "missing column(s) patient_id, original_id"),
+        ("", "is empty"),
+        ("patient_id,original_id\n../../etc,B\n", "line 2: patient_id '../../etc'"),
+    ],
+)
+def test_bad_link_table_stops_before_any_job(tmp_path, content, fragment):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "link.csv").write_text(content)
+    output = refuse(tmp_path, f"data_dir={raw}")
+    assert fragment in output
+    assert "link.csv" in output
