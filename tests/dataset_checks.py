@@ -19,11 +19,14 @@ from workflow_scripts.masks import contour_to_mask
 
 
 def all_contour_files(data_dir: Path, kinds=("i", "o")) -> set[str]:
-    """Every contour file of the configured kinds under contourfiles/, relative paths."""
+    """Every contour file of the configured kinds under contourfiles/, relative paths. Hidden
+    files (macOS ._ copies) are not contour files; they get hidden_file warnings."""
     found = set()
     for root, _dirs, files in os.walk(data_dir / "contourfiles"):
         for name in files:
-            if any(name.endswith(f"-{kind}contour-manual.txt") for kind in kinds):
+            if not name.startswith(".") and any(
+                name.endswith(f"-{kind}contour-manual.txt") for kind in kinds
+            ):
                 found.add((Path(root) / name).relative_to(data_dir).as_posix())
     return found
 

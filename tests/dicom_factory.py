@@ -36,43 +36,43 @@ def standard(image: np.ndarray | None = None, instance: int = 3, **tags) -> byte
     return encode(ds, enforce_file_format=True)
 
 
-def implicit_vr(image: np.ndarray) -> bytes:
-    ds = dataset(image)
+def implicit_vr(image: np.ndarray, instance: int = 3) -> bytes:
+    ds = dataset(image, instance)
     ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
     return encode(ds, enforce_file_format=True)
 
 
-def big_endian(image: np.ndarray) -> bytes:
-    ds = dataset(image)
+def big_endian(image: np.ndarray, instance: int = 3) -> bytes:
+    ds = dataset(image, instance)
     ds.file_meta.TransferSyntaxUID = ExplicitVRBigEndian
     ds.PixelData = image.astype(">i2").tobytes()
     return encode(ds, implicit_vr=False, little_endian=False)
 
 
-def without_file_meta(image: np.ndarray) -> bytes:
+def without_file_meta(image: np.ndarray, instance: int = 3) -> bytes:
     """No preamble, no 'DICM', no group 0002: a raw implicit-VR dataset, as old exports are."""
-    ds = dataset(image)
+    ds = dataset(image, instance)
     ds.file_meta = FileMetaDataset()
     ds.preamble = None
     return encode(ds, implicit_vr=True, little_endian=True)
 
 
-def compressed(image: np.ndarray, syntax) -> bytes:
-    ds = copy.deepcopy(dataset(image))
+def compressed(image: np.ndarray, syntax, instance: int = 3) -> bytes:
+    ds = copy.deepcopy(dataset(image, instance))
     ds.compress(syntax)
     return encode(ds, enforce_file_format=True)
 
 
-def with_syntax_and_payload(syntax, payload: bytes) -> bytes:
+def with_syntax_and_payload(syntax, payload: bytes, instance: int = 3) -> bytes:
     """A file claiming ``syntax`` with an arbitrary encapsulated frame (e.g. garbage)."""
-    ds = dataset()
+    ds = dataset(instance=instance)
     ds.file_meta.TransferSyntaxUID = syntax
     ds.PixelData = pydicom.encaps.encapsulate([payload])
     return encode(ds, enforce_file_format=True)
 
 
-def colour(rows: int = 32, columns: int = 32) -> bytes:
-    ds = dataset(pixels(rows, columns))
+def colour(rows: int = 32, columns: int = 32, instance: int = 3) -> bytes:
+    ds = dataset(pixels(rows, columns), instance)
     ds.SamplesPerPixel = 3
     ds.PhotometricInterpretation = "RGB"
     ds.PlanarConfiguration = 0
@@ -81,16 +81,16 @@ def colour(rows: int = 32, columns: int = 32) -> bytes:
     return encode(ds, enforce_file_format=True)
 
 
-def multiframe(frames: int = 3) -> bytes:
+def multiframe(frames: int = 3, instance: int = 3) -> bytes:
     image = pixels(16, 16)
-    ds = dataset(image)
+    ds = dataset(image, instance)
     ds.NumberOfFrames = frames
     ds.PixelData = np.stack([image] * frames).tobytes()
     return encode(ds, enforce_file_format=True)
 
 
-def huge_header(rows: int = 60000, columns: int = 60000) -> bytes:
+def huge_header(rows: int = 60000, columns: int = 60000, instance: int = 3) -> bytes:
     """Claims rows x columns pixels but carries almost none."""
-    ds = dataset(pixels(8, 8))
+    ds = dataset(pixels(8, 8), instance)
     ds.Rows, ds.Columns = rows, columns
     return encode(ds, enforce_file_format=True)
