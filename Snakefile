@@ -5,6 +5,7 @@
       -> build_study              per study:      pairs/, slices/, qc/ + a study record
       -> index_dataset                            index.parquet, validation.parquet
       -> write_manifest                           manifest.json: the version is finished
+      -> summarize_qc                             flagged slices and label figures, for the report
 
 Everything lands in {out_dir}/{version}/; see README.md and ../shared/DESIGN.md.
 """
@@ -21,12 +22,14 @@ include: "workflow_scripts/rules/common.smk"
 include: "workflow_scripts/rules/raw_data.smk"
 include: "workflow_scripts/rules/studies.smk"
 include: "workflow_scripts/rules/dataset.smk"
+include: "workflow_scripts/rules/qc.smk"
 
 
 rule all:
     default_target: True
     input:
         MANIFEST,
+        rules.summarize_qc.output,
 
 
 onsuccess:

@@ -89,6 +89,7 @@ def test_rebuilding_a_finished_version_with_other_config_is_refused(tmp_path, ra
     output = result.stdout + result.stderr
     assert "version '1.0.0'" in output and "is finished" in output
     assert "config contours: ['i'] -> ['i', 'o']" in output
+    assert "study(ies)" not in output  # a config change is not also reported as file changes
     assert tree_digests(tmp_path / "out" / "1.0.0") == before
 
 

@@ -51,6 +51,7 @@ INDEX_SCHEMA = pa.schema(
         ("omask_pixels", pa.int64()),
         ("icontour", pa.string()),
         ("ocontour", pa.string()),
+        ("i_outside_o", pa.float64()),
         ("flags", pa.string()),
     ]
 )

@@ -143,7 +143,10 @@ def check_finished_version(
     ]
     # A deleted phantom is regenerated from its configuration, which was compared above.
     if not (layout.phantom and not layout.data_dir.exists()):
-        changes += _input_changes(manifest, layout, links, contour_kinds)
+        # List the studies as the finished build did, so a config change is not also
+        # reported as changed files.
+        built_kinds = tuple(old.get("contours", contour_kinds))
+        changes += _input_changes(manifest, layout, links, built_kinds)
     if changes:
         raise VersionChangedError(
             f"version {layout.version!r} in {layout.out_dir} is finished (it has a "

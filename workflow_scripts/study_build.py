@@ -72,7 +72,7 @@ class BuildOptions:
     max_pixels: int = 4096 * 4096
     max_mask_fraction: float = 0.5
     area_outlier_factor: float = 4.0
-    max_i_outside_o: float = 0.02
+    max_i_outside_o: float = 0.01
     window: str = "dicom"  # "dicom": the file's window when present; "percentile": always
     percentiles: tuple[float, float] = (1.0, 99.0)
     sheet_columns: int = 6
@@ -106,6 +106,7 @@ class _Slice:
     problems: list[Problem] = field(default_factory=list)  # all rows of this slice
     masks: dict[str, np.ndarray] = field(default_factory=dict)
     rejected: set[str] = field(default_factory=set)  # contour kinds that already have a row
+    i_outside_o: float | None = None  # fraction of the i-mask outside the o-mask
 
 
 class _Inputs:
@@ -305,6 +306,7 @@ def _check_labels(samples: list[_Slice], study: str, options: BuildOptions) -> N
             )
         if "o" in item.masks and area:
             fraction = float((item.masks["i"] & ~item.masks["o"]).sum()) / area
+            item.i_outside_o = fraction
             if fraction > options.max_i_outside_o:
                 item.problems.append(
                     Problem(
@@ -366,6 +368,7 @@ def _write_outputs(link, pairs, labelled, samples, layout, inputs, options) -> d
                     "has_omask": "o" in item.masks,
                     "mask_pixels": int(item.masks["i"].sum()),
                     "omask_pixels": int(item.masks["o"].sum()) if "o" in item.masks else None,
+                    "i_outside_o": item.i_outside_o,
                     "flags": ",".join(codes),
                 }
             )

@@ -9,6 +9,7 @@ LAYOUT = BUILD.layout
 STUDIES = BUILD.studies
 VERSION_DIR = str(LAYOUT.version_dir)
 LOG_DIR = str(LAYOUT.log_dir)
+WORK_DIR = str(LAYOUT.work_dir)
 MANIFEST = f"{VERSION_DIR}/manifest.json"
 
 
