@@ -24,10 +24,10 @@ def test_pydicom_warnings_are_captured_every_time_and_not_printed():
         with captured_warnings() as caught:
             for _ in range(3):  # the same warning from the same line, as for every real file
                 validate_value("UI", "1.2.03", WARN)
-        print(len(caught), caught[0][:40])
+        print(len(caught), caught[0].startswith("UserWarning: Invalid value for VR UI: '1.2.03'"))
         """
     )
-    assert result.stdout.strip() == "3 UserWarning: Invalid value for VR UI: '1.2"
+    assert result.stdout.strip() == "3 True"
     assert "Invalid value" not in result.stderr
 
 
