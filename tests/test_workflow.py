@@ -28,6 +28,7 @@ def test_phantom_build_writes_the_dataset_layout(phantom_build):
     index = pd.read_parquet(version_dir / "index.parquet")
     assert set(index["study_id"]) == {"PHANTOM0001", "PHANTOM0002", "PHANTOM0003", "PHANTOM0004"}
     assert set(index["split"]) <= {"train", "val", "test"}
+    assert (index.groupby("study_id")["split"].nunique() == 1).all()  # patient-level splits
     for study in index["study_id"].unique():
         assert (version_dir / "pairs" / f"{study}.parquet").is_file()
         assert (version_dir / "qc" / study / "contact_sheet.png").is_file()
