@@ -31,7 +31,7 @@ def test_phantom_build_writes_the_dataset_layout(phantom_build):
     assert (index.groupby("study_id")["split"].nunique() == 1).all()  # patient-level splits
     for study in index["study_id"].unique():
         assert (version_dir / "pairs" / f"{study}.parquet").is_file()
-        assert (version_dir / "qc" / study / "contact_sheet.png").is_file()
+        assert (version_dir / "qc" / study / "contact_sheet.jpg").is_file()
     assert list(index["npz"]) == [
         f"slices/{s}/{n:04d}.npz" for s, n in zip(index.study_id, index.slice, strict=True)
     ]

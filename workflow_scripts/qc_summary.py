@@ -3,7 +3,7 @@
 The per-study overlays show every slice; a reviewer looking for trouble wants the flagged ones
 together. This writes, outside the dataset (into the build's work folder):
 
-- ``flagged/<code>-<page>.png``: contact sheets of the overlays of all samples flagged with
+- ``flagged/<code>-<page>.jpg``: contact sheets of the overlays of all samples flagged with
   ``code`` (48 per page), so the report groups them by what is wrong;
 - ``label_checks.csv``: one row per sample with the figures behind the label checks: i- and
   o-mask areas, the i-mask area relative to its study's median, and the fraction of the i-mask
@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 from workflow_scripts.atomic import staged_directory, write_bytes_atomic
-from workflow_scripts.qc import contact_sheet, encode_png
+from workflow_scripts.qc import contact_sheet, encode_jpeg
 
 __all__ = ["PAGE_SIZE", "write_qc_summary"]
 
@@ -46,11 +46,11 @@ def write_qc_summary(
         for code, flagged in sorted(by_code.items()):
             for page, start in enumerate(range(0, len(flagged), PAGE_SIZE), start=1):
                 tiles = [
-                    (Image.open(version_dir / sample["qc"]).convert("RGB"), "", True)
+                    (Image.open(version_dir / sample["qc"]), "", True)
                     for sample in flagged[start : start + PAGE_SIZE]
                 ]
                 sheet = contact_sheet(tiles, columns, tile_size=160)
-                (staging / f"{code}-{page:03d}.png").write_bytes(encode_png(sheet))
+                (staging / f"{code}-{page:03d}.jpg").write_bytes(encode_jpeg(sheet))
     write_bytes_atomic(label_checks_path, _label_checks_csv(samples).encode())
 
 

@@ -4,7 +4,7 @@ For one row of link.csv this writes, into the dataset version folder::
 
     pairs/<study_id>.parquet        every slice number seen and what became of it
     slices/<study_id>/<nnnn>.npz    image + mask (+ omask) per sample
-    qc/<study_id>/<nnnn>.png        overlay per sample, and contact_sheet.png
+    qc/<study_id>/<nnnn>.png        overlay per sample, and contact_sheet.jpg
 
 and a JSON *study record* for the aggregate steps (samples, problems, sha256 of the inputs
 read and the outputs written). Each contour file of the study ends either in a sample or in an
@@ -33,13 +33,19 @@ from workflow_scripts.links import StudyLink
 from workflow_scripts.masks import contour_to_mask
 from workflow_scripts.pairing import SlicePair, pair_study, study_listing_digest
 from workflow_scripts.problems import InputProblem, Problem
-from workflow_scripts.qc import contact_sheet, encode_png, render_overlay, window_image
+from workflow_scripts.qc import (
+    contact_sheet,
+    encode_jpeg,
+    encode_png,
+    render_overlay,
+    window_image,
+)
 from workflow_scripts.settings import Layout
 from workflow_scripts.warning_capture import captured_warnings
 
 __all__ = ["PAIRS_SCHEMA", "BuildOptions", "build_study", "build_study_job"]
 
-CONTACT_SHEET = "contact_sheet.png"
+CONTACT_SHEET = "contact_sheet.jpg"
 
 PAIRS_SCHEMA = pa.schema(
     [
@@ -373,7 +379,7 @@ def _write_outputs(link, pairs, labelled, samples, layout, inputs, options) -> d
                 }
             )
         sheet = contact_sheet(tiles, options.sheet_columns)
-        _put(outputs, f"qc/{study}/{CONTACT_SHEET}", qc_stage / CONTACT_SHEET, encode_png(sheet))
+        _put(outputs, f"qc/{study}/{CONTACT_SHEET}", qc_stage / CONTACT_SHEET, encode_jpeg(sheet))
 
     pairs_file = layout.pairs_file(study)
     rows = [_pair_row(study, pair, by_slice.get(pair.slice)) for pair in pairs]

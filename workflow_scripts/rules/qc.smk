@@ -7,7 +7,7 @@ rule summarize_qc:
     output:
         flagged=report(
             directory(f"{WORK_DIR}/report/flagged"),
-            patterns=["{code}-{page}.png"],
+            patterns=["{code}-{page}.jpg"],
             caption="../report/flagged.rst",
             category="Flagged slices",
             subcategory="{code}",

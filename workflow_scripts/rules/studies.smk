@@ -10,7 +10,7 @@ rule build_study:
         slices=directory(str(LAYOUT.slices_dir("{study}"))),
         qc=report(
             directory(str(LAYOUT.qc_dir("{study}"))),
-            patterns=["{name}.png"],
+            patterns=["{name}.png", "{name}.jpg"],
             caption="../report/qc_overlays.rst",
             category="QC overlays",
             subcategory="{study}",
