@@ -68,7 +68,9 @@ def make_raw_dataset(root: Path, studies: int, source: str) -> Path:
         write_phantom(templates, PhantomSpec(studies=4, slices=40, faults=False))
         template_links = read_link_table(templates / "link.csv")
         template_dir = templates
-    present = [link for link in template_links if (template_dir / "dicoms" / link.patient_id).is_dir()]
+    present = [
+        link for link in template_links if (template_dir / "dicoms" / link.patient_id).is_dir()
+    ]
     pool = root / ".pool"  # DICOMs are hard-linked from here (inside the data folder)
     lines = ["patient_id,original_id"]
     for number in range(studies):
@@ -116,8 +118,13 @@ def direct_build(raw: Path, out_dir: Path, processes: int) -> float:
         with ProcessPoolExecutor(processes) as pool:
             list(pool.map(_build_one, jobs, chunksize=max(1, len(jobs) // (processes * 8))))
     records = [layout.study_record(link.patient_id) for link in links]
-    index, validation = layout.version_dir / "index.parquet", layout.version_dir / "validation.parquet"
-    write_dataset_tables(records, links, raw, ("i",), "1.0.0", CONFIG["splits"], 0, index, validation)
+    index, validation = (
+        layout.version_dir / "index.parquet",
+        layout.version_dir / "validation.parquet",
+    )
+    write_dataset_tables(
+        records, links, raw, ("i",), "1.0.0", CONFIG["splits"], 0, index, validation
+    )
     write_dataset_manifest(layout, config, records, index, validation)
     return time.perf_counter() - start
 

@@ -1,0 +1,30 @@
+"""Batches of (images, masks) for training, read from a built, versioned dataset.
+
+>>> from loader import BatchLoader
+>>> batches = BatchLoader("results/1.0.0", batch_size=8, seed=0, split="train")  # doctest: +SKIP
+>>> for images, masks in batches:  # one pass = one epoch  # doctest: +SKIP
+...     ...
+
+Public names: :class:`BatchLoader`, :class:`DatasetIndex` (an opened dataset version), the errors
+they raise, and the framework adapters :func:`torch_dataset` and :func:`keras_dataset` (which
+import their framework only when called). ``python -m loader --help`` lists the commands.
+"""
+
+from loader.adapters import keras_dataset, torch_dataset
+from loader.batch_loader import BatchLoader
+from loader.cache import CacheTooLargeError
+from loader.index import DatasetIndex, DatasetIndexError
+from loader.manifest import DatasetNotFinishedError, DatasetVerificationError
+from loader.sample_file import SampleFileError
+
+__all__ = [
+    "BatchLoader",
+    "CacheTooLargeError",
+    "DatasetIndex",
+    "DatasetIndexError",
+    "DatasetNotFinishedError",
+    "DatasetVerificationError",
+    "SampleFileError",
+    "keras_dataset",
+    "torch_dataset",
+]

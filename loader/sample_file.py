@@ -18,7 +18,10 @@ names the file in every error.
 from __future__ import annotations
 
 import ast
+import functools
 import io
+import math
+import os
 import struct
 import zipfile
 from collections.abc import Mapping
@@ -53,7 +56,9 @@ def encode_sample(arrays: Mapping[str, np.ndarray]) -> bytes:
         for name, array in arrays.items():
             array = np.ascontiguousarray(array)
             if array.dtype.hasobject:
-                raise TypeError(f"array {name!r} has dtype {array.dtype}; sample files hold no objects")
+                raise TypeError(
+                    f"array {name!r} has dtype {array.dtype}; sample files hold no objects"
+                )
             member = io.BytesIO()
             np.lib.format.write_array(member, array, allow_pickle=False)
             info = zipfile.ZipInfo(f"{name}.npy", date_time=_FIXED_ZIP_DATE)
@@ -68,12 +73,7 @@ def read_sample(path: str | Path) -> dict[str, np.ndarray]:
     Raises SampleFileError naming ``path`` when the file is missing or malformed. The arrays are
     views of one bytes buffer and are read-only; copy before writing into them.
     """
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-    except OSError as exc:
-        raise SampleFileError(f"{path}: cannot read sample file: {exc.strerror or exc}") from exc
-    return decode_sample(data, source=str(path))
+    return decode_sample(_read_bytes(path), source=str(path))
 
 
 def decode_sample(data: bytes, source: str = "<bytes>") -> dict[str, np.ndarray]:
@@ -82,8 +82,27 @@ def decode_sample(data: bytes, source: str = "<bytes>") -> dict[str, np.ndarray]
         return {name: _decode_npy(data, offset, size) for name, offset, size in _members(data)}
     except SampleFileError as exc:
         raise SampleFileError(f"{source}: {exc}") from None
-    except (struct.error, ValueError, SyntaxError) as exc:
+    except (struct.error, ValueError, SyntaxError, UnicodeDecodeError) as exc:
         raise SampleFileError(f"{source}: malformed sample file ({exc})") from None
+
+
+def _read_bytes(path: str | Path) -> bytes:
+    """The whole file, through ``os.open``/``os.read`` (a third cheaper than ``open().read()``)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            size = os.fstat(fd).st_size
+            data = os.read(fd, size)
+            if len(data) < size:  # never seen on regular files, but read(2) may return less
+                parts = [data]
+                while chunk := os.read(fd, size):
+                    parts.append(chunk)
+                data = b"".join(parts)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise SampleFileError(f"{path}: cannot read sample file: {exc.strerror or exc}") from exc
+    return data
 
 
 def _members(data: bytes):
@@ -100,7 +119,12 @@ def _members(data: bytes):
         if fields[0] != _CDIR_SIG:
             raise SampleFileError("corrupt zip directory")
         method, size, name_len, extra_len, comment_len, local_at = (
-            fields[4], fields[9], fields[10], fields[11], fields[12], fields[16]
+            fields[4],
+            fields[9],
+            fields[10],
+            fields[11],
+            fields[12],
+            fields[16],
         )
         name = data[position + _CDIR.size : position + _CDIR.size + name_len].decode()
         position += _CDIR.size + name_len + extra_len + comment_len
@@ -127,6 +151,26 @@ def _zip64_sizes(data: bytes, local_at: int, name: str) -> tuple[int, int]:
     return info.file_size, info.header_offset if local[0] == _LOCAL_SIG else local_at
 
 
+@functools.lru_cache(maxsize=256)
+def _parse_npy_header(header: bytes) -> tuple[np.dtype, tuple[int, ...], str]:
+    """(dtype, shape, order) from the text of an ``.npy`` header.
+
+    Cached on the header's bytes: all the slices of a dataset share a handful of headers, and
+    parsing one (``ast.literal_eval``) costs more than the rest of a sample's decoding.
+    Invalid headers raise and are therefore never cached.
+    """
+    fields = ast.literal_eval(header.decode("latin1"))
+    if not isinstance(fields, dict) or fields.keys() != {"descr", "fortran_order", "shape"}:
+        raise SampleFileError(f"malformed .npy header {header[:80]!r}")
+    dtype = np.dtype(fields["descr"])
+    if dtype.hasobject:
+        raise SampleFileError("member holds Python objects; refusing to unpickle")
+    shape = fields["shape"]
+    if not isinstance(shape, tuple) or not all(type(n) is int and n >= 0 for n in shape):
+        raise SampleFileError(f"malformed .npy shape {shape!r}")
+    return dtype, shape, "F" if fields["fortran_order"] else "C"
+
+
 def _decode_npy(data: bytes, offset: int, size: int) -> np.ndarray:
     if data[offset : offset + 6] != _NPY_MAGIC:
         raise SampleFileError("member is not an .npy array")
@@ -139,14 +183,10 @@ def _decode_npy(data: bytes, offset: int, size: int) -> np.ndarray:
         header_at = offset + 12
     else:
         raise SampleFileError(f"unsupported .npy version {major}")
-    header = ast.literal_eval(data[header_at : header_at + header_len].decode("latin1"))
-    dtype = np.dtype(header["descr"])
-    if dtype.hasobject:
-        raise SampleFileError("member holds Python objects; refusing to unpickle")
-    shape = tuple(header["shape"])
+    dtype, shape, order = _parse_npy_header(data[header_at : header_at + header_len])
     body_at = header_at + header_len
-    count = int(np.prod(shape, dtype=np.int64))
+    count = math.prod(shape)
     if body_at + count * dtype.itemsize > offset + size:
         raise SampleFileError(f"array of shape {shape} {dtype} is larger than its member")
     array = np.frombuffer(data, dtype=dtype, count=count, offset=body_at)
-    return array.reshape(shape, order="F" if header["fortran_order"] else "C")
+    return array.reshape(shape, order=order)

@@ -1,0 +1,191 @@
+"""Small synthetic dataset versions in the on-disk layout the workflow writes, for loader tests.
+
+``build_dataset`` writes ``slices/{study}/{slice:04d}.npz`` with
+``loader.sample_file.encode_sample``, an ``index.parquet`` with the contract's columns (sorted by
+study and slice), and a ``manifest.json`` through ``loader.manifest.write_manifest`` whose
+``outputs`` come from ``file_digest``. Images are random and distinct per sample, and each mask
+is ``image > 0``, so a test can tell samples apart by content and check that a transform hit
+image and mask alike.
+The benchmark uses the same builder (imported by path).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from loader.manifest import file_digest, write_manifest
+from loader.sample_file import encode_sample
+
+SPLIT_CYCLE = ("train", "train", "val", "test")
+
+
+@dataclass
+class BuiltDataset:
+    """What was written: the folder and, per row of index.parquet, the arrays and columns."""
+
+    root: Path
+    study_ids: list[str] = field(default_factory=list)
+    slices: list[int] = field(default_factory=list)
+    splits: list[str] = field(default_factory=list)
+    npz: list[str] = field(default_factory=list)
+    images: list[np.ndarray] = field(default_factory=list)
+    masks: list[np.ndarray] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.npz)
+
+    def rows_of_split(self, split: str) -> list[int]:
+        return [row for row, s in enumerate(self.splits) if s == split]
+
+    def row_of(self, image: np.ndarray) -> int:
+        """The row whose stored image equals ``image`` (by value)."""
+        if not hasattr(self, "_lookup"):
+            self._lookup = {im.astype(np.float64).tobytes(): r for r, im in enumerate(self.images)}
+        return self._lookup[np.asarray(image, dtype=np.float64).tobytes()]
+
+
+def build_dataset(
+    out_dir: str | Path,
+    study_sizes: Sequence[int] = (3, 4, 2, 5),
+    *,
+    version: str = "1.0.0",
+    shape: tuple[int, int] = (8, 8),
+    shapes: dict[int, tuple[int, int]] | None = None,
+    splits: Sequence[str] | None = None,
+    image_dtype: str = "int16",
+    omask_every: int = 2,
+    seed: int = 0,
+    keep_arrays: bool = True,
+    manifest: bool = True,
+    built_at: str = "2026-01-01T00:00:00Z",
+) -> BuiltDataset:
+    """Write a finished dataset version ``{out_dir}/{version}`` and describe it.
+
+    Args:
+        out_dir: parent folder of the version folder.
+        study_sizes: slices per study; study ``i`` is ``SCD{i:07d}`` with slices numbered from 10.
+        version: version folder name and manifest version.
+        shape: (height, width) of every slice, unless ``shapes`` gives one for a study number.
+        splits: split of each study; default cycles train, train, val, test.
+        image_dtype: stored dtype of the images (``int16``, or ``float32`` as for rescaled DICOMs).
+        omask_every: every n-th sample also gets an ``omask`` member (0: none).
+        seed: seed of the random pixel values.
+        keep_arrays: keep the written arrays in the result (turn off for big benchmark sets).
+        manifest: write manifest.json (False leaves an unfinished version folder).
+        built_at: the manifest's build time.
+    """
+    root = Path(out_dir) / version
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    built = BuiltDataset(root=root)
+    columns: dict[str, list] = {
+        name: []
+        for name in (
+            "version",
+            "study_id",
+            "original_id",
+            "slice",
+            "npz",
+            "qc",
+            "split",
+            "height",
+            "width",
+            "image_dtype",
+            "has_omask",
+            "mask_pixels",
+        )
+    }
+    row = 0
+    for number, size in enumerate(study_sizes):
+        study = f"SCD{number:07d}"
+        split = splits[number] if splits is not None else SPLIT_CYCLE[number % len(SPLIT_CYCLE)]
+        height, width = (shapes or {}).get(number, shape)
+        for slice_number in range(10, 10 + size):
+            image = rng.integers(-1000, 1000, size=(height, width)).astype(image_dtype)
+            if image_dtype.startswith("float"):
+                image += np.asarray(0.25, dtype=image_dtype)  # not representable as integers
+            mask = image > 0
+            arrays = {"image": image, "mask": mask}
+            has_omask = bool(omask_every) and row % omask_every == 0
+            if has_omask:
+                arrays["omask"] = image > -500
+            relpath = f"slices/{study}/{slice_number:04d}.npz"
+            (root / relpath).parent.mkdir(parents=True, exist_ok=True)
+            (root / relpath).write_bytes(encode_sample(arrays))
+            for name, value in (
+                ("version", version),
+                ("study_id", study),
+                ("original_id", f"SC-TEST-{number}"),
+                ("slice", slice_number),
+                ("npz", relpath),
+                ("qc", f"qc/{study}/{slice_number:04d}.png"),
+                ("split", split),
+                ("height", height),
+                ("width", width),
+                ("image_dtype", image_dtype),
+                ("has_omask", has_omask),
+                ("mask_pixels", int(mask.sum())),
+            ):
+                columns[name].append(value)
+            built.study_ids.append(study)
+            built.slices.append(slice_number)
+            built.splits.append(split)
+            built.npz.append(relpath)
+            if keep_arrays:
+                built.images.append(image)
+                built.masks.append(mask)
+            row += 1
+    write_index(root, columns)
+    if manifest:
+        write_test_manifest(root, version, built_at, studies=len(study_sizes), samples=row)
+    return built
+
+
+def write_index(root: Path, columns: dict[str, list]) -> None:
+    """Write index.parquet with the contract's column types."""
+    types = {
+        "slice": pa.int32(),
+        "height": pa.int32(),
+        "width": pa.int32(),
+        "has_omask": pa.bool_(),
+        "mask_pixels": pa.int64(),
+    }
+    table = pa.table(
+        {
+            name: pa.array(values, type=types.get(name, pa.string()))
+            for name, values in columns.items()
+        }
+    )
+    pq.write_table(table, root / "index.parquet")
+
+
+def write_test_manifest(
+    root: Path, version: str, built_at: str, studies: int, samples: int
+) -> None:
+    """manifest.json listing every file under ``root`` (except itself) with its digest."""
+    outputs = {}
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        relpath = path.relative_to(root).as_posix()
+        if relpath == "manifest.json" or relpath.startswith(".manifest.json."):
+            continue
+        sha256, size = file_digest(path)
+        outputs[relpath] = {"sha256": sha256, "size": size}
+    write_manifest(
+        root,
+        {
+            "version": version,
+            "built_at": built_at,
+            "config": {"data_dir": "", "out_dir": str(root.parent), "version": version},
+            "code": {"package_version": "0.1.0", "git_commit": None, "git_dirty": None},
+            "software": {"numpy": np.__version__},
+            "inputs": {},
+            "outputs": outputs,
+            "counts": {"studies": studies, "samples": samples, "problems": {}},
+        },
+    )

@@ -1,0 +1,126 @@
+"""Opening a dataset version: manifest checks and validation of index.parquet."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from loader_helpers import build_dataset, write_test_manifest
+
+from loader import (
+    BatchLoader,
+    DatasetIndex,
+    DatasetIndexError,
+    DatasetNotFinishedError,
+    DatasetVerificationError,
+)
+
+
+def rewrite_index(root, **changes):
+    """Replace columns of index.parquet (name -> list of values, or None to drop it)."""
+    table = pq.read_table(root / "index.parquet")
+    for name, values in changes.items():
+        position = table.schema.get_field_index(name)
+        if values is None:
+            table = table.remove_column(position)
+        else:
+            table = table.set_column(position, name, pa.array(values))
+    pq.write_table(table, root / "index.parquet")
+
+
+def test_index_columns_are_read_in_row_order(tmp_path):
+    data = build_dataset(tmp_path, study_sizes=(2, 3))
+    index = DatasetIndex(data.root)
+    assert len(index) == 5
+    assert index.npz == data.npz
+    assert index.study_id.tolist() == data.study_ids
+    assert index.slice.tolist() == data.slices
+    assert index.split.tolist() == data.splits
+    assert index.version == "1.0.0"
+    assert index.path(3) == data.root / data.npz[3]
+    assert index.split_counts() == {"train": 5}
+
+
+@pytest.mark.parametrize(
+    "bad_path",
+    ["/etc/passwd.npz", "../other/1.0.0/slices/a.npz", "slices/../../x.npz", "slices\\a.npz", ""],
+)
+def test_paths_that_escape_the_version_folder_are_refused(tmp_path, bad_path):
+    data = build_dataset(tmp_path, study_sizes=(2,))
+    rewrite_index(data.root, npz=[data.npz[0], bad_path])
+    with pytest.raises(DatasetIndexError, match="row 1: npz path"):
+        DatasetIndex(data.root, verify="none")
+
+
+def test_missing_required_columns_are_named(tmp_path):
+    data = build_dataset(tmp_path, study_sizes=(2,))
+    rewrite_index(data.root, split=None, height=None)
+    with pytest.raises(DatasetIndexError, match="missing column"):
+        DatasetIndex(data.root, verify="none")
+    try:
+        DatasetIndex(data.root, verify="none")
+    except DatasetIndexError as error:
+        assert "split" in str(error) and "height" in str(error)
+
+
+def test_empty_values_are_refused_naming_column_and_row(tmp_path):
+    data = build_dataset(tmp_path, study_sizes=(3,))
+    rewrite_index(data.root, split=["train", None, "train"])
+    with pytest.raises(DatasetIndexError, match="column 'split' is empty \\(null\\) at row 1"):
+        DatasetIndex(data.root, verify="none")
+
+
+def test_two_rows_naming_one_file_are_refused(tmp_path):
+    data = build_dataset(tmp_path, study_sizes=(3,))
+    rewrite_index(data.root, npz=[data.npz[0], data.npz[1], data.npz[0]])
+    with pytest.raises(DatasetIndexError, match="rows 0 and 2 name the same file"):
+        DatasetIndex(data.root, verify="none")
+
+
+def test_an_unknown_image_dtype_is_refused(tmp_path):
+    data = build_dataset(tmp_path, study_sizes=(2,))
+    rewrite_index(data.root, image_dtype=["int16", "object"])
+    with pytest.raises(DatasetIndexError, match="row 1: image_dtype 'object'"):
+        DatasetIndex(data.root, verify="none")
+
+
+def test_an_npz_the_manifest_does_not_list_is_refused_when_verifying(tmp_path):
+    data = build_dataset(tmp_path, study_sizes=(2,))
+    extra = data.root / "slices" / "extra.npz"
+    extra.write_bytes((data.root / data.npz[0]).read_bytes())
+    rewrite_index(data.root, npz=[data.npz[0], "slices/extra.npz"])
+    # the manifest is rewritten for the new index.parquet, without the extra file
+    extra.rename(tmp_path / "extra.tmp")
+    write_test_manifest(data.root, "1.0.0", "2026-01-01T00:00:00Z", studies=1, samples=2)
+    (tmp_path / "extra.tmp").rename(extra)
+    with pytest.raises(
+        DatasetVerificationError, match=r"slices/extra\.npz: named in index\.parquet"
+    ):
+        DatasetIndex(data.root)
+    assert len(DatasetIndex(data.root, verify="none")) == 2
+
+
+def test_a_missing_index_is_named(tmp_path):
+    data = build_dataset(tmp_path, study_sizes=(2,))
+    (data.root / "index.parquet").unlink()
+    with pytest.raises(DatasetVerificationError, match=r"index\.parquet: missing"):
+        DatasetIndex(data.root)
+    with pytest.raises(DatasetIndexError, match=r"no index\.parquet"):
+        DatasetIndex(data.root, verify="none")
+
+
+def test_an_unfinished_or_absent_folder_is_refused(tmp_path):
+    data = build_dataset(tmp_path, study_sizes=(2,), manifest=False)
+    with pytest.raises(DatasetNotFinishedError, match="not a finished dataset"):
+        DatasetIndex(data.root)
+    with pytest.raises(FileNotFoundError, match="no such dataset folder"):
+        DatasetIndex(tmp_path / "2.0.0")
+
+
+def test_one_open_index_can_serve_several_loaders(tmp_path):
+    data = build_dataset(tmp_path, study_sizes=(2, 2, 3, 1))
+    index = DatasetIndex(data.root)
+    train = BatchLoader(index, batch_size=2, split="train")
+    val = BatchLoader(index, batch_size=2, split="val")
+    assert (train.num_samples, val.num_samples) == (4, 3)
+    assert train.index is val.index
