@@ -31,11 +31,18 @@ def study_link(wildcards):
 
 
 def run_build_study(params, log):
-    """The body of build_study: runs in Snakemake's own process (see the README's design
-    notes), so the libraries are imported once per run, not once per study."""
+    """The body of build_study. With threads (the default profile) it runs in Snakemake's own
+    process and hands the work to a pool of worker processes (see job_pool.py); in a
+    per-job Snakemake subprocess it simply runs here."""
+    from snakemake_interface_executor_plugins.settings import ExecMode
+    from workflow_scripts.job_pool import run_in_pool
     from workflow_scripts.study_build import build_study_job
 
-    build_study_job(params.link, LAYOUT, params.options, log[0])
+    job = (params.link, LAYOUT, params.options, log[0])
+    if workflow.exec_mode == ExecMode.SUBPROCESS:
+        build_study_job(*job)
+    else:
+        run_in_pool(build_study_job, *job, workers=workflow.cores)
 
 
 def print_build_summary():
