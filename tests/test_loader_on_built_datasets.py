@@ -1,0 +1,119 @@
+"""The loader on datasets the workflow built: the phantom, the real studies, damaged copies."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import REAL_DATA, run_workflow
+from loader import BatchLoader, DatasetNotFinishedError, DatasetVerificationError
+
+pytestmark = pytest.mark.workflow
+
+
+@pytest.fixture(scope="module")
+def phantom_version(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("phantom_for_loader")
+    run_workflow(workdir, "--config", "out_dir=out", "contours=[i,o]")
+    return workdir / "out" / "1.0.0"
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "loader", *args], capture_output=True, text=True)
+
+
+def check_one_epoch(version_dir, split=None):
+    index = pd.read_parquet(version_dir / "index.parquet")
+    expected = int((index["split"] == split).sum()) if split else len(index)
+    batches = BatchLoader(version_dir, batch_size=8, seed=3, split=split)
+    seen = 0
+    for images, masks in batches:
+        assert images.dtype == np.float32 and masks.dtype == bool
+        assert images.shape == masks.shape and images.shape[1:] == (256, 256)
+        assert 0 < images.shape[0] <= 8
+        seen += images.shape[0]
+    assert seen == expected
+    assert len(batches) == -(-expected // 8)
+
+
+def test_loader_serves_the_phantom_build(phantom_version):
+    check_one_epoch(phantom_version)
+    index = pd.read_parquet(phantom_version / "index.parquet")
+    for split in sorted(set(index["split"])):
+        check_one_epoch(phantom_version, split)
+
+
+def test_loader_serves_the_real_build(tmp_path):
+    if not (REAL_DATA / "link.csv").is_file():
+        pytest.skip(f"real data not found at {REAL_DATA}")
+    run_workflow(tmp_path, "--config", f"data_dir={REAL_DATA}", "out_dir=out")
+    version_dir = tmp_path / "out" / "1.0.0"
+    check_one_epoch(version_dir)
+    # the batches hold the very pixels of the samples, in the order the loader reports
+    batches = BatchLoader(version_dir, batch_size=4, shuffle=False)
+    images, masks = next(iter(batches))
+    index = pd.read_parquet(version_dir / "index.parquet")
+    first = np.load(version_dir / index["npz"][0], allow_pickle=False)
+    np.testing.assert_array_equal(images[0], first["image"].astype(np.float32))
+    np.testing.assert_array_equal(masks[0], first["mask"])
+
+
+@pytest.fixture
+def damaged_copy(phantom_version, tmp_path):
+    copy = tmp_path / "1.0.0"
+    shutil.copytree(phantom_version, copy)
+    return copy
+
+
+def test_deleted_sample_is_caught_by_verify_and_by_the_loader(damaged_copy):
+    victim = sorted((damaged_copy / "slices").rglob("*.npz"))[3]
+    victim.unlink()
+    name = victim.relative_to(damaged_copy).as_posix()
+    result = cli("verify", str(damaged_copy))
+    assert result.returncode == 1 and name in result.stdout + result.stderr
+    with pytest.raises(DatasetVerificationError, match=name):
+        BatchLoader(damaged_copy, batch_size=8)
+
+
+def test_changed_bytes_are_caught_by_the_full_check(damaged_copy):
+    victim = sorted((damaged_copy / "slices").rglob("*.npz"))[5]
+    data = bytearray(victim.read_bytes())
+    data[-100] ^= 0xFF  # same size: only the sha256 check can tell
+    victim.write_bytes(bytes(data))
+    name = victim.relative_to(damaged_copy).as_posix()
+    assert cli("verify", str(damaged_copy)).returncode == 0
+    result = cli("verify", str(damaged_copy), "--full")
+    assert result.returncode == 1 and name in result.stdout + result.stderr
+    with pytest.raises(DatasetVerificationError, match=name):
+        BatchLoader(damaged_copy, batch_size=8, verify="full")
+
+
+def test_truncated_index_file_is_caught_by_the_fast_check(damaged_copy):
+    path = damaged_copy / "validation.parquet"
+    path.write_bytes(path.read_bytes()[:-10])
+    result = cli("verify", str(damaged_copy))
+    assert result.returncode == 1 and "validation.parquet" in result.stdout + result.stderr
+
+
+def test_unfinished_version_is_refused(damaged_copy):
+    (damaged_copy / "manifest.json").unlink()
+    with pytest.raises(DatasetNotFinishedError, match="not a finished dataset"):
+        BatchLoader(damaged_copy, batch_size=8)
+    assert cli("verify", str(damaged_copy)).returncode == 2
+
+
+def test_versions_lists_finished_versions_only(phantom_version, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(phantom_version, out / "1.0.0")
+    shutil.copytree(phantom_version, out / "2.0.0")
+    (out / "2.0.0" / "manifest.json").unlink()
+    result = cli("versions", str(out))
+    assert result.returncode == 0
+    rows = [line.split()[0] for line in result.stdout.splitlines()[1:] if line.strip()]
+    assert "1.0.0" in rows and "2.0.0" not in rows
+    assert "2.0.0 (no manifest.json: not finished)" in result.stdout
