@@ -117,3 +117,28 @@ def test_versions_lists_finished_versions_only(phantom_version, tmp_path):
     rows = [line.split()[0] for line in result.stdout.splitlines()[1:] if line.strip()]
     assert "1.0.0" in rows and "2.0.0" not in rows
     assert "2.0.0 (no manifest.json: not finished)" in result.stdout
+
+
+def test_readme_training_example_runs(phantom_version):
+    from conftest import REPO
+
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## Training with the loader", 1)[1]
+    code = section.split("```python", 1)[1].split("```", 1)[0]
+    code = code.replace('"results/1.0.0"', repr(str(phantom_version)))
+
+    class Model:
+        def fit(self, batches, steps_per_epoch, epochs):
+            for _ in range(steps_per_epoch * epochs):
+                images, masks = next(batches)
+                assert images.shape == masks.shape
+
+    served = []
+    namespace = {
+        "step": lambda images, masks: served.append(len(images)),
+        "evaluate": lambda loader: sum(len(images) for images, _ in loader),
+        "model": Model(),
+    }
+    exec(compile(code, "README.md", "exec"), namespace)
+    index = pd.read_parquet(phantom_version / "index.parquet")
+    assert sum(served) == 10 * int((index["split"] == "train").sum())

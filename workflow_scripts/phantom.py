@@ -40,7 +40,7 @@ class PhantomSpec:
     """What to generate: ``studies`` present on disk, ``slices`` DICOM files per study (contours
     on every other one), ``size`` pixels square, a ``seed`` for the noise, and ``faults``."""
 
-    studies: int = 4
+    studies: int = 20
     slices: int = 20
     size: int = 256
     seed: int = 0
