@@ -1,0 +1,58 @@
+"""Compare two built dataset version folders: local build vs SLURM build.
+
+    python .ci/slurm/compare_datasets.py LOCAL_VERSION_DIR SLURM_VERSION_DIR
+
+Every file under the two folders must exist in both and be byte-for-byte equal,
+except the top-level manifest.json (it records built_at and the config, whose
+out_dir differs), of which only the "outputs" table (path -> sha256, size) must
+be equal. Exits 1 naming every difference, 0 when identical.
+"""
+
+import filecmp
+import json
+import sys
+from pathlib import Path
+
+MANIFEST = "manifest.json"
+
+
+def files(root: Path) -> set[str]:
+    return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
+
+
+def main(a: Path, b: Path) -> int:
+    problems = []
+    for d in (a, b):
+        if not (d / MANIFEST).is_file():
+            problems.append(f"{d}: no {MANIFEST} (the build did not finish)")
+    if problems:
+        print("\n".join(problems))
+        return 1
+    fa, fb = files(a) - {MANIFEST}, files(b) - {MANIFEST}
+    problems += [f"only in {a}: {p}" for p in sorted(fa - fb)]
+    problems += [f"only in {b}: {p}" for p in sorted(fb - fa)]
+    common = sorted(fa & fb)
+    problems += [f"differs: {p}" for p in common if not filecmp.cmp(a / p, b / p, shallow=False)]
+    ma = json.loads((a / MANIFEST).read_text(encoding="utf-8"))
+    mb = json.loads((b / MANIFEST).read_text(encoding="utf-8"))
+    oa, ob = ma.get("outputs"), mb.get("outputs")
+    if not oa:
+        problems.append(f"{a / MANIFEST}: no 'outputs'")
+    elif oa != ob:
+        keys = sorted(set(oa) | set(ob or {}))
+        bad = [k for k in keys if oa.get(k) != (ob or {}).get(k)]
+        problems.append(f"manifest 'outputs' differ for {len(bad)} path(s): {bad[:10]}")
+    if problems:
+        print(f"DIFFERENT: {a} vs {b}")
+        print("\n".join(f"  {p}" for p in problems[:50]))
+        if len(problems) > 50:
+            print(f"  ... and {len(problems) - 50} more")
+        return 1
+    print(f"identical: {len(common)} files (+ manifest outputs, {len(oa)} entries)")
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        sys.exit(__doc__)
+    sys.exit(main(Path(sys.argv[1]), Path(sys.argv[2])))

@@ -1,0 +1,178 @@
+#!/usr/bin/env bash
+# CI step: build the phantom dataset twice, once locally and once through SLURM
+# (snakemake --executor slurm, via profiles/slurm), and require the two dataset
+# version folders to be identical.
+#
+#   bash .ci/slurm_test.sh          # as root, on Debian 12; slow (minutes)
+#
+# It installs what it needs when missing (Debian: slurmctld slurmd slurm-client
+# munge; PyPI: the SLURM executor plugin, into the Python that runs Snakemake),
+# starts a private single-node SLURM (.ci/slurm/start.sh), runs both builds,
+# compares them (.ci/slurm/compare_datasets.py) and always stops the daemons it
+# started (.ci/slurm/stop.sh), printing the SLURM logs when anything failed.
+#
+# Environment knobs (defaults in brackets):
+#   PYTHON                 Python with Snakemake and the project installed [python3]
+#   SLURM_TEST_SNAKEFILE   workflow to run [<repo>/Snakefile]
+#   SLURM_TEST_WORKDIR     directory Snakemake runs in [the Snakefile's folder]
+#   SLURM_TEST_PROFILE     SLURM profile [<repo>/profiles/slurm]
+#   SLURM_TEST_CONFIG      extra --config KEY=VALUE words for both runs []
+#   SLURM_TEST_ARGS        extra arguments of the SLURM run only
+#                          [--group-components studies=10: the phantom's studies
+#                          make two or more group jobs, run side by side, rather
+#                          than the profile's one group of up to 50]
+#   SLURM_TEST_VERSION     dataset version folder to compare [1.0.0]
+#   SLURM_TEST_CORES       cores of the local build [2]
+#   SLURM_TEST_LOCAL_TIMEOUT / SLURM_TEST_TIMEOUT   seconds per build [1200 / 1200]
+#   SLURM_TEST_KEEP=1      keep the temporary build folder
+#   SLURM_TEST_DIR         where the test cluster lives [/tmp/lvds-slurm]
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+HERE=$ROOT/.ci/slurm
+PYTHON=${PYTHON:-python3}
+SNAKEFILE=$(realpath "${SLURM_TEST_SNAKEFILE:-$ROOT/Snakefile}")
+WORKDIR=$(realpath "${SLURM_TEST_WORKDIR:-$(dirname "$SNAKEFILE")}")
+PROFILE=$(realpath "${SLURM_TEST_PROFILE:-$ROOT/profiles/slurm}")
+read -r -a EXTRA_CONFIG <<<"${SLURM_TEST_CONFIG:-}"
+read -r -a SLURM_ARGS <<<"${SLURM_TEST_ARGS---group-components studies=10}"
+VERSION=${SLURM_TEST_VERSION:-1.0.0}
+CORES=${SLURM_TEST_CORES:-2}
+LOCAL_TIMEOUT=${SLURM_TEST_LOCAL_TIMEOUT:-1200}
+SLURM_TIMEOUT=${SLURM_TEST_TIMEOUT:-1200}
+export SLURM_TEST_DIR=${SLURM_TEST_DIR:-/tmp/lvds-slurm}
+
+# Versions this set-up was tested with (Debian 12 packages: slurm 22.05.8, munge 0.5.15).
+PLUGIN_PINS=(
+    "snakemake-executor-plugin-slurm==2.8.0"
+    "snakemake-executor-plugin-slurm-jobstep==0.6.1"
+)
+
+log() { echo "[slurm test] $*"; }
+die() { echo "[slurm test] FAILED: $*" >&2; exit 1; }
+phase() { echo; echo "===== slurm test: $* ($(date -u +%H:%M:%S))"; }
+
+[[ $(id -u) == 0 ]] || die "run as root (installs Debian packages, starts munged/slurmctld/slurmd)"
+[[ -f $SNAKEFILE ]] || die "no workflow at $SNAKEFILE"
+[[ -f $PROFILE/config.yaml ]] || die "no profile at $PROFILE/config.yaml"
+
+# --- install (idempotent, quiet) ---------------------------------------------------
+phase "install"
+if ! command -v slurmctld >/dev/null || ! command -v slurmd >/dev/null \
+    || ! command -v sbatch >/dev/null || ! command -v munged >/dev/null; then
+    log "installing slurmctld slurmd slurm-client munge from Debian"
+    # The packages' maintainer scripts would start munge/slurmctld/slurmd through
+    # /etc/init.d where no policy-rc.d forbids it; this test starts its own.
+    policy_added=0
+    if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+        chmod +x /usr/sbin/policy-rc.d
+        policy_added=1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends slurmctld slurmd slurm-client munge >/dev/null \
+        || install_failed=1
+    [[ $policy_added == 1 ]] && rm -f /usr/sbin/policy-rc.d
+    [[ ${install_failed:-0} == 0 ]] || die "apt-get install of the SLURM packages failed"
+fi
+log "$(slurmctld -V), $(munged -V 2>&1 | head -1)"
+if ! "$PYTHON" - "${PLUGIN_PINS[@]}" <<'EOF'
+import sys
+from importlib.metadata import PackageNotFoundError, version
+for pin in sys.argv[1:]:
+    name, want = pin.split("==")
+    try:
+        if version(name) != want:
+            sys.exit(1)
+    except PackageNotFoundError:
+        sys.exit(1)
+EOF
+then
+    log "installing ${PLUGIN_PINS[*]}"
+    "$PYTHON" -m pip install -q --disable-pip-version-check "${PLUGIN_PINS[@]}"
+fi
+log "snakemake $("$PYTHON" -m snakemake --version), $("$PYTHON" -m pip list 2>/dev/null | grep -i 'executor-plugin-slurm' | tr -s ' ' | paste -sd, -)"
+
+# --- start SLURM; stop it again whatever happens --------------------------------------
+TMP=$(mktemp -d /tmp/slurm-test.XXXXXX)
+STAMP=$TMP/.start
+touch "$STAMP"
+we_started=1
+pid=$(cat "$SLURM_TEST_DIR/run/slurmctld.pid" 2>/dev/null || true)
+if [[ $pid =~ ^[0-9]+$ && $(cat /proc/"$pid"/comm 2>/dev/null) == slurmctld ]]; then
+    we_started=0   # somebody's cluster under the same folder: use it, leave it running
+fi
+
+show_failure_logs() {
+    local f
+    echo "----- squeue (all jobs this cluster still knows) -----"
+    timeout 10 squeue --states=all -o '%.6i %.10T %.10M %.20S %k' 2>&1 | tail -n 30 || true
+    for f in "$SLURM_TEST_DIR"/log/slurmctld.log "$SLURM_TEST_DIR"/log/slurmd.log \
+        "$SLURM_TEST_DIR"/munge/munged.log; do
+        [[ -s $f ]] || continue
+        echo "----- tail -n 60 $f -----"
+        tail -n 60 "$f"
+    done
+    # logs of the cluster jobs of this run (the plugin keeps those of failed jobs)
+    while IFS= read -r f; do
+        echo "----- tail -n 60 $f -----"
+        tail -n 60 "$f"
+    done < <(find "$TMP/slurm_logs" -name '*.log' -newer "$STAMP" 2>/dev/null | sort | head -n 20)
+}
+
+finish() {
+    local rc=$?
+    set +e
+    if [[ $rc != 0 ]]; then
+        phase "FAILED (exit $rc): logs"
+        show_failure_logs
+    fi
+    phase "stop SLURM"
+    if [[ $we_started == 1 ]]; then
+        "$HERE/stop.sh"
+    else
+        log "the cluster under $SLURM_TEST_DIR was running before this test: left running"
+    fi
+    if [[ $rc == 0 && ${SLURM_TEST_KEEP:-0} != 1 ]]; then
+        rm -rf "$TMP"
+    else
+        log "builds and logs kept in $TMP"
+    fi
+    if [[ $rc == 0 ]]; then log "PASSED"; else log "FAILED (exit $rc)"; fi
+    exit "$rc"
+}
+trap finish EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+phase "start SLURM"
+"$HERE/start.sh"
+sinfo
+
+# --- the two builds ----------------------------------------------------------------
+cd "$WORKDIR"
+phase "local build (--cores $CORES)"
+t0=$SECONDS
+timeout -k 30 "$LOCAL_TIMEOUT" "$PYTHON" -m snakemake --snakefile "$SNAKEFILE" --cores "$CORES" \
+    --config out_dir="$TMP/local" "${EXTRA_CONFIG[@]}" \
+    || die "local build failed or timed out (exit $?)"
+local_s=$((SECONDS - t0))
+
+phase "SLURM build (--profile $PROFILE ${SLURM_ARGS[*]})"
+t0=$SECONDS
+# A hung executor ignores SIGTERM ("will exit after finishing currently running
+# jobs"): timeout -k kills it 30 s later.
+timeout -k 30 "$SLURM_TIMEOUT" "$PYTHON" -m snakemake --snakefile "$SNAKEFILE" --profile "$PROFILE" \
+    --slurm-logdir "$TMP/slurm_logs" "${SLURM_ARGS[@]}" --config out_dir="$TMP/slurm" "${EXTRA_CONFIG[@]}" 2>&1 \
+    | tee "$TMP/slurm_build.log" \
+    || die "SLURM build failed or timed out (exit ${PIPESTATUS[0]})"
+slurm_s=$((SECONDS - t0))
+n_cluster_jobs=$(grep -c 'has been submitted with SLURM jobid' "$TMP/slurm_build.log" || true)
+((n_cluster_jobs > 0)) || die "the SLURM build submitted no cluster job (nothing ran through SLURM)"
+
+# --- compare --------------------------------------------------------------------------
+phase "compare $TMP/local/$VERSION with $TMP/slurm/$VERSION"
+"$PYTHON" "$HERE/compare_datasets.py" "$TMP/local/$VERSION" "$TMP/slurm/$VERSION" \
+    || die "the SLURM build differs from the local build"
+log "local build ${local_s}s; SLURM build ${slurm_s}s in $n_cluster_jobs cluster jobs"
