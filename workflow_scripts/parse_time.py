@@ -82,7 +82,7 @@ class Build:
         return [str(folder) for folder in folders if folder.is_dir()]
 
 
-def prepare_build(config: dict, workflow_dir: str | Path) -> Build:
+def prepare_build(config: dict) -> Build:
     """Validate ``config`` (filling defaults) and return the Build, or raise WorkflowError."""
     validate(config, str(SCHEMA))
     try:

@@ -4,7 +4,7 @@
 
 from workflow_scripts import parse_time
 
-BUILD = parse_time.prepare_build(config, workflow.basedir)
+BUILD = parse_time.prepare_build(config)
 LAYOUT = BUILD.layout
 STUDIES = BUILD.studies
 VERSION_DIR = str(LAYOUT.version_dir)
