@@ -11,7 +11,7 @@ from __future__ import annotations
 import platform
 import subprocess
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from loader.manifest import MANIFEST_NAME, file_digest, read_manifest, write_manifest
 from workflow_scripts.dataset_index import load_records
 from workflow_scripts.links import StudyLink
-from workflow_scripts.pairing import pair_study, study_listing_digest
+from workflow_scripts.pairing import StudyPairing, pair_study, study_listing_digest
 from workflow_scripts.settings import Layout
 
 __all__ = [
@@ -123,6 +123,7 @@ def check_finished_version(
     config: Mapping[str, Any],
     links: list[StudyLink],
     contour_kinds: tuple[str, ...],
+    pair: Callable[[StudyLink, Path, tuple[str, ...]], StudyPairing] = pair_study,
 ) -> None:
     """Refuse to rebuild a finished version with another configuration or other inputs.
 
@@ -130,7 +131,8 @@ def check_finished_version(
     compares the shaping configuration, the study folders, the file listing of every study,
     and each recorded input file: by size and modification time first, and by sha256 only for
     files whose time changed, so an unchanged archive is checked in a fraction of a second and
-    a touched but identical file passes. Raises VersionChangedError saying what changed.
+    a touched but identical file passes. ``pair`` lists a study (pairing.pair_study, or a
+    caching stand-in). Raises VersionChangedError saying what changed.
     """
     if not (layout.version_dir / MANIFEST_NAME).exists():
         return
@@ -146,7 +148,7 @@ def check_finished_version(
         # List the studies as the finished build did, so a config change is not also
         # reported as changed files.
         built_kinds = tuple(old.get("contours", contour_kinds))
-        changes += _input_changes(manifest, layout, links, built_kinds)
+        changes += _input_changes(manifest, layout, links, built_kinds, pair)
     if changes:
         raise VersionChangedError(
             f"version {layout.version!r} in {layout.out_dir} is finished (it has a "
@@ -158,7 +160,11 @@ def check_finished_version(
 
 
 def _input_changes(
-    manifest: Mapping[str, Any], layout: Layout, links: list[StudyLink], kinds: tuple[str, ...]
+    manifest: Mapping[str, Any],
+    layout: Layout,
+    links: list[StudyLink],
+    kinds: tuple[str, ...],
+    pair: Callable[[StudyLink, Path, tuple[str, ...]], StudyPairing],
 ) -> list[str]:
     changes = []
     changed = [
@@ -174,7 +180,7 @@ def _input_changes(
     relisted = [
         link.patient_id
         for link in links
-        if study_listing_digest(pair_study(link, layout.data_dir, kinds))
+        if study_listing_digest(pair(link, layout.data_dir, kinds))
         != listing["studies"].get(link.patient_id)
     ]
     if relisted:

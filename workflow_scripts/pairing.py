@@ -178,18 +178,17 @@ def study_listing_digest(pairing: StudyPairing) -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
-def study_fingerprint(link: StudyLink, data_dir: str | Path, contour_kinds: tuple[str, ...]) -> str:
+def study_fingerprint(pairing: StudyPairing, data_dir: str | Path) -> str:
     """A digest that changes whenever the files the study's build reads may have changed.
 
-    It covers the study's file listing (see :func:`study_listing_digest`), the contour kinds,
-    and the size and modification time of each contour file and of each DICOM slice with a
-    contour (the only DICOMs read). The workflow passes it as a parameter of the study's job,
-    so that Snakemake reruns exactly the studies whose files changed, without declaring their
-    ~40 files each as job inputs (which slows Snakemake's scheduler quadratically).
+    It covers the study's file listing (see :func:`study_listing_digest`) and the size and
+    modification time of each contour file and of each DICOM slice with a contour (the only
+    DICOMs read). The workflow passes it as a parameter of the study's job, so that Snakemake
+    reruns exactly the studies whose files changed, without declaring their ~40 files each as
+    job inputs (which slows Snakemake's scheduler quadratically).
     """
     data_dir = Path(data_dir)
-    pairing = pair_study(link, data_dir, contour_kinds)
-    parts = [study_listing_digest(pairing), ",".join(contour_kinds)]
+    parts = [study_listing_digest(pairing)]
     for pair in pairing.slices:
         if not pair.contours:
             continue
