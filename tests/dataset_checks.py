@@ -19,14 +19,15 @@ from workflow_scripts.masks import contour_to_mask
 
 
 def all_contour_files(data_dir: Path, kinds=("i", "o")) -> set[str]:
-    """Every contour file of the configured kinds under contourfiles/, relative paths. Hidden
-    files (macOS ._ copies) are not contour files; they get hidden_file warnings."""
+    """Every file in the contour folders of the configured kinds (``<study>/i-contours/``,
+    ``o-contours/``), relative paths. Hidden files (macOS ._ copies) are not contour files;
+    they get hidden_file warnings."""
     found = set()
     for root, _dirs, files in os.walk(data_dir / "contourfiles"):
+        if Path(root).name not in {f"{kind}-contours" for kind in kinds}:
+            continue
         for name in files:
-            if not name.startswith(".") and any(
-                name.endswith(f"-{kind}contour-manual.txt") for kind in kinds
-            ):
+            if not name.startswith("."):
                 found.add((Path(root) / name).relative_to(data_dir).as_posix())
     return found
 

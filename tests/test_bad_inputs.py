@@ -53,6 +53,7 @@ CONTOUR_FAULTS = {  # slice -> (contour text, expected code)
     18: ("30 30\n31 30\n31 31\n30 31\n", "mask_area_outlier"),
 }
 MISSING_DICOM_SLICE = 12  # in study 2
+MISNAMED_CONTOURS = ["IM-0001-48-icontour-manual.txt", "IM-0001-0050-ocontour-manual.txt", "x.txt"]
 
 
 def pixels_of(path: Path) -> np.ndarray:
@@ -88,6 +89,8 @@ def faulty_build(tmp_path_factory):
     for number, (text, _) in CONTOUR_FAULTS.items():
         (icontours / f"IM-0001-{number:04d}-icontour-manual.txt").write_text(text)
     (raw / "dicoms" / S2 / f"{MISSING_DICOM_SLICE}.dcm").unlink()
+    for name in MISNAMED_CONTOURS:
+        (icontours / name).write_text("10 10\n20 10\n20 20\n")
     # Study 3: shift every o-contour 4 px so the i-contour pokes out of it.
     for path in (raw / "contourfiles" / "PH-HF-3" / "o-contours").iterdir():
         points = np.loadtxt(path) + np.array([4.0, 0.0])
@@ -160,6 +163,15 @@ def test_contour_fault_is_recorded(faulty_build, number):
     severity = recorded[recorded["code"] == code].iloc[0]["severity"]
     kept = severity == "warning"
     assert (number in sample_slices(index, S2)) == kept
+
+
+def test_misnamed_files_in_a_contour_folder_are_left_out_and_accounted(faulty_build):
+    _, _, _, validation = faulty_build
+    misnamed = rows(validation, "contour_name_unrecognized", S2)
+    expected = {f"contourfiles/PH-HF-2/i-contours/{name}" for name in MISNAMED_CONTOURS}
+    assert set(misnamed["path"]) == expected
+    assert set(misnamed["contour"]) == expected
+    assert set(misnamed["severity"]) == {"error"}
 
 
 def test_label_warnings_carry_their_figures(faulty_build):

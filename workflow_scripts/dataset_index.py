@@ -110,8 +110,8 @@ def find_unlisted_studies(
     """Problems for study folders on disk that link.csv does not list.
 
     An unlisted DICOM folder gives one ``study_unlisted`` row; an unlisted contour folder gives
-    one per contour file in it (of the configured kinds), each accounting for that file. Hidden
-    entries at these levels give ``hidden_file`` rows.
+    one per file in its contour sub-folders (of the configured kinds), each accounting for that
+    file. Hidden entries directly under dicoms/ and contourfiles/ give ``hidden_file`` rows.
     """
     data_dir = Path(data_dir)
     links = list(links)
@@ -132,17 +132,19 @@ def find_unlisted_studies(
             for kind in contour_kinds:
                 folder = f"{path}/{contour_folder(kind)}"
                 for file in _entries(data_dir / folder):
-                    if parse_contour_name(file) is not None:
-                        problems.append(
-                            Problem(
-                                name,
-                                f"{folder}/{file}",
-                                "study_unlisted",
-                                "its study folder is not listed in link.csv",
-                                parse_contour_name(file)[0],
-                                contour=f"{folder}/{file}",
-                            )
+                    if file.startswith("."):
+                        continue  # not a contour file (macOS ._ copies and the like)
+                    parsed = parse_contour_name(file)
+                    problems.append(
+                        Problem(
+                            name,
+                            f"{folder}/{file}",
+                            "study_unlisted",
+                            "its study folder is not listed in link.csv",
+                            parsed[0] if parsed else None,
+                            contour=f"{folder}/{file}",
                         )
+                    )
     return problems
 
 

@@ -98,7 +98,14 @@ def pair_study(
     for name in dicom_names:
         match = _DICOM_NAME.match(name)
         if match is None:
-            problems.append(_unrecognized(study, f"{dicom_dir}/{name}", "'<n>.dcm'"))
+            problems.append(
+                Problem(
+                    study,
+                    f"{dicom_dir}/{name}",
+                    "file_name_unrecognized",
+                    "name does not match '<n>.dcm'; skipped",
+                )
+            )
         else:
             slice_pair(int(match[1])).dicom = f"{dicom_dir}/{name}"
 
@@ -119,8 +126,17 @@ def pair_study(
             for name in _list_files(data_dir, folder, study, problems) or []:
                 parsed = parse_contour_name(name)
                 if parsed is None or parsed[1] != kind:
-                    pattern = f"'IM-0001-<nnnn>-{kind}contour-manual.txt'"
-                    problems.append(_unrecognized(study, f"{folder}/{name}", pattern))
+                    # It sits where contours go, so it is left out as a contour file would be.
+                    path = f"{folder}/{name}"
+                    problems.append(
+                        Problem(
+                            study,
+                            path,
+                            "contour_name_unrecognized",
+                            f"name does not match 'IM-0001-<nnnn>-{kind}contour-manual.txt'",
+                            contour=path,
+                        )
+                    )
                 else:
                     slice_pair(parsed[0]).contours[kind] = f"{folder}/{name}"
 
@@ -160,10 +176,6 @@ def _list_files(
 
 def _inside(data_dir: Path, path: Path) -> bool:
     return path.resolve().is_relative_to(data_dir.resolve())
-
-
-def _unrecognized(study: str, path: str, pattern: str) -> Problem:
-    return Problem(study, path, "file_name_unrecognized", f"name does not match {pattern}; skipped")
 
 
 def study_listing_digest(pairing: StudyPairing) -> str:

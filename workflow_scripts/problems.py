@@ -41,6 +41,10 @@ CODES: dict[str, tuple[str, str]] = {
         "belong to another slice",
     ),
     # contour files
+    "contour_name_unrecognized": (
+        ERROR,
+        "a file in a contour folder is not named IM-0001-<nnnn>-<kind>contour-manual.txt",
+    ),
     "contour_empty": (ERROR, "the contour file holds no points"),
     "contour_unparseable": (ERROR, "a line of the contour file is not two numbers"),
     "contour_not_finite": (ERROR, "the contour file holds NaN or infinite coordinates"),
