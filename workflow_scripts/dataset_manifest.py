@@ -30,7 +30,7 @@ __all__ = [
     "build_config",
     "build_manifest",
     "check_finished_version",
-    "top_listing_digest",
+    "top_listing",
     "write_dataset_manifest",
 ]
 
@@ -52,7 +52,7 @@ def build_config(config: Mapping[str, Any], phantom: bool) -> dict[str, Any]:
     return {key: config[key] for key in keys if key in config}
 
 
-def top_listing_digest(data_dir: str | Path) -> dict[str, list[str]]:
+def top_listing(data_dir: str | Path) -> dict[str, list[str]]:
     """The study folder names under dicoms/ and contourfiles/ (hidden ones included)."""
     data_dir = Path(data_dir)
     listing = {}
@@ -103,7 +103,7 @@ def build_manifest(
         "inputs": dict(sorted(inputs.items())),
         "outputs": dict(sorted(outputs.items())),
         "listing": {
-            "top": top_listing_digest(layout.data_dir),
+            "top": top_listing(layout.data_dir),
             "studies": {record["study_id"]: record["listing"] for record in records},
         },
         "counts": {
@@ -175,7 +175,7 @@ def _input_changes(
     if changed:
         changes.append(_some(changed, "input file(s) changed or missing"))
     listing = manifest["listing"]
-    if top_listing_digest(layout.data_dir) != listing["top"]:
+    if top_listing(layout.data_dir) != listing["top"]:
         changes.append("study folders were added or removed under dicoms/ or contourfiles/")
     relisted = [
         link.patient_id

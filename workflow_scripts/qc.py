@@ -125,11 +125,11 @@ def render_overlay(
 
 
 def contact_sheet(
-    tiles: Sequence[tuple[Image.Image, str, bool]], columns: int, tile_size: int = 128
+    tiles: Sequence[tuple[Image.Image, bool]], columns: int, tile_size: int = 128
 ) -> Image.Image:
     """Arrange overlays in a grid for a study at a glance.
 
-    ``tiles`` are (overlay, label, flagged); each overlay is shrunk to fit ``tile_size`` pixels
+    ``tiles`` are (overlay, flagged); each overlay is shrunk to fit ``tile_size`` pixels
     and flagged tiles get an amber frame. An empty sequence gives a small sheet saying so.
     """
     if not tiles:
@@ -142,7 +142,7 @@ def contact_sheet(
     sheet = Image.new(
         "RGB", (columns * (tile_size + pad) + pad, grid_rows * (tile_size + pad) + pad)
     )
-    for position, (overlay, _label, flagged) in enumerate(tiles):
+    for position, (overlay, flagged) in enumerate(tiles):
         thumb = overlay.convert("RGB")
         thumb.thumbnail((tile_size, tile_size), Image.Resampling.BILINEAR)
         row, column = divmod(position, columns)

@@ -46,7 +46,7 @@ def write_qc_summary(
         for code, flagged in sorted(by_code.items()):
             for page, start in enumerate(range(0, len(flagged), PAGE_SIZE), start=1):
                 tiles = [
-                    (Image.open(version_dir / sample["qc"]), "", True)
+                    (Image.open(version_dir / sample["qc"]), True)
                     for sample in flagged[start : start + PAGE_SIZE]
                 ]
                 sheet = contact_sheet(tiles, columns, tile_size=160)

@@ -341,7 +341,7 @@ def _write_outputs(link, pairs, labelled, samples, layout, inputs, options) -> d
             arrays = {"image": image, "mask": item.masks["i"]}
             if "o" in item.masks:
                 arrays["omask"] = item.masks["o"]
-            npz = f"slices/{study}/{number:04d}.npz"
+            npz, png = _sample_paths(study, number)
             _put(outputs, npz, slices_stage / f"{number:04d}.npz", encode_sample(arrays))
 
             codes = sorted({p.code for p in item.problems})
@@ -355,9 +355,8 @@ def _write_outputs(link, pairs, labelled, samples, layout, inputs, options) -> d
                 caption,
                 flagged=bool(codes),
             )
-            png = f"qc/{study}/{number:04d}.png"
             _put(outputs, png, qc_stage / f"{number:04d}.png", encode_png(overlay))
-            tiles.append((overlay, str(number), bool(codes)))
+            tiles.append((overlay, bool(codes)))
 
             sample_rows.append(
                 {
@@ -405,6 +404,7 @@ def _pair_row(study: str, pair: SlicePair, item: _Slice | None) -> dict:
         status = "sample" if item.failure is None else "excluded"
         codes = ",".join(sorted({p.code for p in item.problems}))
     dicom = item.dicom if item is not None else None
+    npz, png = _sample_paths(study, pair.slice) if status == "sample" else (None, None)
     return {
         "study_id": study,
         "slice": pair.slice,
@@ -416,9 +416,14 @@ def _pair_row(study: str, pair: SlicePair, item: _Slice | None) -> dict:
         "instance_number": dicom.instance_number if dicom else None,
         "height": int(dicom.pixels.shape[0]) if dicom else None,
         "width": int(dicom.pixels.shape[1]) if dicom else None,
-        "npz": f"slices/{study}/{pair.slice:04d}.npz" if status == "sample" else None,
-        "qc": f"qc/{study}/{pair.slice:04d}.png" if status == "sample" else None,
+        "npz": npz,
+        "qc": png,
     }
+
+
+def _sample_paths(study: str, number: int) -> tuple[str, str]:
+    """A sample's npz and overlay paths, relative to the version folder."""
+    return f"slices/{study}/{number:04d}.npz", f"qc/{study}/{number:04d}.png"
 
 
 def _put(outputs: dict, relpath: str, path: Path, data: bytes, atomic: bool = False) -> None:
