@@ -1,13 +1,15 @@
 """Sunnybrook-layout cardiac MRI -> a versioned dataset for 2D LV segmentation.
 
-    link.csv, dicoms/, contourfiles/             (config data_dir; empty = built-in phantom)
-      -> generate_phantom                         raw phantom, only without data_dir
-      -> build_study              per study:      pairs/, slices/, qc/ + a study record
-      -> index_dataset                            index.parquet, validation.parquet
-      -> write_manifest                           manifest.json: the version is finished
-      -> summarize_qc                             flagged slices and label figures, for the report
+    link.csv, dicoms/, contourfiles/     (config data_dir; empty = built-in phantom)
+      -> config and link.csv checked      when parsed, before any job      rules/common.smk
+      -> generate_phantom                 raw phantom, only without data_dir  raw_data.smk
+      -> build_study        per study:    pairs/, slices/, qc/ + a record     studies.smk
+      -> index_dataset                    index.parquet, validation.parquet   dataset.smk
+      -> write_manifest                   manifest.json: the version is done  dataset.smk
+      -> summarize_qc                     flagged slices, label figures       qc.smk
 
-Everything lands in {out_dir}/{version}/; see README.md and ../shared/DESIGN.md.
+The library behind the rules is workflow_scripts/, one package per stage (raw, study, dataset,
+qc). Everything lands in {out_dir}/{version}/; see README.md and ../shared/DESIGN.md.
 """
 
 from snakemake.utils import min_version
@@ -33,4 +35,4 @@ rule all:
 
 
 onsuccess:
-    print_build_summary()
+    print_summary(MANIFEST)

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from workflow_scripts.contours import parse_contour
-from workflow_scripts.masks import contour_to_mask, polygon_area
+from workflow_scripts.raw.contours import parse_contour
+from workflow_scripts.study.masks import contour_to_mask, polygon_area
 
 REPO = Path(__file__).resolve().parent.parent
 

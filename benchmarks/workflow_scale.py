@@ -36,12 +36,12 @@ REPO = Path(__file__).resolve().parent.parent
 REAL_DATA = REPO.parent / "shared" / "data" / "sunnybrook"
 sys.path.insert(0, str(REPO))
 
-from workflow_scripts.dataset_index import write_dataset_tables  # noqa: E402
-from workflow_scripts.dataset_manifest import write_dataset_manifest  # noqa: E402
-from workflow_scripts.links import read_link_table  # noqa: E402
-from workflow_scripts.phantom import PhantomSpec, write_phantom  # noqa: E402
-from workflow_scripts.settings import Layout  # noqa: E402
-from workflow_scripts.study_build import BuildOptions, build_study  # noqa: E402
+from workflow_scripts.config import Layout  # noqa: E402
+from workflow_scripts.dataset.manifest import write_dataset_manifest  # noqa: E402
+from workflow_scripts.dataset.tables import write_dataset_tables  # noqa: E402
+from workflow_scripts.raw.links import read_link_table  # noqa: E402
+from workflow_scripts.raw.phantom import PhantomSpec, write_phantom  # noqa: E402
+from workflow_scripts.study.build import BuildOptions, build_study  # noqa: E402
 
 CONFIG = {
     "data_dir": "",
@@ -65,7 +65,7 @@ def make_raw_dataset(root: Path, studies: int, source: str) -> Path:
         template_links = read_link_table(REAL_DATA / "link.csv")
         template_dir = REAL_DATA
     else:
-        write_phantom(templates, PhantomSpec(studies=4, slices=40, faults=False))
+        write_phantom(templates, PhantomSpec.with_defaults(studies=4, slices=40, faults=False))
         template_links = read_link_table(templates / "link.csv")
         template_dir = templates
     present = [

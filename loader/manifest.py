@@ -14,15 +14,14 @@ version folder without one is not a finished dataset. It records (all paths POSI
   build wrote into the version folder (the manifest itself excepted);
 - ``counts``: studies, samples, and problems by code.
 
-Both the workflow (which writes it) and the loader (which checks it) use this module.
+Both the workflow (which writes it) and the loader (which checks it) use this module; it also
+holds the one ``{"sha256", "size"}`` digest that every manifest entry and study record uses.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -31,16 +30,16 @@ __all__ = [
     "MANIFEST_NAME",
     "DatasetNotFinishedError",
     "DatasetVerificationError",
+    "bytes_digest",
     "check_dataset",
     "file_digest",
+    "manifest_bytes",
     "read_manifest",
     "verify_dataset",
-    "write_manifest",
 ]
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = 1
-_CHUNK = 1 << 20
 
 
 class DatasetNotFinishedError(FileNotFoundError):
@@ -60,15 +59,17 @@ class DatasetVerificationError(ValueError):
         )
 
 
-def file_digest(path: str | Path) -> tuple[str, int]:
-    """Return (sha256 hex digest, size in bytes) of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    size = 0
+def bytes_digest(data: bytes) -> dict[str, Any]:
+    """The manifest's digest of some content: ``{"sha256": hex digest, "size": bytes}``."""
+    return {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+
+
+def file_digest(path: str | Path) -> dict[str, Any]:
+    """:func:`bytes_digest` of a file's content, read in chunks (never the whole file at once)."""
     with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
+        digest = hashlib.file_digest(handle, "sha256")
+        size = handle.tell()
+    return {"sha256": digest.hexdigest(), "size": size}
 
 
 def read_manifest(version_dir: str | Path) -> dict[str, Any]:
@@ -112,7 +113,7 @@ def verify_dataset(version_dir: str | Path, full: bool = False) -> list[str]:
             continue
         if size != expected["size"]:
             problems.append(f"{relpath}: size {size} bytes, manifest says {expected['size']}")
-        elif full and file_digest(path)[0] != expected["sha256"]:
+        elif full and file_digest(path)["sha256"] != expected["sha256"]:
             problems.append(f"{relpath}: content changed (sha256 differs from the manifest)")
     return problems
 
@@ -129,20 +130,7 @@ def check_dataset(version_dir: str | Path, full: bool = False) -> dict[str, Any]
     return read_manifest(version_dir)
 
 
-def write_manifest(version_dir: str | Path, manifest: Mapping[str, Any]) -> Path:
-    """Write ``manifest.json`` atomically (temporary file, fsync, rename) and return its path."""
-    version_dir = Path(version_dir)
+def manifest_bytes(manifest: Mapping[str, Any]) -> bytes:
+    """The bytes of ``manifest.json`` for ``manifest`` (format number added, keys sorted)."""
     text = json.dumps({"format": MANIFEST_FORMAT, **manifest}, indent=1, sort_keys=True) + "\n"
-    handle = tempfile.NamedTemporaryFile(
-        "w", dir=version_dir, prefix=f".{MANIFEST_NAME}.", delete=False, encoding="utf-8"
-    )
-    try:
-        with handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(handle.name, version_dir / MANIFEST_NAME)
-    except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
-        raise
-    return version_dir / MANIFEST_NAME
+    return text.encode("utf-8")

@@ -2,7 +2,7 @@
 
 ``build_dataset`` writes ``slices/{study}/{slice:04d}.npz`` with
 ``loader.sample_file.encode_sample``, an ``index.parquet`` with the contract's columns (sorted by
-study and slice), and a ``manifest.json`` through ``loader.manifest.write_manifest`` whose
+study and slice), and a ``manifest.json`` through ``loader.manifest.manifest_bytes`` whose
 ``outputs`` come from ``file_digest``. Images are random and distinct per sample, and each mask
 is ``image > 0``, so a test can tell samples apart by content and check that a transform hit
 image and mask alike.
@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from loader.manifest import file_digest, write_manifest
+from loader.manifest import MANIFEST_NAME, file_digest, manifest_bytes
 from loader.sample_file import encode_sample
 
 SPLIT_CYCLE = ("train", "train", "val", "test")
@@ -174,10 +174,8 @@ def write_test_manifest(
         relpath = path.relative_to(root).as_posix()
         if relpath == "manifest.json" or relpath.startswith(".manifest.json."):
             continue
-        sha256, size = file_digest(path)
-        outputs[relpath] = {"sha256": sha256, "size": size}
-    write_manifest(
-        root,
+        outputs[relpath] = file_digest(path)
+    manifest = manifest_bytes(
         {
             "version": version,
             "built_at": built_at,
@@ -189,3 +187,4 @@ def write_test_manifest(
             "counts": {"studies": studies, "samples": samples, "problems": {}},
         },
     )
+    (root / MANIFEST_NAME).write_bytes(manifest)

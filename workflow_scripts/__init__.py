@@ -1,0 +1,25 @@
+"""The workflow's library: what the Snakefile's rules call, one package per stage.
+
+Stages, in the order of the Snakefile (``rules/*.smk`` hold the rules, ``scripts/`` the thin
+callers that run them):
+
+- :mod:`~workflow_scripts.raw` (rule ``generate_phantom``, and everything that reads raw input):
+  link.csv, pairing a study's files by slice number, contour files, DICOM slices, the stable
+  problem codes, and the phantom generator.
+- :mod:`~workflow_scripts.study` (rule ``build_study``): one study's build: reading its slices,
+  masks, shape and label checks, and writing its samples, overlays and pairing table.
+- :mod:`~workflow_scripts.dataset` (rules ``index_dataset``, ``write_manifest``): the version's
+  tables (index, validation), patient-level splits, the manifest, and the guard that a
+  finished version never changes.
+- :mod:`~workflow_scripts.qc` (rule ``summarize_qc``, and the overlays every study draws): what
+  a person looks at.
+
+Plumbing beside them:
+
+- ``config``: the config schema's defaults and the checks a schema cannot express;
+- ``layout``: where every file of a build goes;
+- ``build_plan``: what is worked out when the Snakefile is parsed (studies, job parameters);
+- ``files``: atomic writes, reproducible Parquet bytes, folder listings;
+- ``job_pool``, ``warning_capture``: running study jobs in worker processes, each job's
+  library warnings to its own log.
+"""

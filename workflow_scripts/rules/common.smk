@@ -2,19 +2,33 @@
 # so that a bad config value, an unusable link.csv or a changed finished version stops the run
 # before any job.
 
-from workflow_scripts import parse_time
+from snakemake.utils import validate
 
-BUILD = parse_time.prepare_build(config)
-LAYOUT = BUILD.layout
-STUDIES = BUILD.studies
+from workflow_scripts.build_plan import plan_build, print_summary
+from workflow_scripts.raw.links import STUDY_ID_PATTERN
+
+# The schema holds every key's meaning and default; validating fills the defaults in.
+validate(config, schema="../schemas/config.schema.yaml")
+
+PLAN = plan_build(config)
+LAYOUT = PLAN.layout
+STUDIES = PLAN.studies
+
+# Where files go (workflow_scripts/layout.py names each of them):
+#   {out_dir}/{version}/        the dataset: manifest, index and validation tables, and per
+#                               study pairs/{study}.parquet, slices/{study}/, qc/{study}/
+#   {out_dir}/work/{version}/   study records for the aggregate steps, report material
+#   {out_dir}/logs/{version}/   one log per job
 VERSION_DIR = str(LAYOUT.version_dir)
-LOG_DIR = str(LAYOUT.log_dir)
 WORK_DIR = str(LAYOUT.work_dir)
-MANIFEST = f"{VERSION_DIR}/manifest.json"
+LOG_DIR = str(LAYOUT.log_dir)
+MANIFEST = str(LAYOUT.manifest)
+INDEX = str(LAYOUT.index_file)
+VALIDATION = str(LAYOUT.validation_file)
 
 
 wildcard_constraints:
-    study=parse_time.STUDY_ID_PATTERN,
+    study=STUDY_ID_PATTERN,
 
 
 def raw_data_input(wildcards):
@@ -23,11 +37,14 @@ def raw_data_input(wildcards):
 
 
 def study_fingerprint(wildcards):
-    return BUILD.fingerprint(wildcards.study)
+    """Stands in for the study's raw files (names, sizes and modification times), which are
+    not declared as inputs (see the README's design notes). It reruns the study when they
+    change only under Snakemake's `params` rerun trigger, one of its defaults."""
+    return PLAN.fingerprint(wildcards.study)
 
 
 def study_link(wildcards):
-    return BUILD.link_params(wildcards.study)
+    return PLAN.link_params(wildcards.study)
 
 
 def run_build_study(params, log):
@@ -36,14 +53,10 @@ def run_build_study(params, log):
     per-job Snakemake subprocess it simply runs here."""
     from snakemake_interface_executor_plugins.settings import ExecMode
     from workflow_scripts.job_pool import run_in_pool
-    from workflow_scripts.study_build import build_study_job
+    from workflow_scripts.study.build import build_study_job
 
     job = (params.link, LAYOUT, params.options, log[0])
     if workflow.exec_mode == ExecMode.SUBPROCESS:
         build_study_job(*job)
     else:
         run_in_pool(build_study_job, *job, workers=workflow.cores)
-
-
-def print_build_summary():
-    parse_time.print_summary(MANIFEST)

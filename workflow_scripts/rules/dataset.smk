@@ -4,16 +4,16 @@
 rule index_dataset:
     input:
         records=expand(str(LAYOUT.study_record("{study}")), study=STUDIES),
-        raw=BUILD.raw_listing_inputs,
+        raw=PLAN.raw_listing_inputs,
     output:
-        index=f"{VERSION_DIR}/index.parquet",
-        validation=f"{VERSION_DIR}/validation.parquet",
+        index=INDEX,
+        validation=VALIDATION,
     log:
         f"{LOG_DIR}/index_dataset.log",
     conda:
         "../../envs/lv-dataset.yaml"
     params:
-        links=BUILD.links_params,
+        links=PLAN.links_params,
         contours=config["contours"],
         splits=config["splits"],
         split_seed=config["split_seed"],
@@ -25,8 +25,8 @@ rule index_dataset:
 rule write_manifest:
     input:
         records=expand(str(LAYOUT.study_record("{study}")), study=STUDIES),
-        index=f"{VERSION_DIR}/index.parquet",
-        validation=f"{VERSION_DIR}/validation.parquet",
+        index=INDEX,
+        validation=VALIDATION,
     output:
         MANIFEST,
     log:

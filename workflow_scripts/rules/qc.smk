@@ -3,7 +3,7 @@
 
 rule summarize_qc:
     input:
-        index=f"{VERSION_DIR}/index.parquet",
+        index=INDEX,
     output:
         flagged=report(
             directory(f"{WORK_DIR}/report/flagged"),

@@ -26,6 +26,6 @@ rule build_study:
     params:
         link=study_link,
         fingerprint=study_fingerprint,
-        options=BUILD.options_params,
+        options=PLAN.options_params,
     run:
         run_build_study(params, log)

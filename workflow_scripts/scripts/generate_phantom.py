@@ -7,8 +7,8 @@ sys.stderr = open(snakemake.log[0], "w")
 # The repository's packages, also where the project is not installed (the rules' conda env).
 sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1]))
 
-from workflow_scripts.atomic import staged_directory
-from workflow_scripts.phantom import PhantomSpec, write_phantom
+from workflow_scripts.files import staged_directory
+from workflow_scripts.raw.phantom import PhantomSpec, write_phantom
 
 spec = PhantomSpec(**snakemake.params.spec)
 with staged_directory(snakemake.output[0]) as staging:

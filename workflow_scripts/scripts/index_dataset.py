@@ -7,9 +7,9 @@ sys.stderr = open(snakemake.log[0], "w")
 # The repository's packages, also where the project is not installed (the rules' conda env).
 sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1]))
 
-from workflow_scripts.dataset_index import write_dataset_tables
-from workflow_scripts.links import StudyLink
-from workflow_scripts.settings import Layout
+from workflow_scripts.dataset.tables import write_dataset_tables
+from workflow_scripts.layout import Layout
+from workflow_scripts.raw.links import StudyLink
 
 write_dataset_tables(
     record_paths=snakemake.input.records,

@@ -7,7 +7,7 @@ sys.stderr = open(snakemake.log[0], "w")
 # The repository's packages, also where the project is not installed (the rules' conda env).
 sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1]))
 
-from workflow_scripts.qc_summary import write_qc_summary
+from workflow_scripts.qc.summary import write_qc_summary
 
 write_qc_summary(
     index_path=snakemake.input.index,

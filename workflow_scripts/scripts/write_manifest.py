@@ -7,8 +7,8 @@ sys.stderr = open(snakemake.log[0], "w")
 # The repository's packages, also where the project is not installed (the rules' conda env).
 sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1]))
 
-from workflow_scripts.dataset_manifest import write_dataset_manifest
-from workflow_scripts.settings import Layout
+from workflow_scripts.dataset.manifest import write_dataset_manifest
+from workflow_scripts.layout import Layout
 
 write_dataset_manifest(
     layout=Layout.from_config(snakemake.params.config),

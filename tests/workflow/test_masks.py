@@ -4,7 +4,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workflow_scripts.masks import contour_to_mask, polygon_area
+from workflow_scripts.study.masks import contour_to_mask, polygon_area
 
 
 def mask_from_rows(rows: list[str]) -> np.ndarray:

@@ -14,7 +14,7 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import get_decoder
 
-from workflow_scripts.problems import InputProblem
+from workflow_scripts.raw.problems import InputProblem
 
 __all__ = ["DicomSlice", "read_dicom_slice"]
 

@@ -21,7 +21,7 @@ import dicom_factory as make
 from conftest import run_workflow
 from dataset_checks import check_accounting
 from loader.sample_file import read_sample
-from workflow_scripts.phantom import PhantomSpec, contour_text, write_phantom
+from workflow_scripts.raw.phantom import PhantomSpec, contour_text, write_phantom
 
 pytestmark = pytest.mark.workflow
 
@@ -82,7 +82,9 @@ def replace_dicom(path: Path, fault: str, number: int) -> None:
 @pytest.fixture(scope="module")
 def faulty_build(tmp_path_factory):
     root = tmp_path_factory.mktemp("faults")
-    raw = write_phantom(root / "raw", PhantomSpec(studies=3, slices=26, size=SIZE, faults=False))
+    raw = write_phantom(
+        root / "raw", PhantomSpec.with_defaults(studies=3, slices=26, size=SIZE, faults=False)
+    )
     for number, (fault, _) in DICOM_FAULTS.items():
         replace_dicom(raw / "dicoms" / S1 / f"{number}.dcm", fault, number)
     icontours = raw / "contourfiles" / "PH-HF-2" / "i-contours"

@@ -1,6 +1,6 @@
 import pytest
 
-from workflow_scripts.links import LinkTableError, is_safe_name, read_link_table
+from workflow_scripts.raw.links import LinkTableError, is_safe_name, read_link_table
 
 
 def write(tmp_path, content: bytes):

@@ -14,10 +14,19 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["LINK_COLUMNS", "LinkTableError", "StudyLink", "is_safe_name", "read_link_table"]
+__all__ = [
+    "STUDY_ID_PATTERN",
+    "LinkTableError",
+    "StudyLink",
+    "is_safe_name",
+    "read_link_table",
+]
 
 LINK_COLUMNS = ("patient_id", "original_id")
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$")
+#: A plain folder name: what every id in link.csv must be, and the workflow's ``{study}``
+#: wildcard constraint.
+STUDY_ID_PATTERN = r"[A-Za-z0-9_-][A-Za-z0-9._-]*"
+_SAFE_NAME = re.compile(f"^{STUDY_ID_PATTERN}$")
 
 
 class LinkTableError(ValueError):

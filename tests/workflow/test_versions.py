@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, run_workflow
-from workflow_scripts.phantom import PhantomSpec, write_phantom
+from workflow_scripts.raw.phantom import PhantomSpec, write_phantom
 
 pytestmark = pytest.mark.workflow
 
@@ -31,7 +31,7 @@ def tree_digests(version_dir: Path) -> dict[str, str]:
 
 @pytest.fixture
 def raw_data(tmp_path) -> Path:
-    return write_phantom(tmp_path / "raw", PhantomSpec(studies=3, slices=8, size=96))
+    return write_phantom(tmp_path / "raw", PhantomSpec.with_defaults(studies=3, slices=8, size=96))
 
 
 def build(workdir: Path, raw: Path, *config: str, check: bool = True):
@@ -142,7 +142,9 @@ def test_a_new_version_leaves_the_old_one_untouched(tmp_path, raw_data):
 
 
 def test_killed_build_leaves_no_manifest_and_a_rerun_finishes_the_same_dataset(tmp_path):
-    raw = write_phantom(tmp_path / "raw", PhantomSpec(studies=40, slices=20, size=128))
+    raw = write_phantom(
+        tmp_path / "raw", PhantomSpec.with_defaults(studies=40, slices=20, size=128)
+    )
     killed, clean = tmp_path / "killed", tmp_path / "clean"
     killed.mkdir(), clean.mkdir()
     command = [

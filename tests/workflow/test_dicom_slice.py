@@ -3,8 +3,8 @@ import pytest
 from pydicom.uid import MPEG4HP41, JPEG2000Lossless, RLELossless
 
 import dicom_factory as make
-from workflow_scripts.dicom_slice import read_dicom_slice
-from workflow_scripts.problems import InputProblem
+from workflow_scripts.raw.dicom_slice import read_dicom_slice
+from workflow_scripts.raw.problems import InputProblem
 
 LIMIT = 4096 * 4096
 
@@ -79,7 +79,7 @@ def test_syntax_without_any_decoder_gets_codec_missing():
 
 
 def test_codec_missing_when_no_plugin_is_installed(monkeypatch):
-    import workflow_scripts.dicom_slice as module
+    import workflow_scripts.raw.dicom_slice as module
 
     class Unavailable:
         is_available = False

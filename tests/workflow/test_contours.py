@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from workflow_scripts.contours import parse_contour, parse_contour_name
-from workflow_scripts.problems import InputProblem
+from workflow_scripts.raw.contours import parse_contour, parse_contour_name
+from workflow_scripts.raw.problems import InputProblem
 
 
 def test_parse_contour_reads_x_y_pairs_in_file_order():

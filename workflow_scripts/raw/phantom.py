@@ -21,14 +21,15 @@ import hashlib
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
 
-from workflow_scripts.atomic import write_bytes_atomic
-from workflow_scripts.contours import CONTOUR_KINDS
-from workflow_scripts.pairing import contour_folder
+from workflow_scripts.files import write_bytes_atomic
+from workflow_scripts.raw.contours import CONTOUR_KINDS
+from workflow_scripts.raw.pairing import contour_folder
 
 __all__ = ["PhantomSpec", "contour_text", "ellipse_contour", "phantom_dicom", "write_phantom"]
 
@@ -38,13 +39,23 @@ _UID_ROOT = "1.2.826.0.1.3680043.10.1337."  # example root; phantom UIDs derive 
 @dataclass(frozen=True)
 class PhantomSpec:
     """What to generate: ``studies`` present on disk, ``slices`` DICOM files per study (contours
-    on every other one), ``size`` pixels square, a ``seed`` for the noise, and ``faults``."""
+    on every other one), ``size`` pixels square, a ``seed`` for the noise, and ``faults``.
 
-    studies: int = 20
-    slices: int = 20
-    size: int = 256
-    seed: int = 0
-    faults: bool = True
+    The fields are the config section ``phantom``; its defaults live in the config schema.
+    """
+
+    studies: int
+    slices: int
+    size: int
+    seed: int
+    faults: bool
+
+    @classmethod
+    def with_defaults(cls, **fields: Any) -> PhantomSpec:
+        """The spec of the config schema's ``phantom`` defaults, with ``fields`` changed."""
+        from workflow_scripts.config import default_config
+
+        return cls(**{**default_config()["phantom"], **fields})
 
     def study_ids(self) -> list[tuple[str, str]]:
         """(patient_id, original_id) of every study link.csv lists, the absent one included."""
@@ -133,7 +144,7 @@ def _slice_pixels(spec: PhantomSpec, geometry: dict, study: int, number: int) ->
     return np.clip(image, 0, 2900).astype(np.int16)
 
 
-def write_phantom(root: str | Path, spec: PhantomSpec = PhantomSpec()) -> Path:
+def write_phantom(root: str | Path, spec: PhantomSpec) -> Path:
     """Write the phantom dataset under ``root`` (link.csv last) and return ``root``."""
     root = Path(root)
     ids = spec.study_ids()

@@ -14,8 +14,8 @@ import pandas as pd
 import pydicom
 
 from loader.sample_file import read_sample
-from workflow_scripts.contours import parse_contour
-from workflow_scripts.masks import contour_to_mask
+from workflow_scripts.raw.contours import parse_contour
+from workflow_scripts.study.masks import contour_to_mask
 
 
 def all_contour_files(data_dir: Path, kinds=("i", "o")) -> set[str]:

@@ -20,8 +20,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 from PIL import Image
 
-from workflow_scripts.atomic import staged_directory, write_bytes_atomic
-from workflow_scripts.qc import contact_sheet, encode_jpeg
+from workflow_scripts.files import staged_directory, write_bytes_atomic
+from workflow_scripts.qc.overlays import contact_sheet, encode_jpeg
 
 __all__ = ["PAGE_SIZE", "write_qc_summary"]
 

@@ -16,9 +16,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from workflow_scripts.contours import parse_contour_name
-from workflow_scripts.links import StudyLink
-from workflow_scripts.problems import Problem
+from workflow_scripts.raw.contours import parse_contour_name
+from workflow_scripts.raw.links import StudyLink
+from workflow_scripts.raw.problems import Problem
 
 __all__ = [
     "SlicePair",

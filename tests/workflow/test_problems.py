@@ -3,7 +3,7 @@ import re
 import pytest
 
 from conftest import REPO
-from workflow_scripts.problems import CODES, ERROR, WARNING, InputProblem, Problem
+from workflow_scripts.raw.problems import CODES, ERROR, WARNING, InputProblem, Problem
 
 
 def readme_codes() -> dict[str, tuple[str, str]]:

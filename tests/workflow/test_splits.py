@@ -2,7 +2,7 @@ from collections import Counter
 
 import pytest
 
-from workflow_scripts.splits import assign_split, split_position
+from workflow_scripts.dataset.splits import assign_split, split_position
 
 FRACTIONS = {"train": 0.8, "val": 0.1, "test": 0.1}
 

@@ -16,7 +16,7 @@ import re
 
 import numpy as np
 
-from workflow_scripts.problems import InputProblem
+from workflow_scripts.raw.problems import InputProblem
 
 __all__ = ["CONTOUR_KINDS", "parse_contour", "parse_contour_name"]
 

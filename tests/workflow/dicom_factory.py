@@ -10,7 +10,7 @@ import pydicom
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import ExplicitVRBigEndian, ImplicitVRLittleEndian
 
-from workflow_scripts.phantom import phantom_dicom
+from workflow_scripts.raw.phantom import phantom_dicom
 
 
 def pixels(rows: int = 64, columns: int = 64) -> np.ndarray:

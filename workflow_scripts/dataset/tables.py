@@ -8,20 +8,18 @@ so that every contour file in the input appears in one of the two tables.
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from workflow_scripts.atomic import write_bytes_atomic
-from workflow_scripts.contours import parse_contour_name
-from workflow_scripts.links import StudyLink
-from workflow_scripts.pairing import contour_folder
-from workflow_scripts.problems import Problem
-from workflow_scripts.splits import assign_split
+from workflow_scripts.dataset.splits import assign_split
+from workflow_scripts.files import folder_names, parquet_bytes, write_bytes_atomic
+from workflow_scripts.raw.contours import parse_contour_name
+from workflow_scripts.raw.links import StudyLink
+from workflow_scripts.raw.pairing import contour_folder
+from workflow_scripts.raw.problems import Problem
 
 __all__ = [
     "INDEX_SCHEMA",
@@ -29,7 +27,6 @@ __all__ = [
     "find_unlisted_studies",
     "index_table",
     "load_records",
-    "parquet_bytes",
     "validation_table",
     "write_dataset_tables",
 ]
@@ -97,13 +94,6 @@ def validation_table(problems: Iterable[Mapping]) -> pa.Table:
     return pa.Table.from_pylist(list(rows), schema=VALIDATION_SCHEMA)
 
 
-def parquet_bytes(table: pa.Table) -> bytes:
-    """The Parquet encoding of ``table``; the same table always gives the same bytes."""
-    buffer = io.BytesIO()
-    pq.write_table(table, buffer)
-    return buffer.getvalue()
-
-
 def find_unlisted_studies(
     data_dir: str | Path, links: Iterable[StudyLink], contour_kinds: tuple[str, ...]
 ) -> list[Problem]:
@@ -117,21 +107,21 @@ def find_unlisted_studies(
     links = list(links)
     problems: list[Problem] = []
     listed_dicoms = {link.patient_id for link in links}
-    for name in _entries(data_dir / "dicoms"):
+    for name in folder_names(data_dir / "dicoms"):
         path = f"dicoms/{name}"
         if name.startswith("."):
             problems.append(Problem(name, path, "hidden_file", "hidden entry skipped"))
         elif name not in listed_dicoms:
             problems.append(Problem(name, path, "study_unlisted", "not listed in link.csv"))
     listed_contours = {link.original_id for link in links}
-    for name in _entries(data_dir / "contourfiles"):
+    for name in folder_names(data_dir / "contourfiles"):
         path = f"contourfiles/{name}"
         if name.startswith("."):
             problems.append(Problem(name, path, "hidden_file", "hidden entry skipped"))
         elif name not in listed_contours:
             for kind in contour_kinds:
                 folder = f"{path}/{contour_folder(kind)}"
-                for file in _entries(data_dir / folder):
+                for file in folder_names(data_dir / folder):
                     if file.startswith("."):
                         continue  # not a contour file (macOS ._ copies and the like)
                     parsed = parse_contour_name(file)
@@ -146,13 +136,6 @@ def find_unlisted_studies(
                         )
                     )
     return problems
-
-
-def _entries(folder: Path) -> list[str]:
-    try:
-        return sorted(entry.name for entry in folder.iterdir())
-    except (FileNotFoundError, NotADirectoryError):
-        return []
 
 
 def write_dataset_tables(

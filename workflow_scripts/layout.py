@@ -1,0 +1,97 @@
+"""Where a build reads and writes: the one place that names every path of a build.
+
+``{out_dir}/{version}/`` holds the dataset and nothing else (``../shared/DESIGN.md`` fixes its
+layout); beside it, ``{out_dir}/work/{version}/`` holds the study records the aggregate steps
+read, and ``{out_dir}/logs/{version}/`` the jobs' logs. Paths are as configured: relative to
+the working folder unless absolute. Methods taking a ``study`` accept the ``"{study}"``
+wildcard, so the rule files declare their outputs with the same patterns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["CONTACT_SHEET", "RESERVED_NAMES", "Layout"]
+
+#: Folder names under out_dir that belong to the workflow, so no version may take them.
+RESERVED_NAMES = ("logs", "work")
+#: A study's contact sheet, in its QC folder.
+CONTACT_SHEET = "contact_sheet.jpg"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The build's folders (``data_dir``: the raw data, or the generated phantom when
+    ``phantom``) and every path inside them."""
+
+    data_dir: Path
+    out_dir: Path
+    version: str
+    phantom: bool
+
+    @classmethod
+    def from_config(cls, config: dict) -> Layout:
+        """The layout of a validated configuration (``data_dir`` empty: the phantom)."""
+        out_dir = Path(config["out_dir"])
+        if config["data_dir"]:
+            return cls(Path(config["data_dir"]), out_dir, config["version"], phantom=False)
+        # "_" cannot start a version name, so the phantom never collides with a version.
+        return cls(out_dir / "work" / "_phantom", out_dir, config["version"], phantom=True)
+
+    # ------------------------------------------------------------------- top-level folders
+
+    @property
+    def version_dir(self) -> Path:
+        return self.out_dir / self.version
+
+    @property
+    def work_dir(self) -> Path:
+        return self.out_dir / "work" / self.version
+
+    @property
+    def log_dir(self) -> Path:
+        return self.out_dir / "logs" / self.version
+
+    @property
+    def manifest(self) -> Path:
+        return self.version_dir / "manifest.json"
+
+    @property
+    def index_file(self) -> Path:
+        return self.version_dir / "index.parquet"
+
+    @property
+    def validation_file(self) -> Path:
+        return self.version_dir / "validation.parquet"
+
+    # ------------------------------------------------------------------------- per study
+
+    def pairs_file(self, study: str) -> Path:
+        """The study's pairing table."""
+        return self.version_dir / "pairs" / f"{study}.parquet"
+
+    def slices_dir(self, study: str) -> Path:
+        return self.version_dir / "slices" / study
+
+    def qc_dir(self, study: str) -> Path:
+        return self.version_dir / "qc" / study
+
+    def sample_file(self, study: str, slice_number: int) -> Path:
+        """The npz of one sample: ``slices/{study}/{slice:04d}.npz``."""
+        return self.slices_dir(study) / f"{slice_number:04d}.npz"
+
+    def overlay_file(self, study: str, slice_number: int) -> Path:
+        """The QC overlay of one sample: ``qc/{study}/{slice:04d}.png``."""
+        return self.qc_dir(study) / f"{slice_number:04d}.png"
+
+    def contact_sheet(self, study: str) -> Path:
+        return self.qc_dir(study) / CONTACT_SHEET
+
+    def study_record(self, study: str) -> Path:
+        """The study's record for the aggregate steps (samples, problems, digests)."""
+        return self.work_dir / "studies" / f"{study}.json"
+
+    def in_version(self, path: Path) -> str:
+        """``path`` relative to the version folder, POSIX: how the dataset's tables name it."""
+        return path.relative_to(self.version_dir).as_posix()

@@ -1,0 +1,6 @@
+"""What a person looks at to judge the labels.
+
+- ``overlays``: one overlay per sample and a contact sheet per study (drawn by ``build_study``);
+- ``summary``: flagged slices by problem code and the label figures, for the report (rule
+  ``summarize_qc``).
+"""

@@ -1,0 +1,9 @@
+"""Building one study (rule ``build_study``).
+
+- ``build``: the orchestration, and reading each labelled slice;
+- ``slices``: one labelled slice's working state, and the only code that records its problems;
+- ``masks``: polygons to boolean masks (the pixel-centre rule);
+- ``checks``: the checks that compare a slice with its study (shapes, label sanity);
+- ``outputs``: writing the samples, overlays, contact sheet and pairing table;
+- ``options``: the config sections a study's build follows.
+"""

@@ -1,0 +1,216 @@
+"""Building one study: every paired slice becomes a sample file and a QC overlay.
+
+For one row of link.csv, :func:`build_study` pairs the study's files
+(:mod:`workflow_scripts.raw.pairing`), then works in three passes:
+
+1. read every labelled slice: its contour files and its DICOM (this module);
+2. check the study as a whole: slice shapes, masks, label sanity
+   (:mod:`workflow_scripts.study.checks`);
+3. write the samples, overlays and pairing table (:mod:`workflow_scripts.study.outputs`),
+
+and finally writes the study's *record*, a JSON file for the aggregate steps: its index rows,
+its problems, and the digests of the inputs it read and the outputs it wrote. The record is
+written last and atomically, so it marks a finished study. Each contour file of the study ends
+either in a sample or in an error problem naming it in ``contour``
+(:class:`~workflow_scripts.study.slices.LabelledSlice` keeps that rule).
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from loader.manifest import bytes_digest
+from workflow_scripts.files import write_bytes_atomic
+from workflow_scripts.layout import Layout
+from workflow_scripts.raw.contours import parse_contour
+from workflow_scripts.raw.dicom_slice import DicomSlice, read_dicom_slice
+from workflow_scripts.raw.links import StudyLink
+from workflow_scripts.raw.pairing import pair_study, study_listing_digest
+from workflow_scripts.raw.problems import InputProblem
+from workflow_scripts.study.checks import flag_suspicious_labels, leave_out_odd_shapes
+from workflow_scripts.study.masks import contour_to_mask
+from workflow_scripts.study.options import BuildOptions
+from workflow_scripts.study.outputs import BuiltStudy, write_study_outputs
+from workflow_scripts.study.slices import LabelledSlice
+
+__all__ = ["build_study", "build_study_job"]
+
+
+class _Inputs:
+    """Reads input files once, remembering their digests and pydicom's warnings per file.
+
+    pydicom warns about the same oddity (invalid UIDs, in the real data) on every file; the
+    warnings are counted for the job's log instead of flooding the console. A study is the only
+    work of its process while it runs (a worker process or a job's own), so the process-wide
+    ``warnings.catch_warnings`` is safe here.
+    """
+
+    def __init__(self, data_dir: Path):
+        self.data_dir = data_dir
+        self.digests: dict[str, dict] = {}
+        self.warnings: Counter = Counter()
+        self.warned_files: dict[str, str] = {}
+
+    def read(self, relpath: str) -> bytes:
+        data = (self.data_dir / relpath).read_bytes()
+        self.digests[relpath] = bytes_digest(data)
+        return data
+
+    def dicom(self, relpath: str, max_pixels: int) -> DicomSlice:
+        data = self.read(relpath)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")  # every occurrence, not the first per line
+            try:
+                return read_dicom_slice(data, max_pixels)
+            finally:
+                for warning in caught:
+                    text = f"{warning.category.__name__}: {str(warning.message).strip()}"
+                    self.warnings[text] += 1
+                    self.warned_files.setdefault(text, relpath)
+
+
+def build_study(
+    link: StudyLink, layout: Layout, options: BuildOptions, log_path: str | Path | None = None
+) -> dict[str, Any]:
+    """Build one study's samples, overlays and pairing table; return (and write) its record.
+
+    Args:
+        link: the study's row of link.csv.
+        layout: where the raw data is and where the outputs go.
+        options: build options (see BuildOptions).
+        log_path: the job's log; pydicom warnings are summarized there, not printed.
+
+    Returns:
+        the study record: ``study_id``, ``original_id``, ``samples`` (index rows), ``problems``
+        (validation rows), ``inputs`` and ``outputs`` (digests by relative path), ``listing``
+        (see :func:`~workflow_scripts.raw.pairing.study_listing_digest`) and ``counts``.
+
+    Input problems never raise: they become rows of the record's ``problems``.
+    """
+    study_id = link.patient_id
+    pairing = pair_study(link, layout.data_dir, options.contour_kinds)
+    inputs = _Inputs(layout.data_dir)
+    labelled = [LabelledSlice(study_id, pair) for pair in pairing.slices if pair.contours]
+
+    for item in labelled:
+        _read_slice(item, inputs, options)
+    leave_out_odd_shapes(labelled)
+    for item in labelled:
+        _make_masks(item)
+    built = BuiltStudy(link, pairing.slices, labelled)
+    flag_suspicious_labels(built.samples, options)
+    rows, outputs = write_study_outputs(built, layout, options)
+
+    used = {path for row in rows for path in (row["icontour"], row["ocontour"]) if path}
+    used |= {item.pair.dicom for item in built.samples}
+    problems = [*pairing.problems, *(p for item in labelled for p in item.problems)]
+    record = {
+        "study_id": study_id,
+        "original_id": link.original_id,
+        "samples": rows,
+        "inputs": {path: inputs.digests[path] for path in sorted(used)},
+        "outputs": outputs,
+        "problems": [problem.as_row() for problem in problems],
+        "listing": study_listing_digest(pairing),
+        "counts": {
+            "dicoms": sum(pair.dicom is not None for pair in pairing.slices),
+            "contour_files": sum(len(pair.contours) for pair in pairing.slices),
+            "samples": len(rows),
+        },
+    }
+    write_bytes_atomic(
+        layout.study_record(study_id), json.dumps(record, indent=1, sort_keys=True).encode()
+    )
+    if log_path is not None:
+        _write_log(log_path, study_id, record, inputs)
+    return record
+
+
+def _read_slice(item: LabelledSlice, inputs: _Inputs, options: BuildOptions) -> None:
+    """Parse the slice's contour files and read its DICOM, recording what fails."""
+    pair = item.pair
+    # The o-contour first: if the i-contour then fails, fail() knows whether the o-contour
+    # already has its own row.
+    for kind in sorted(pair.contours, reverse=True):
+        try:
+            text = inputs.read(pair.contours[kind]).decode("utf-8", "replace")
+            item.contours[kind] = parse_contour(text)
+        except InputProblem as problem:
+            item.reject_contour(kind, problem.code, problem.message)
+    if not item.is_sample:
+        return
+    if "i" not in pair.contours:
+        # An o-contour alone: its row accounts for it, unless it already has one.
+        if "o" not in item.rejected:
+            item.reject_contour("o", "ocontour_unpaired", "the slice has no i-contour")
+        item.failure = item.problems[-1]
+        return
+    if pair.dicom is None:
+        expected = f"dicoms/{item.study}/{pair.slice}.dcm"
+        item.fail("dicom_missing", f"no DICOM {expected} for this contour", expected)
+        return
+    try:
+        item.dicom = inputs.dicom(pair.dicom, options.max_pixels)
+    except InputProblem as problem:
+        item.fail(problem.code, problem.message, pair.dicom)
+        return
+    if not item.dicom.has_file_meta:
+        item.note(
+            "dicom_no_file_meta", "no DICOM preamble/file meta; read as a raw dataset", pair.dicom
+        )
+    number = item.dicom.instance_number
+    if number is not None and number != pair.slice:
+        item.fail(
+            "instance_number_mismatch",
+            f"InstanceNumber {number} but file number {pair.slice}",
+            pair.dicom,
+        )
+
+
+def _make_masks(item: LabelledSlice) -> None:
+    """Rasterize each contour that lies inside the image; record those that do not."""
+    if not item.is_sample:
+        return
+    rows, columns = item.dicom.pixels.shape
+    for kind in sorted(item.contours):
+        points = item.contours[kind]
+        outside = _out_of_bounds(points, rows, columns)
+        if outside:
+            message = f"{outside} of {len(points)} points outside the {rows}x{columns} image"
+            item.reject_contour(kind, "contour_out_of_bounds", message)
+            if not item.is_sample:
+                return
+            continue
+        item.masks[kind] = contour_to_mask(points, (rows, columns))
+
+
+def _out_of_bounds(points: np.ndarray, rows: int, columns: int) -> int:
+    """How many vertices lie beyond the image's outer pixel edges (centres at integers)."""
+    x, y = points[:, 0], points[:, 1]
+    return int(np.count_nonzero((x < -0.5) | (x > columns - 0.5) | (y < -0.5) | (y > rows - 0.5)))
+
+
+def _write_log(log_path, study: str, record: dict, inputs: _Inputs) -> None:
+    lines = [f"study {study}: {record['counts']}"]
+    for problem in record["problems"]:
+        lines.append(
+            f"{problem['severity']}: {problem['code']}: {problem['path']}: {problem['message']}"
+        )
+    for text, count in sorted(inputs.warnings.items()):
+        lines.append(
+            f"pydicom warned {count} time(s) (first in {inputs.warned_files[text]}): {text}"
+        )
+    Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+    Path(log_path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def build_study_job(link: dict, layout: Layout, options: dict, log_path: str | Path) -> dict:
+    """build_study from a job's plain parameters: the link.csv row as a dict and the
+    ``contours``/``checks``/``qc`` config sections."""
+    return build_study(StudyLink(**link), layout, BuildOptions.from_config(options), log_path)

@@ -1,0 +1,45 @@
+"""How a study is built: the ``contours``, ``checks`` and ``qc`` sections of the configuration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["BuildOptions"]
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """The options a study's build follows; the config schema holds their meaning and defaults.
+
+    ``contour_kinds``: ``("i",)`` or ``("i", "o")``. ``max_pixels``: DICOMs whose header claims
+    more pixels are refused. ``max_mask_fraction`` is a fraction of the image's pixel count and
+    ``max_i_outside_o`` of the i-mask's; ``area_outlier_factor`` flags i-masks smaller than
+    median/f or larger than median*f, the median taken over the study's samples. ``window``:
+    ``"dicom"`` (the file's display window when it has one) or ``"percentile"`` (always the
+    ``percentiles`` range); ``sheet_columns``: tiles per row of the contact sheet.
+    """
+
+    contour_kinds: tuple[str, ...]
+    max_pixels: int
+    max_mask_fraction: float
+    area_outlier_factor: float
+    max_i_outside_o: float
+    window: str
+    percentiles: tuple[float, float]
+    sheet_columns: int
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> BuildOptions:
+        """Options from a validated configuration (or just its contours/checks/qc sections)."""
+        checks, qc = config["checks"], config["qc"]
+        return cls(
+            contour_kinds=tuple(config["contours"]),
+            max_pixels=int(checks["max_pixels"]),
+            max_mask_fraction=float(checks["max_mask_fraction"]),
+            area_outlier_factor=float(checks["area_outlier_factor"]),
+            max_i_outside_o=float(checks["max_i_outside_o"]),
+            window=str(qc["window"]),
+            percentiles=tuple(qc["percentiles"]),
+            sheet_columns=int(qc["sheet_columns"]),
+        )

@@ -1,0 +1,184 @@
+"""Writing one study's outputs: sample files, QC overlays, contact sheet and pairing table.
+
+Into the version folder (paths from :class:`~workflow_scripts.layout.Layout`)::
+
+    pairs/<study_id>.parquet        every slice number seen and what became of it
+    slices/<study_id>/<nnnn>.npz    image + mask (+ omask) per sample
+    qc/<study_id>/<nnnn>.png        overlay per sample, and contact_sheet.jpg
+
+The slice and QC folders are filled under temporary names and renamed into place, the pairing
+table is written atomically, so an interrupted build never leaves a study half-written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from loader.manifest import bytes_digest
+from loader.sample_file import encode_sample
+from workflow_scripts.files import (
+    parquet_bytes,
+    remove_stale_staging,
+    staged_directory,
+    write_bytes_atomic,
+)
+from workflow_scripts.layout import Layout
+from workflow_scripts.qc.overlays import (
+    contact_sheet,
+    encode_jpeg,
+    encode_png,
+    render_overlay,
+    window_image,
+)
+from workflow_scripts.raw.links import StudyLink
+from workflow_scripts.raw.pairing import SlicePair
+from workflow_scripts.study.options import BuildOptions
+from workflow_scripts.study.slices import LabelledSlice
+
+__all__ = ["PAIRS_SCHEMA", "BuiltStudy", "write_study_outputs"]
+
+PAIRS_SCHEMA = pa.schema(
+    [
+        ("study_id", pa.string()),
+        ("slice", pa.int32()),
+        ("dicom", pa.string()),
+        ("icontour", pa.string()),
+        ("ocontour", pa.string()),
+        ("status", pa.string()),  # sample | excluded | unlabelled
+        ("codes", pa.string()),  # problem codes of this slice, comma-separated
+        ("instance_number", pa.int32()),
+        ("height", pa.int32()),
+        ("width", pa.int32()),
+        ("npz", pa.string()),
+        ("qc", pa.string()),
+    ]
+)
+
+
+@dataclass
+class BuiltStudy:
+    """A study after its checks, ready to be written.
+
+    ``slices``: every slice number of the study in order (pairing's result); ``labelled``: the
+    slices with contour files, samples and left-out ones alike.
+    """
+
+    link: StudyLink
+    slices: list[SlicePair]
+    labelled: list[LabelledSlice]
+
+    @property
+    def study_id(self) -> str:
+        return self.link.patient_id
+
+    @property
+    def samples(self) -> list[LabelledSlice]:
+        return [item for item in self.labelled if item.is_sample]
+
+
+def write_study_outputs(
+    study: BuiltStudy, layout: Layout, options: BuildOptions
+) -> tuple[list[dict[str, Any]], dict[str, dict]]:
+    """Write the study's files; return its index rows (one per sample, without version and
+    split) and the digest (:func:`loader.manifest.bytes_digest`) of every file written, by
+    path relative to the version folder."""
+    study_id = study.study_id
+    slices_dir, qc_dir = layout.slices_dir(study_id), layout.qc_dir(study_id)
+    for folder in (slices_dir, qc_dir):
+        remove_stale_staging(folder.parent, study_id)
+    outputs: dict[str, dict] = {}
+    rows, tiles = [], []
+
+    def put(final: Path, staged: Path, data: bytes) -> str:
+        staged.write_bytes(data)
+        relpath = layout.in_version(final)
+        outputs[relpath] = bytes_digest(data)
+        return relpath
+
+    with staged_directory(slices_dir) as slices_stage, staged_directory(qc_dir) as qc_stage:
+        for item in study.samples:
+            npz_file = layout.sample_file(study_id, item.number)
+            overlay_file = layout.overlay_file(study_id, item.number)
+            npz = put(npz_file, slices_stage / npz_file.name, encode_sample(_arrays(item)))
+            overlay = _overlay(item, options)
+            png = put(overlay_file, qc_stage / overlay_file.name, encode_png(overlay))
+            tiles.append((overlay, bool(item.codes)))
+            rows.append(_index_row(study, item, npz, png))
+        sheet = layout.contact_sheet(study_id)
+        put(sheet, qc_stage / sheet.name, encode_jpeg(contact_sheet(tiles, options.sheet_columns)))
+
+    by_slice = {item.number: item for item in study.labelled}
+    table = pa.Table.from_pylist(
+        [_pair_row(layout, study_id, pair, by_slice.get(pair.slice)) for pair in study.slices],
+        schema=PAIRS_SCHEMA,
+    )
+    data = parquet_bytes(table)
+    write_bytes_atomic(layout.pairs_file(study_id), data)
+    outputs[layout.in_version(layout.pairs_file(study_id))] = bytes_digest(data)
+    return rows, dict(sorted(outputs.items()))
+
+
+def _arrays(item: LabelledSlice) -> dict:
+    arrays = {"image": item.dicom.pixels, "mask": item.masks["i"]}
+    if "o" in item.masks:
+        arrays["omask"] = item.masks["o"]
+    return arrays
+
+
+def _overlay(item: LabelledSlice, options: BuildOptions):
+    codes = item.codes
+    window = item.dicom.window if options.window == "dicom" else None
+    grey = window_image(item.dicom.pixels, window, options.percentiles)
+    caption = f"{item.study} slice {item.number}" + (f"  {' '.join(codes)}" if codes else "")
+    drawn = {kind: item.contours[kind] for kind in item.masks}
+    return render_overlay(grey, item.masks, drawn, caption, flagged=bool(codes))
+
+
+def _index_row(study: BuiltStudy, item: LabelledSlice, npz: str, png: str) -> dict[str, Any]:
+    image, masks = item.dicom.pixels, item.masks
+    return {
+        "study_id": study.study_id,
+        "original_id": study.link.original_id,
+        "slice": item.number,
+        "npz": npz,
+        "qc": png,
+        "icontour": item.pair.contours["i"],
+        "ocontour": item.pair.contours.get("o") if "o" in masks else None,
+        "height": int(image.shape[0]),
+        "width": int(image.shape[1]),
+        "image_dtype": str(image.dtype),
+        "has_omask": "o" in masks,
+        "mask_pixels": int(masks["i"].sum()),
+        "omask_pixels": int(masks["o"].sum()) if "o" in masks else None,
+        "i_outside_o": item.i_outside_o,
+        "flags": ",".join(item.codes),
+    }
+
+
+def _pair_row(
+    layout: Layout, study_id: str, pair: SlicePair, item: LabelledSlice | None
+) -> dict[str, Any]:
+    if item is None:
+        status, codes = "unlabelled", ""
+    else:
+        status, codes = ("sample" if item.is_sample else "excluded"), ",".join(item.codes)
+    dicom = item.dicom if item is not None else None
+    sample = status == "sample"
+    return {
+        "study_id": study_id,
+        "slice": pair.slice,
+        "dicom": pair.dicom,
+        "icontour": pair.contours.get("i"),
+        "ocontour": pair.contours.get("o"),
+        "status": status,
+        "codes": codes,
+        "instance_number": dicom.instance_number if dicom else None,
+        "height": int(dicom.pixels.shape[0]) if dicom else None,
+        "width": int(dicom.pixels.shape[1]) if dicom else None,
+        "npz": layout.in_version(layout.sample_file(study_id, pair.slice)) if sample else None,
+        "qc": layout.in_version(layout.overlay_file(study_id, pair.slice)) if sample else None,
+    }
