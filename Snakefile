@@ -12,12 +12,17 @@ The library behind the rules is workflow_scripts/, one package per stage (raw, s
 qc). Everything lands in {out_dir}/{version}/; see README.md and ../shared/DESIGN.md.
 """
 
+from pathlib import Path
+
 from snakemake.utils import min_version
 
 min_version("9.0")
 
 
-configfile: "config.yaml"
+# The working folder's config.yaml when it has one (a project folder, as catalog workflows are
+# run), else the workflow's own; --configfile and --config override either. Relative paths in
+# the config resolve against the working folder.
+configfile: "config.yaml" if Path("config.yaml").is_file() else f"{workflow.basedir}/config.yaml"
 
 
 include: "workflow_scripts/rules/common.smk"
@@ -34,5 +39,14 @@ rule all:
         rules.summarize_qc.output,
 
 
+onstart:
+    hold_version_lock()
+
+
 onsuccess:
+    let_go_of_version_lock()
     print_summary(MANIFEST)
+
+
+onerror:
+    let_go_of_version_lock()

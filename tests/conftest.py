@@ -10,12 +10,16 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-REAL_DATA = REPO.parent / "shared" / "data" / "sunnybrook"
+#: The real studies: ../shared/data/sunnybrook beside the repository, or the folder named by
+#: the environment variable LVDS_REAL_DATA (a user's own archive in the same layout).
+REAL_DATA = Path(
+    os.environ.get("LVDS_REAL_DATA") or REPO.parent / "shared" / "data" / "sunnybrook"
+).resolve()
 
 
 @pytest.fixture
 def real_data() -> Path:
-    """The real Sunnybrook studies at ../shared/data/sunnybrook; skips the test when absent."""
+    """The real Sunnybrook studies (see REAL_DATA); skips the test when absent."""
     if not (REAL_DATA / "link.csv").is_file():
         pytest.skip(f"real data not found at {REAL_DATA}")
     return REAL_DATA

@@ -4,19 +4,38 @@
 files validate ``config`` against it (``validate(config, schema=...)`` in ``common.smk``), which
 fills the defaults in. :func:`check_config` then checks what a JSON schema cannot and returns the
 build's :class:`~workflow_scripts.layout.Layout`. Either failing stops the run before any job.
+
+Two things make that validation friendlier than the schema alone:
+:func:`command_line_values_typed` gives nested ``--config`` values the types the schema asks
+for (Snakemake's parser leaves ``checks={max_pixels: 5}`` a string), and
+:func:`config_problems` says what is wrong in one short paragraph: for each wrong key, the
+key, the value, why it is wrong, and the nearest valid key for a typo, with the full detail
+written to a file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import difflib
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from workflow_scripts.layout import RESERVED_NAMES, Layout
 
-__all__ = ["SCHEMA", "ConfigError", "check_config", "default_config"]
+__all__ = [
+    "SCHEMA",
+    "ConfigError",
+    "check_config",
+    "command_line_values_typed",
+    "config_problems",
+    "default_config",
+]
 
 SCHEMA = Path(__file__).parent / "schemas" / "config.schema.yaml"
+_SHOWN_ERRORS = 3
 
 
 class ConfigError(ValueError):
@@ -68,3 +87,120 @@ def check_config(config: dict) -> Layout:
             "the build must never write into the raw data"
         )
     return layout
+
+
+def _schema() -> dict[str, Any]:
+    return yaml.safe_load(SCHEMA.read_text(encoding="utf-8"))
+
+
+def command_line_values_typed(config: dict[str, Any]) -> None:
+    """Convert, in place, strings where the schema expects a number, an integer or a boolean.
+
+    Snakemake reads the top-level values of ``--config`` with YAML types, but the values inside
+    a mapping or list (``checks={max_pixels: 5}``, ``qc={percentiles: [1, 99]}``) stay strings.
+    A string that does not read as the expected type is left alone for the schema to refuse.
+    """
+    _typed(config, _schema())
+
+
+def _typed(value: Any, schema: dict[str, Any]) -> Any:
+    if isinstance(value, dict):
+        properties = schema.get("properties", {})
+        for key, item in value.items():
+            if key in properties:
+                value[key] = _typed(item, properties[key])
+        return value
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        return [_typed(item, schema["items"]) for item in value]
+    if not isinstance(value, str):
+        return value
+    kind = schema.get("type")
+    with contextlib.suppress(ValueError):
+        if kind == "integer":
+            return int(value)
+        if kind == "number":
+            return float(value)
+    if kind == "boolean" and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    return value
+
+
+def config_problems(config: dict[str, Any], detail_file: str | Path) -> str | None:
+    """One short paragraph saying what is wrong with ``config``, or None when the schema takes it.
+
+    It names each wrong key with its value and what is expected (for an unknown key, the
+    nearest valid key and the list of valid ones); the validator's full report goes to
+    ``detail_file``. The schema validation proper (``validate`` in ``common.smk``) follows it.
+    """
+    problems = explain_config_errors(config)
+    if not problems:
+        return None
+    detail_file = Path(detail_file)
+    with contextlib.suppress(OSError):
+        detail_file.parent.mkdir(parents=True, exist_ok=True)
+        detail_file.write_text("\n\n".join(_full_reports(config)) + "\n", encoding="utf-8")
+    more = f" (and {len(problems) - _SHOWN_ERRORS} more)" if len(problems) > _SHOWN_ERRORS else ""
+    return (
+        f"Invalid configuration{more}:\n  - "
+        + "\n  - ".join(problems[:_SHOWN_ERRORS])
+        + f"\nconfig.yaml describes every key; the validator's full report is in {detail_file}."
+    )
+
+
+def _full_reports(config: dict[str, Any]) -> list[str]:
+    import jsonschema
+
+    return [str(error) for error in jsonschema.Draft202012Validator(_schema()).iter_errors(config)]
+
+
+def explain_config_errors(config: dict[str, Any]) -> list[str]:
+    """One line per schema violation of ``config``, most useful first (empty when valid)."""
+    import jsonschema
+
+    schema = _schema()
+    validator = jsonschema.Draft202012Validator(schema)
+    lines = []
+    for error in sorted(validator.iter_errors(config), key=lambda e: list(e.path)):
+        lines.append(_explain(error, schema))
+    return lines
+
+
+def _explain(error: Any, schema: dict[str, Any]) -> str:
+    where = ".".join(str(part) for part in error.path)
+    if error.validator == "additionalProperties":
+        known = sorted(error.schema.get("properties", {}))
+        unknown = sorted(set(error.instance) - set(known))
+        prefix = f"{where}." if where else ""
+        parts = []
+        for key in unknown:
+            near = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+            hint = f" (did you mean '{prefix}{near[0]}'?)" if near else ""
+            parts.append(f"'{prefix}{key}' is not a setting of this workflow{hint}")
+        return (
+            "; ".join(parts) + f"; valid keys{' of ' + where if where else ''}: {', '.join(known)}"
+        )
+    description = error.schema.get("description")
+    about = f" ({description.rstrip('.')})" if description else ""
+    return f"{where or 'config'} = {error.instance!r}: {_reason(error)}{about}"
+
+
+def _reason(error: Any) -> str:
+    limit = error.validator_value
+    if error.validator == "type":
+        return f"must be of type {limit}"
+    if error.validator == "enum":
+        return f"must be one of {', '.join(map(str, limit))}"
+    if error.validator in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
+        relation = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<="}
+        return f"must be {relation.get(error.validator, '<')} {limit}"
+    if error.validator == "pattern":
+        return "must be a plain name: letters, digits, '.', '_' or '-', not starting with '.'"
+    if error.validator in ("minItems", "maxItems"):
+        return f"needs {'at least' if error.validator == 'minItems' else 'at most'} {limit} item(s)"
+    if error.validator == "contains" and "const" in limit:
+        return f"must include {limit['const']!r}"
+    if error.validator == "uniqueItems":
+        return "lists an item twice"
+    if error.validator == "minLength":
+        return "must not be empty"
+    return error.message

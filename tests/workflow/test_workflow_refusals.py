@@ -19,9 +19,10 @@ def refuse(workdir, *config: str) -> str:
 @pytest.mark.parametrize(
     ("config", "fragment"),
     [
-        (["version=../x"], "instance['version']"),
-        (["contours=[o]"], "contours"),
-        (["checks={'max_pixels': 0}"], "max_pixels"),
+        (["version=../x"], "version = '../x': must be a plain name"),
+        (["contours=[o]"], "contours = ['o']: must include 'i'"),
+        (["checks={'max_pixels': 0}"], "checks.max_pixels = 0: must be >= 1"),
+        (["datadir=/x"], "'datadir' is not a setting of this workflow (did you mean 'data_dir'?)"),
         (["data_dir=/nonexistent/folder"], "data_dir: '/nonexistent/folder' is not a folder"),
         (["version=logs"], "reserved"),
     ],
@@ -60,3 +61,12 @@ def test_bad_link_table_stops_before_any_job(tmp_path, content, fragment):
     output = refuse(tmp_path, f"data_dir={raw}")
     assert fragment in output
     assert "link.csv" in output
+
+
+def test_a_mistyped_key_is_one_short_paragraph_on_screen(tmp_path):
+    output = refuse(tmp_path, "datadir=/data")
+    assert "Failed validating" not in output  # the schema dump went to the detail file
+    error = output[output.index("Invalid configuration") :]
+    assert len(error.strip().splitlines()) <= 4, error
+    detail = (tmp_path / ".snakemake" / "log" / "config_errors.txt").read_text()
+    assert "Additional properties are not allowed ('datadir' was unexpected)" in detail

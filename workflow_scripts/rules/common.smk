@@ -2,12 +2,24 @@
 # so that a bad config value, an unusable link.csv or a changed finished version stops the run
 # before any job.
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from workflow_scripts.build_plan import plan_build, print_summary
+from workflow_scripts.config import command_line_values_typed, config_problems
 from workflow_scripts.raw.links import STUDY_ID_PATTERN
+from workflow_scripts.version_lock import (
+    LOCK_NAME,
+    VersionLockedError,
+    acquire_version_lock,
+    release_version_lock,
+)
 
-# The schema holds every key's meaning and default; validating fills the defaults in.
+# The schema holds every key's meaning and default; validating fills the defaults in. A wrong
+# value stops the run with one short paragraph (the full report goes to the file named).
+command_line_values_typed(config)
+if problems := config_problems(config, ".snakemake/log/config_errors.txt"):
+    raise WorkflowError(problems)
 validate(config, schema="../schemas/config.schema.yaml")
 
 PLAN = plan_build(config)
@@ -60,3 +72,17 @@ def run_build_study(params, log):
         build_study_job(*job)
     else:
         run_in_pool(build_study_job, *job, workers=workflow.cores)
+
+
+def hold_version_lock():
+    """Refuse to start when another build of this version runs, from any working folder
+    (Snakemake's own lock covers only this working folder). Called when jobs are about to run,
+    so dry runs, reports and no-op reruns never take it."""
+    try:
+        acquire_version_lock(LAYOUT)
+    except VersionLockedError as error:
+        raise WorkflowError(str(error)) from None
+
+
+def let_go_of_version_lock():
+    release_version_lock(LAYOUT.work_dir / LOCK_NAME)
