@@ -121,6 +121,12 @@ def print_summary(manifest_path: str | Path) -> None:
         f"({counts['studies_with_samples']} with samples), {counts['dicoms']} DICOM files, "
         f"{counts['contour_files']} contour files -> {counts['samples']} samples.",
     ]
+    for kind, count in counts.get("contour_files_not_used", {}).items():
+        if count:
+            lines.append(
+                f"Not used: {count} {kind}-contour files (config contours: "
+                f"{manifest['config']['contours']}; add {kind} to build them)."
+            )
     if counts["problems"]:
         problems = ", ".join(f"{code} {n}" for code, n in counts["problems"].items())
         lines.append(f"Problems ({version_dir / 'validation.parquet'}): {problems}.")

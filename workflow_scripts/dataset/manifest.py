@@ -23,6 +23,8 @@ from loader.manifest import MANIFEST_NAME, file_digest, manifest_bytes
 from workflow_scripts.dataset.tables import load_records
 from workflow_scripts.files import flush_to_disk, folder_names, write_bytes_atomic
 from workflow_scripts.layout import Layout
+from workflow_scripts.raw.contours import CONTOUR_KINDS
+from workflow_scripts.raw.pairing import contour_folder
 
 __all__ = ["build_config", "build_manifest", "top_listing", "write_dataset_manifest"]
 
@@ -91,11 +93,29 @@ def build_manifest(
             "studies_with_samples": sum(1 for record in records if record["samples"]),
             "dicoms": sum(record["counts"]["dicoms"] for record in records),
             "contour_files": sum(record["counts"]["contour_files"] for record in records),
+            "contour_files_not_used": _contour_files_not_used(layout, config, records),
             "samples": sum(record["counts"]["samples"] for record in records),
             "problems": dict(sorted(by_code.items())),
             "problems_by_severity": dict(sorted(by_severity.items())),
         },
     }
+
+
+def _contour_files_not_used(
+    layout: Layout, config: Mapping[str, Any], records: list[dict]
+) -> dict[str, int]:
+    """Per contour kind the configuration leaves out (``o`` with ``contours: [i]``), how many
+    such files the listed studies have: a build should say what it did not use."""
+    unused = {}
+    for kind in (kind for kind in CONTOUR_KINDS if kind not in config["contours"]):
+        unused[kind] = sum(
+            not name.startswith(".")
+            for record in records
+            for name in folder_names(
+                layout.data_dir / "contourfiles" / record["original_id"] / contour_folder(kind)
+            )
+        )
+    return unused
 
 
 def _input_entry(data_dir: Path, relpath: str, digest: Mapping[str, Any] | None) -> dict:

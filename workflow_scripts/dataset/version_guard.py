@@ -83,8 +83,14 @@ def _input_changes(
     if changed:
         changes.append(_some(changed, "input file(s) changed or missing"))
     listing = manifest["listing"]
-    if top_listing(layout.data_dir) != listing["top"]:
-        changes.append("study folders were added or removed under dicoms/ or contourfiles/")
+    now = top_listing(layout.data_dir)
+    for top, before in listing["top"].items():
+        added = sorted(set(now.get(top, [])) - set(before))
+        removed = sorted(set(before) - set(now.get(top, [])))
+        if added:
+            changes.append(_some([f"{top}/{name}" for name in added], "study folder(s) added"))
+        if removed:
+            changes.append(_some([f"{top}/{name}" for name in removed], "study folder(s) removed"))
     relisted = [
         link.patient_id
         for link in links
