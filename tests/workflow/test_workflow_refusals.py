@@ -60,3 +60,10 @@ def test_bad_link_table_stops_before_any_job(tmp_path, content, fragment):
     output = refuse(tmp_path, f"data_dir={raw}")
     assert fragment in output
     assert "link.csv" in output
+
+
+def test_exclusions_naming_an_unknown_slice_stop_before_any_job(tmp_path):
+    exclusions = tmp_path / "exclusions.csv"
+    exclusions.write_text("study_id,slice,reason\nPHANTOM0001,2,ok\nPHANTOM0001,3,no contour\n")
+    output = refuse(tmp_path, f"exclusions={exclusions}")
+    assert f"{exclusions}: line 3: slice 3 of study 'PHANTOM0001' has no i-contour file" in output
