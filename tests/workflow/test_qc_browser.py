@@ -195,4 +195,8 @@ def test_next_version_built_with_the_exclusions_leaves_out_exactly_those_slices(
     page = browser.new_page()
     page.goto((new / "qc/review.html").as_uri())
     assert page.locator("#count").inner_text() == "2 slices marked to exclude"
+    # Loading the same file again changes nothing: decisions are keyed by study and slice.
+    page.set_input_files("#load", downloaded)
+    page.locator("#status", has_text="2 decision(s) loaded").wait_for()
+    assert page.locator("#count").inner_text() == "2 slices marked to exclude"
     page.close()

@@ -99,9 +99,11 @@ def study_plot(
         if len(flagged):
             axes.scatter(flagged["slice"], flagged["area"], s=110, facecolors="none",
                          edgecolors=_FLAG, linewidths=2, label="flagged", zorder=3)  # fmt: skip
-        for row in flagged.itertuples():
+        # Neighbouring flags (apical slices often come in runs) get staggered labels.
+        for position, row in enumerate(flagged.itertuples()):
             axes.annotate(row.flags.replace(",", "\n"), (row.slice, row.area), fontsize=7,
-                          xytext=(6, 6), textcoords="offset points", color="#8a5a00")  # fmt: skip
+                          xytext=(6, 6 + 11 * (position % 3)), textcoords="offset points",
+                          color="#8a5a00")  # fmt: skip
         axes.legend(fontsize=7, loc="upper right")
         axes.set_ylim(bottom=0)
     else:
