@@ -1,12 +1,13 @@
 """Sunnybrook-layout cardiac MRI -> a versioned dataset for 2D LV segmentation.
 
     link.csv, dicoms/, contourfiles/     (config data_dir; empty = built-in phantom)
-      -> config and link.csv checked      when parsed, before any job      rules/common.smk
+      -> config, link.csv, exclusions     checked when parsed, before any job rules/common.smk
       -> generate_phantom                 raw phantom, only without data_dir  raw_data.smk
       -> build_study        per study:    pairs/, slices/, qc/ + a record     studies.smk
       -> index_dataset                    index.parquet, validation.parquet   dataset.smk
+      -> plot_qc                          qc/review.html, qc/plots/           qc.smk
       -> write_manifest                   manifest.json: the version is done  dataset.smk
-      -> summarize_qc                     flagged slices, label figures       qc.smk
+      -> summarize_qc                     the report's study entries, flags   qc.smk
 
 The library behind the rules is workflow_scripts/, one package per stage (raw, study, dataset,
 qc). Everything lands in {out_dir}/{version}/; see README.md and ../shared/DESIGN.md.

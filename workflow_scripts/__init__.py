@@ -11,8 +11,8 @@ callers that run them):
 - :mod:`~workflow_scripts.dataset` (rules ``index_dataset``, ``write_manifest``): the version's
   tables (index, validation), patient-level splits, the manifest, and the guard that a
   finished version never changes.
-- :mod:`~workflow_scripts.qc` (rule ``summarize_qc``, and the overlays every study draws): what
-  a person looks at.
+- :mod:`~workflow_scripts.qc` (rules ``plot_qc``, ``summarize_qc``, and the overlays every study
+  draws): what a person looks at, and the reviewed exclusions that come back from it.
 
 Plumbing beside them:
 

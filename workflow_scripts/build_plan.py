@@ -16,9 +16,16 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
+from loader.manifest import file_digest
 from workflow_scripts.config import ConfigError, check_config
 from workflow_scripts.dataset.version_guard import VersionChangedError, check_finished_version
-from workflow_scripts.layout import Layout
+from workflow_scripts.layout import VERSION_QC_NAMES, Layout
+from workflow_scripts.qc.exclusions import (
+    Exclusion,
+    ExclusionsError,
+    check_exclusions,
+    read_exclusions,
+)
 from workflow_scripts.raw.links import LinkTableError, StudyLink, read_link_table
 from workflow_scripts.raw.pairing import StudyPairing, pair_study, study_fingerprint
 from workflow_scripts.raw.phantom import PhantomSpec
@@ -33,6 +40,7 @@ class BuildPlan:
     config: dict
     layout: Layout
     links: list[StudyLink]
+    exclusions: list[Exclusion] = field(default_factory=list)
     studies: dict[str, StudyLink] = field(init=False)
     _pairings: dict[tuple[str, tuple[str, ...]], StudyPairing] = field(
         init=False, default_factory=dict
@@ -79,6 +87,34 @@ class BuildPlan:
             self._fingerprints[study] = study_fingerprint(pairing, self.layout.data_dir)
         return self._fingerprints[study]
 
+    def labelled_slices(self, study: str) -> set[int]:
+        """The study's slice numbers that have an i-contour file (from the file names)."""
+        if self.layout.phantom and not self.layout.data_dir.exists():
+            return PhantomSpec(**self.config["phantom"]).labelled_slices(study)
+        pairing = self.pairing(self.studies[study], self.layout.data_dir, self.contour_kinds)
+        return {pair.slice for pair in pairing.slices if "i" in pair.contours}
+
+    def exclusions_params(self, study: str) -> list[dict]:
+        """The reviewed exclusions of one study, by slice, for its job's params: a changed
+        decision reruns exactly the studies it concerns."""
+        decisions = [item for item in self.exclusions if item.study_id == study]
+        return [item.as_params() for item in sorted(decisions, key=lambda item: item.slice)]
+
+    @property
+    def all_exclusions_params(self) -> list[dict]:
+        """Every reviewed exclusion, by study and slice (what the review sheet shows)."""
+        ordered = sorted(self.exclusions, key=lambda item: (item.study_id, item.slice))
+        return [item.as_params() for item in ordered]
+
+    @property
+    def exclusions_input(self) -> dict | None:
+        """The exclusions file's manifest entry (see
+        :func:`~workflow_scripts.dataset.manifest.exclusions_entry`), or None without one."""
+        path = self.config.get("exclusions", "")
+        if not path:
+            return None
+        return {**file_digest(path), "mtime_ns": Path(path).stat().st_mtime_ns, "path": path}
+
     @property
     def raw_listing_inputs(self) -> list[str]:
         """Folders whose listing the index step reads (to find unlisted studies)."""
@@ -92,7 +128,7 @@ def plan_build(config: dict) -> BuildPlan:
     """The plan of a build whose ``config`` was validated against the schema (defaults filled).
 
     Raises WorkflowError with one clear message for a config value the schema cannot judge, an
-    unusable link.csv, or a finished version that would be built differently.
+    unusable link.csv or exclusions file, or a finished version that would be built differently.
     """
     try:
         layout = check_config(config)
@@ -104,11 +140,28 @@ def plan_build(config: dict) -> BuildPlan:
             ]
         else:
             links = read_link_table(layout.data_dir / "link.csv")
+        _refuse_reserved_ids(layout, links)
         plan = BuildPlan(config, layout, links)
+        if config.get("exclusions"):
+            path = config["exclusions"]
+            plan.exclusions = read_exclusions(path)
+            check_exclusions(path, plan.exclusions, plan.studies, plan.labelled_slices)
         check_finished_version(layout, config, links, plan.contour_kinds, plan.pairing)
-    except (ConfigError, LinkTableError, VersionChangedError) as error:
+    except (ConfigError, LinkTableError, ExclusionsError, VersionChangedError) as error:
         raise WorkflowError(str(error)) from None
     return plan
+
+
+def _refuse_reserved_ids(layout: Layout, links: list[StudyLink]) -> None:
+    """A study's QC folder must not collide with the version's own QC files (qc/review.html,
+    qc/plots/)."""
+    for link in links:
+        if link.patient_id in VERSION_QC_NAMES:
+            source = "the phantom" if layout.phantom else layout.data_dir / "link.csv"
+            raise LinkTableError(
+                f"{source}: line {link.line}: patient_id {link.patient_id!r} is reserved for "
+                "the version's QC files (qc/" + ", qc/".join(VERSION_QC_NAMES) + ")"
+            )
 
 
 def print_summary(manifest_path: str | Path) -> None:

@@ -12,12 +12,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["CONTACT_SHEET", "RESERVED_NAMES", "Layout"]
+__all__ = ["CONTACT_SHEET", "DATASET_PLOTS", "RESERVED_NAMES", "VERSION_QC_NAMES", "Layout"]
 
 #: Folder names under out_dir that belong to the workflow, so no version may take them.
 RESERVED_NAMES = ("logs", "work")
 #: A study's contact sheet, in its QC folder.
 CONTACT_SHEET = "contact_sheet.jpg"
+#: The version's own QC files in ``qc/``, beside the studies' folders: the review sheet and the
+#: plots (so no study may take these names).
+VERSION_QC_NAMES = ("review.html", "plots")
+#: The dataset-wide plots in ``qc/plots/``, by file stem, with what each shows.
+DATASET_PLOTS = {
+    "mask_areas": "distribution of i-mask areas",
+    "area_to_median": "distribution of i-mask area / study median",
+    "intensities": "image intensities per study",
+}
 
 
 @dataclass(frozen=True)
@@ -87,6 +96,35 @@ class Layout:
 
     def contact_sheet(self, study: str) -> Path:
         return self.qc_dir(study) / CONTACT_SHEET
+
+    # --------------------------------------------------------- the version's own QC files
+
+    @property
+    def review_sheet(self) -> Path:
+        """The review sheet of the whole version: ``qc/review.html``."""
+        return self.version_dir / "qc" / VERSION_QC_NAMES[0]
+
+    @property
+    def plots_dir(self) -> Path:
+        return self.version_dir / "qc" / VERSION_QC_NAMES[1]
+
+    def dataset_plot(self, name: str) -> Path:
+        """One of the :data:`DATASET_PLOTS`: ``qc/plots/<name>.png``."""
+        return self.plots_dir / f"{name}.png"
+
+    @property
+    def study_plots_dir(self) -> Path:
+        return self.plots_dir / "studies"
+
+    def study_plot(self, study: str) -> Path:
+        """The study's mask areas against slice number: ``qc/plots/studies/<study>.png``."""
+        return self.study_plots_dir / f"{study}.png"
+
+    @property
+    def report_dir(self) -> Path:
+        """What only the report shows (outside the dataset): per-study entries, flagged
+        slices."""
+        return self.work_dir / "report"
 
     def study_record(self, study: str) -> Path:
         """The study's record for the aggregate steps (samples, problems, digests)."""

@@ -70,3 +70,10 @@ def test_a_mistyped_key_is_one_short_paragraph_on_screen(tmp_path):
     assert len(error.strip().splitlines()) <= 4, error
     detail = (tmp_path / ".snakemake" / "log" / "config_errors.txt").read_text()
     assert "Additional properties are not allowed ('datadir' was unexpected)" in detail
+
+
+def test_exclusions_naming_an_unknown_slice_stop_before_any_job(tmp_path):
+    exclusions = tmp_path / "exclusions.csv"
+    exclusions.write_text("study_id,slice,reason\nPHANTOM0001,2,ok\nPHANTOM0001,3,no contour\n")
+    output = refuse(tmp_path, f"exclusions={exclusions}")
+    assert f"{exclusions}: line 3: slice 3 of study 'PHANTOM0001' has no i-contour file" in output

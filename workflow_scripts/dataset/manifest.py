@@ -26,13 +26,24 @@ from workflow_scripts.layout import Layout
 from workflow_scripts.raw.contours import CONTOUR_KINDS
 from workflow_scripts.raw.pairing import contour_folder
 
-__all__ = ["build_config", "build_manifest", "top_listing", "write_dataset_manifest"]
+__all__ = [
+    "EXCLUSIONS_INPUT",
+    "build_config",
+    "build_manifest",
+    "top_listing",
+    "write_dataset_manifest",
+]
 
 #: Libraries whose versions can change the bytes of a build.
-SOFTWARE = ("pydicom", "numpy", "Pillow", "pandas", "pyarrow", "snakemake")
+SOFTWARE = ("pydicom", "numpy", "Pillow", "pandas", "pyarrow", "matplotlib", "snakemake")
 #: Configuration keys that shape the dataset (data_dir and out_dir are only locations: the
 #: inputs' digests stand for the data).
 BUILD_KEYS = ("version", "contours", "splits", "split_seed", "checks", "qc")
+#: The key of the reviewed exclusions file (config ``exclusions``) among the manifest's inputs.
+#: The other inputs are paths relative to data_dir; this entry also records the ``path`` as
+#: configured, since the file usually lives elsewhere. Only its content shapes the dataset:
+#: moving the file changes nothing, editing it makes another version.
+EXCLUSIONS_INPUT = "exclusions.csv"
 
 
 def build_config(config: Mapping[str, Any], phantom: bool) -> dict[str, Any]:
@@ -52,6 +63,7 @@ def build_manifest(
     records: list[dict],
     problems: list[Mapping[str, Any]],
     top_outputs: Iterable[str | Path],
+    exclusions: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Assemble the manifest of a finished build.
 
@@ -62,7 +74,10 @@ def build_manifest(
         records: the study records, which carry the digests of the inputs they read and the
             outputs they wrote.
         problems: every row of validation.parquet, for the counts.
-        top_outputs: the version-level files written after the studies (index, validation).
+        top_outputs: the version-level files written after the studies (index, validation,
+            the version's QC files).
+        exclusions: the reviewed exclusions file's digest, ``mtime_ns`` and ``path``, recorded
+            under :data:`EXCLUSIONS_INPUT`; None when the build has none.
     """
     inputs = {"link.csv": _input_entry(layout.data_dir, "link.csv", None)}
     outputs = {}
@@ -70,6 +85,8 @@ def build_manifest(
         for relpath, digest in record["inputs"].items():
             inputs[relpath] = _input_entry(layout.data_dir, relpath, digest)
         outputs.update(record["outputs"])
+    if exclusions is not None:
+        inputs[EXCLUSIONS_INPUT] = dict(exclusions)
     for path in top_outputs:
         outputs[layout.in_version(Path(path))] = file_digest(path)
     outputs.pop(MANIFEST_NAME, None)
@@ -166,15 +183,35 @@ def write_dataset_manifest(
     record_paths: Iterable[str | Path],
     index_path: str | Path,
     validation_path: str | Path,
+    qc_outputs: Iterable[str | Path] = (),
+    exclusions: Mapping[str, Any] | None = None,
 ) -> Path:
     """Assemble and atomically write the manifest of a finished build; return its path.
+
+    ``qc_outputs``: the version's own QC files and folders (review sheet, plots), written
+    after the tables; ``exclusions``: see :func:`build_manifest`.
 
     Everything written before is flushed to disk first (see :mod:`workflow_scripts.files`):
     the manifest is the version's commit point.
     """
     records = load_records(record_paths)
     problems = pq.read_table(validation_path).to_pylist()
-    manifest = build_manifest(layout, config, records, problems, [index_path, validation_path])
+    top_outputs = [index_path, validation_path, *_files(qc_outputs)]
+    manifest = build_manifest(layout, config, records, problems, top_outputs, exclusions)
     flush_to_disk()
     write_bytes_atomic(layout.manifest, manifest_bytes(manifest))
     return layout.manifest
+
+
+def _files(paths: Iterable[str | Path]) -> list[Path]:
+    """The files among ``paths`` and inside the folders among them, sorted; Snakemake's
+    ``.snakemake_timestamp`` markers are not part of the dataset."""
+    found = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            found += [
+                p for p in path.rglob("*") if p.is_file() and p.name != ".snakemake_timestamp"
+            ]
+        else:
+            found.append(path)
+    return sorted(found)

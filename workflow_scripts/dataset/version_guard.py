@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from loader.manifest import MANIFEST_NAME, file_digest, read_manifest
-from workflow_scripts.dataset.manifest import build_config, top_listing
+from workflow_scripts.dataset.manifest import EXCLUSIONS_INPUT, build_config, top_listing
 from workflow_scripts.layout import Layout
 from workflow_scripts.raw.links import StudyLink
 from workflow_scripts.raw.pairing import StudyPairing, pair_study, study_listing_digest
@@ -57,6 +57,7 @@ def check_finished_version(
         # reported as changed files.
         built_kinds = tuple(old.get("contours", contour_kinds))
         changes += _input_changes(manifest, layout, links, built_kinds, pair)
+    changes += _exclusions_changes(manifest["inputs"].get(EXCLUSIONS_INPUT), config)
     if changes:
         raise VersionChangedError(
             f"version {layout.version!r} in {layout.out_dir} is finished (it has a "
@@ -78,7 +79,7 @@ def _input_changes(
     changed = [
         relpath
         for relpath, entry in manifest["inputs"].items()
-        if _input_changed(layout.data_dir / relpath, entry)
+        if relpath != EXCLUSIONS_INPUT and _input_changed(layout.data_dir / relpath, entry)
     ]
     if changed:
         changes.append(_some(changed, "input file(s) changed or missing"))
@@ -100,6 +101,19 @@ def _input_changes(
     if relisted:
         changes.append(_some(relisted, "study(ies) with files added, removed or renamed"))
     return changes
+
+
+def _exclusions_changes(entry: Mapping[str, Any] | None, config: Mapping[str, Any]) -> list[str]:
+    """The reviewed exclusions, compared by content: the file may have moved (its path is a
+    location, like data_dir), but other decisions make another dataset."""
+    path = config.get("exclusions", "")
+    if entry is None:
+        return [f"exclusions: built without, now {path!r}"] if path else []
+    if not path:
+        return [f"exclusions: built with {entry['path']!r}, now without"]
+    if _input_changed(Path(path), entry):
+        return [f"exclusions: {path!r} differs from the file the version was built with"]
+    return []
 
 
 def _some(names: list[str], what: str) -> str:

@@ -1,6 +1,12 @@
-"""What a person looks at to judge the labels.
+"""What a person looks at to judge the labels, and the decisions that come back.
 
 - ``overlays``: one overlay per sample and a contact sheet per study (drawn by ``build_study``);
-- ``summary``: flagged slices by problem code and the label figures, for the report (rule
-  ``summarize_qc``).
+- ``figures``: the label figures from the version's tables (areas in mm² or pixels, ratios,
+  intensities);
+- ``plots``: the matplotlib plots, per study and for the dataset;
+- ``review_sheet`` (and its template ``review_sheet.html``): the page where a reviewer marks
+  slices to exclude and downloads ``exclusions.csv``;
+- ``version_qc``: the version's plots and review sheet (rule ``plot_qc``);
+- ``summary``: per-study entries and flagged overlays for the report (rule ``summarize_qc``);
+- ``exclusions``: reading and checking the reviewed exclusions file (config ``exclusions``).
 """

@@ -62,6 +62,27 @@ class PhantomSpec:
         count = self.studies + (1 if self.faults else 0)
         return [(f"PHANTOM{n:04d}", f"PH-HF-{n}") for n in range(1, count + 1)]
 
+    def labelled_slices(self, patient_id: str) -> set[int]:
+        """The slice numbers of a study that :func:`write_phantom` gives an i-contour file,
+        known before the phantom is written (an exclusions file is checked at parse time)."""
+        study = [p for p, _ in self.study_ids()].index(patient_id) + 1
+        if study > self.studies:
+            return set()  # listed in link.csv but not on disk
+        slices = {number for number in range(1, self.slices + 1) if _has_contours(number)}
+        if self.faults and study == 1:
+            slices.add(_missing_dicom_slice(self))
+        return slices
+
+
+def _has_contours(number: int) -> bool:
+    """Contours on even slices only: odd ones are DICOMs without contour."""
+    return number % 2 == 0
+
+
+def _missing_dicom_slice(spec: PhantomSpec) -> int:
+    """The fault of the first study: an i-contour with this number has no DICOM."""
+    return spec.slices + 2
+
 
 def ellipse_contour(cx: float, cy: float, ax: float, ay: float) -> np.ndarray:
     """Vertices of an ellipse on the half-pixel grid, as (x, y) pixel coordinates, not closed.
@@ -157,8 +178,8 @@ def write_phantom(root: str | Path, spec: PhantomSpec) -> Path:
             write_bytes_atomic(
                 dicom_dir / f"{number}.dcm", phantom_dicom(pixels, patient_id, number)
             )
-            if number % 2:
-                continue  # contours on even slices only: odd ones are DICOMs without contour
+            if not _has_contours(number):
+                continue
             radii = {"i": 0.0, "o": geometry["wall"]}
             for kind in CONTOUR_KINDS:
                 if kind == "o" and number % 4:
@@ -185,7 +206,7 @@ def _add_faults(
 ) -> None:
     dicom_dir = root / "dicoms" / patient_id
     if study == 1:  # a contour whose DICOM is missing
-        number = spec.slices + 2
+        number = _missing_dicom_slice(spec)
         geometry = _slice_geometry(spec, study, spec.slices)
         points = ellipse_contour(geometry["cx"], geometry["cy"], geometry["ax"], geometry["ay"])
         name = f"IM-0001-{number:04d}-icontour-manual.txt"

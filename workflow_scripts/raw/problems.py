@@ -59,6 +59,11 @@ CODES: dict[str, tuple[str, str]] = {
         WARNING,
         "more than `max_i_outside_o` of the i-mask lies outside the o-mask",
     ),
+    # decisions of a person (config `exclusions`)
+    "excluded_by_review": (
+        ERROR,
+        "a reviewer left the slice out (config `exclusions`); the message says who, when and why",
+    ),
 }
 
 

@@ -7,6 +7,7 @@ from snakemake.utils import validate
 
 from workflow_scripts.build_plan import plan_build, print_summary
 from workflow_scripts.config import command_line_values_typed, config_problems
+from workflow_scripts.layout import DATASET_PLOTS
 from workflow_scripts.raw.links import STUDY_ID_PATTERN
 from workflow_scripts.version_lock import (
     LOCK_NAME,
@@ -27,8 +28,9 @@ LAYOUT = PLAN.layout
 STUDIES = PLAN.studies
 
 # Where files go (workflow_scripts/layout.py names each of them):
-#   {out_dir}/{version}/        the dataset: manifest, index and validation tables, and per
-#                               study pairs/{study}.parquet, slices/{study}/, qc/{study}/
+#   {out_dir}/{version}/        the dataset: manifest, index and validation tables, per
+#                               study pairs/{study}.parquet, slices/{study}/, qc/{study}/,
+#                               and the version's qc/review.html and qc/plots/
 #   {out_dir}/work/{version}/   study records for the aggregate steps, report material
 #   {out_dir}/logs/{version}/   one log per job
 VERSION_DIR = str(LAYOUT.version_dir)
@@ -37,6 +39,12 @@ LOG_DIR = str(LAYOUT.log_dir)
 MANIFEST = str(LAYOUT.manifest)
 INDEX = str(LAYOUT.index_file)
 VALIDATION = str(LAYOUT.validation_file)
+# The version's own QC files (rule plot_qc), written before the manifest, which lists them.
+VERSION_QC = [
+    str(LAYOUT.review_sheet),
+    str(LAYOUT.study_plots_dir),
+    *(str(LAYOUT.dataset_plot(name)) for name in DATASET_PLOTS),
+]
 
 
 wildcard_constraints:
@@ -59,6 +67,12 @@ def study_link(wildcards):
     return PLAN.link_params(wildcards.study)
 
 
+def study_exclusions(wildcards):
+    """The study's reviewed exclusions (config `exclusions`): changing a decision reruns
+    exactly the studies it concerns."""
+    return PLAN.exclusions_params(wildcards.study)
+
+
 def run_build_study(params, log):
     """The body of build_study. With threads (the default profile) it runs in Snakemake's own
     process and hands the work to a pool of worker processes (see job_pool.py); in a
@@ -67,7 +81,7 @@ def run_build_study(params, log):
     from workflow_scripts.job_pool import run_in_pool
     from workflow_scripts.study.build import build_study_job
 
-    job = (params.link, LAYOUT, params.options, log[0])
+    job = (params.link, LAYOUT, params.options, log[0], params.exclusions)
     if workflow.exec_mode == ExecMode.SUBPROCESS:
         build_study_job(*job)
     else:

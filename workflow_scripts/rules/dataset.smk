@@ -27,6 +27,7 @@ rule write_manifest:
         records=expand(str(LAYOUT.study_record("{study}")), study=STUDIES),
         index=INDEX,
         validation=VALIDATION,
+        qc=VERSION_QC,
     output:
         MANIFEST,
     log:
@@ -35,5 +36,6 @@ rule write_manifest:
         "../../envs/lv-dataset.yaml"
     params:
         config=config,
+        exclusions=PLAN.exclusions_input,
     script:
         "../scripts/write_manifest.py"

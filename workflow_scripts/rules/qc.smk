@@ -1,21 +1,68 @@
-# Build-wide QC for `snakemake --report`: flagged slices grouped by problem code, label figures.
+# QC: the version's plots and review sheet (part of the dataset, before the manifest), and what
+# only `snakemake --report` shows. Both read the version's tables, never the study jobs' outputs.
+
+
+rule plot_qc:
+    input:
+        index=INDEX,
+        validation=VALIDATION,
+    output:
+        review=str(LAYOUT.review_sheet),
+        study_plots=directory(str(LAYOUT.study_plots_dir)),
+        mask_areas=report(
+            str(LAYOUT.dataset_plot("mask_areas")),
+            caption="../report/mask_areas.rst",
+            category="Label figures",
+            labels={"figure": DATASET_PLOTS["mask_areas"]},
+        ),
+        area_to_median=report(
+            str(LAYOUT.dataset_plot("area_to_median")),
+            caption="../report/area_to_median.rst",
+            category="Label figures",
+            labels={"figure": DATASET_PLOTS["area_to_median"]},
+        ),
+        intensities=report(
+            str(LAYOUT.dataset_plot("intensities")),
+            caption="../report/intensities.rst",
+            category="Label figures",
+            labels={"figure": DATASET_PLOTS["intensities"]},
+        ),
+    log:
+        f"{LOG_DIR}/plot_qc.log",
+    conda:
+        "../../envs/lv-dataset.yaml"
+    threads: workflow.cores
+    params:
+        exclusions=PLAN.all_exclusions_params,
+        area_outlier_factor=config["checks"]["area_outlier_factor"],
+    script:
+        "../scripts/plot_qc.py"
 
 
 rule summarize_qc:
     input:
         index=INDEX,
+        validation=VALIDATION,
+        study_plots=rules.plot_qc.output.study_plots,
     output:
+        studies=report(
+            directory(f"{WORK_DIR}/report/studies"),
+            patterns=["{study}.html"],
+            caption="../report/study.rst",
+            category="Studies",
+            labels={"study": "{study}"},
+        ),
         flagged=report(
             directory(f"{WORK_DIR}/report/flagged"),
-            patterns=["{code}-{page}.jpg"],
+            patterns=["{code}/{study}/{slice}-{codes}.png"],
             caption="../report/flagged.rst",
             category="Flagged slices",
             subcategory="{code}",
-        ),
-        label_checks=report(
-            f"{WORK_DIR}/report/label_checks.csv",
-            caption="../report/label_checks.rst",
-            category="Label checks",
+            labels={
+                "study": "{study}",
+                "slice": "{slice}",
+                "problem codes": "{codes}",
+            },
         ),
     log:
         f"{LOG_DIR}/summarize_qc.log",

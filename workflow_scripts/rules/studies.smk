@@ -8,13 +8,8 @@ rule build_study:
     output:
         pairs=str(LAYOUT.pairs_file("{study}")),
         slices=directory(str(LAYOUT.slices_dir("{study}"))),
-        qc=report(
-            directory(str(LAYOUT.qc_dir("{study}"))),
-            patterns=["{name}.png", "{name}.jpg"],
-            caption="../report/qc_overlays.rst",
-            category="QC overlays",
-            subcategory="{study}",
-        ),
+        # The report shows each study through summarize_qc's per-study entries.
+        qc=directory(str(LAYOUT.qc_dir("{study}"))),
         record=str(LAYOUT.study_record("{study}")),
     log:
         f"{LOG_DIR}/build_study/{{study}}.log",
@@ -27,5 +22,6 @@ rule build_study:
         link=study_link,
         fingerprint=study_fingerprint,
         options=PLAN.options_params,
+        exclusions=study_exclusions,
     run:
         run_build_study(params, log)

@@ -1,4 +1,4 @@
-"""Snakemake script: flagged-slice sheets and the label-checks table for the report."""
+"""Snakemake script: per-study report entries and flagged overlays for the report."""
 
 import sys
 from pathlib import Path
@@ -7,11 +7,13 @@ sys.stderr = open(snakemake.log[0], "w")
 # The repository's packages, also where the project is not installed (the rules' conda env).
 sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1]))
 
-from workflow_scripts.qc.summary import write_qc_summary
+from workflow_scripts.layout import Layout
+from workflow_scripts.qc.summary import write_report_material
 
-write_qc_summary(
+write_report_material(
+    layout=Layout.from_config(snakemake.config),
     index_path=snakemake.input.index,
-    version_dir=Path(snakemake.input.index).parent,
+    validation_path=snakemake.input.validation,
+    studies_dir=snakemake.output.studies,
     flagged_dir=snakemake.output.flagged,
-    label_checks_path=snakemake.output.label_checks,
 )

@@ -16,4 +16,6 @@ write_dataset_manifest(
     record_paths=snakemake.input.records,
     index_path=snakemake.input.index,
     validation_path=snakemake.input.validation,
+    qc_outputs=snakemake.input.qc,
+    exclusions=snakemake.params.exclusions,
 )

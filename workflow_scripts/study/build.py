@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import warnings
 from collections import Counter
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ import numpy as np
 from loader.manifest import bytes_digest
 from workflow_scripts.files import write_bytes_atomic
 from workflow_scripts.layout import Layout
+from workflow_scripts.qc.exclusions import exclusion_message
 from workflow_scripts.raw.contours import parse_contour
 from workflow_scripts.raw.dicom_slice import DicomSlice, read_dicom_slice
 from workflow_scripts.raw.links import StudyLink
@@ -76,7 +78,11 @@ class _Inputs:
 
 
 def build_study(
-    link: StudyLink, layout: Layout, options: BuildOptions, log_path: str | Path | None = None
+    link: StudyLink,
+    layout: Layout,
+    options: BuildOptions,
+    log_path: str | Path | None = None,
+    exclusions: Iterable[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """Build one study's samples, overlays and pairing table; return (and write) its record.
 
@@ -85,6 +91,9 @@ def build_study(
         layout: where the raw data is and where the outputs go.
         options: build options (see BuildOptions).
         log_path: the job's log; pydicom warnings are summarized there, not printed.
+        exclusions: reviewed decisions for this study (``slice``, ``reason``, ``reviewer``,
+            ``date``; see :mod:`workflow_scripts.qc.exclusions`): those slices are left out
+            with ``excluded_by_review``, before any of their files is read.
 
     Returns:
         the study record: ``study_id``, ``original_id``, ``samples`` (index rows), ``problems``
@@ -97,9 +106,11 @@ def build_study(
     pairing = pair_study(link, layout.data_dir, options.contour_kinds)
     inputs = _Inputs(layout.data_dir)
     labelled = [LabelledSlice(study_id, pair) for pair in pairing.slices if pair.contours]
+    _exclude_reviewed(labelled, exclusions)
 
     for item in labelled:
-        _read_slice(item, inputs, options)
+        if item.is_sample:
+            _read_slice(item, inputs, options)
     leave_out_odd_shapes(labelled)
     for item in labelled:
         _make_masks(item)
@@ -130,6 +141,18 @@ def build_study(
     if log_path is not None:
         _write_log(log_path, study_id, record, inputs)
     return record
+
+
+def _exclude_reviewed(
+    labelled: list[LabelledSlice], exclusions: Iterable[Mapping[str, Any]]
+) -> None:
+    """Leave out the slices a reviewer excluded; the row names the i-contour, the label that
+    was judged (the exclusions file was checked against the study's i-contours at parse
+    time)."""
+    by_slice = {item.number: item for item in labelled}
+    for decision in exclusions:
+        item = by_slice[int(decision["slice"])]
+        item.fail("excluded_by_review", exclusion_message(decision), item.pair.contours["i"])
 
 
 def _read_slice(item: LabelledSlice, inputs: _Inputs, options: BuildOptions) -> None:
@@ -210,7 +233,11 @@ def _write_log(log_path, study: str, record: dict, inputs: _Inputs) -> None:
     Path(log_path).write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def build_study_job(link: dict, layout: Layout, options: dict, log_path: str | Path) -> dict:
-    """build_study from a job's plain parameters: the link.csv row as a dict and the
-    ``contours``/``checks``/``qc`` config sections."""
-    return build_study(StudyLink(**link), layout, BuildOptions.from_config(options), log_path)
+def build_study_job(
+    link: dict, layout: Layout, options: dict, log_path: str | Path, exclusions: list = ()
+) -> dict:
+    """build_study from a job's plain parameters: the link.csv row as a dict, the
+    ``contours``/``checks``/``qc`` config sections and the study's reviewed exclusions."""
+    return build_study(
+        StudyLink(**link), layout, BuildOptions.from_config(options), log_path, exclusions
+    )

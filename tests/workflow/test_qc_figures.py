@@ -1,0 +1,160 @@
+"""The label figures and plots, on small synthetic tables: units (mm² with a known pixel
+spacing, pixels without), ratios, intensity percentiles, and deterministic PNG bytes."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from loader.sample_file import encode_sample
+from workflow_scripts.qc import plots
+from workflow_scripts.qc.figures import (
+    MM2,
+    PX,
+    dataset_unit,
+    intensity_stats,
+    reviewed_exclusions,
+    sample_figures,
+    study_figures,
+)
+
+
+def index(spacing: dict[str, tuple[float, float]] | None = None) -> pd.DataFrame:
+    """Two studies of three samples: A with i-masks of 100, 200, 300 pixels (median 200), B
+    with 50, 50, 400; slice 30 of B flagged. ``spacing``: study -> (row, col) mm, added as
+    the index's pixel spacing columns."""
+    rows = []
+    for study, areas in (("A", (100, 200, 300)), ("B", (50, 50, 400))):
+        for position, pixels in enumerate(areas):
+            slice_number = 10 * (position + 1)
+            flagged = study == "B" and slice_number == 30
+            rows.append({
+                "study_id": study, "slice": slice_number, "split": "train",
+                "npz": f"slices/{study}/{slice_number:04d}.npz",
+                "qc": f"qc/{study}/{slice_number:04d}.png",
+                "mask_pixels": pixels, "omask_pixels": 2 * pixels if position == 0 else None,
+                "i_outside_o": 0.0 if position == 0 else None,
+                "flags": "mask_area_outlier" if flagged else "",
+            })  # fmt: skip
+    frame = pd.DataFrame(rows)
+    if spacing is not None:
+        frame["pixel_spacing_row"] = [spacing[s][0] for s in frame["study_id"]]
+        frame["pixel_spacing_col"] = [spacing[s][1] for s in frame["study_id"]]
+    return frame
+
+
+def test_without_pixel_spacing_areas_are_in_pixels():
+    figures = sample_figures(index())
+    assert set(figures["unit"]) == {PX}
+    assert list(figures["area"]) == [100, 200, 300, 50, 50, 400]
+    assert dataset_unit(figures) == PX
+
+
+def test_with_known_pixel_spacing_areas_are_in_square_millimetres():
+    figures = sample_figures(index({"A": (1.5, 2.0), "B": (0.5, 0.5)}))
+    assert set(figures["unit"]) == {MM2}
+    # 100 px x 1.5 mm x 2.0 mm = 300 mm²; 400 px x 0.25 mm² = 100 mm²
+    assert list(figures["area"]) == [300, 600, 900, 12.5, 12.5, 100]
+    assert figures["oarea"].iloc[0] == 600  # 200 px x 3 mm²
+    assert dataset_unit(figures) == MM2
+
+
+def test_a_study_with_an_unknown_spacing_stays_in_pixels_and_so_does_the_dataset():
+    frame = index({"A": (1.5, 2.0), "B": (0.5, 0.5)})
+    frame.loc[4, "pixel_spacing_col"] = math.nan  # one sample of B
+    figures = sample_figures(frame)
+    assert list(figures["unit"]) == [MM2] * 3 + [PX] * 3
+    assert list(figures["area"]) == [300, 600, 900, 50, 50, 400]
+    assert dataset_unit(figures) == PX
+
+
+def test_area_to_median_is_in_pixels_against_the_studys_median():
+    figures = sample_figures(index({"A": (1.5, 2.0), "B": (0.5, 0.5)}))
+    assert list(figures["area_to_median"]) == [0.5, 1.0, 1.5, 1.0, 1.0, 8.0]
+
+
+def test_study_figures_summarize_each_study_and_leave_out_unlisted_folders():
+    validation = pd.DataFrame(
+        [
+            {"study_id": "B", "slice": 40, "code": "excluded_by_review"},
+            {"study_id": "B", "slice": 30, "code": "mask_area_outlier"},
+            {"study_id": "C", "slice": None, "code": "study_missing"},
+            {"study_id": "junk", "slice": None, "code": "study_unlisted"},
+        ]
+    )
+    studies = study_figures(sample_figures(index()), validation)
+    assert list(studies) == ["A", "B", "C"]
+    summary = studies["B"].summary()
+    assert summary["samples"] == 3 and summary["median area"] == 50
+    assert summary["flagged slices"] == 1 and summary["excluded by review"] == 1
+    assert summary["problems"] == {"excluded_by_review": 1, "mask_area_outlier": 1}
+    assert studies["C"].summary()["samples"] == 0
+
+
+def test_reviewed_exclusions_join_the_decisions_to_the_rows():
+    validation = pd.DataFrame(
+        [{"study_id": "B", "slice": 40.0, "code": "excluded_by_review"},
+         {"study_id": "B", "slice": 30.0, "code": "mask_area_outlier"}]
+    )  # fmt: skip
+    decisions = [{"study_id": "B", "slice": 40, "reason": "r", "reviewer": "Ann", "date": ""}]
+    table = reviewed_exclusions(validation, decisions)
+    assert table.to_dict("records") == [
+        {"study_id": "B", "slice": 40, "reason": "r", "reviewer": "Ann", "date": ""}
+    ]
+
+
+def test_intensity_percentiles_are_read_from_each_samples_image(tmp_path):
+    figures = sample_figures(index()).head(2)
+    ramp = np.arange(101, dtype=np.int16).reshape(1, 101)  # percentile p is the value p
+    for row, scale in zip(figures.itertuples(), (1, 10), strict=True):
+        path = tmp_path / row.npz
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(encode_sample({"image": ramp * scale, "mask": ramp > 50}))
+    stats = intensity_stats(tmp_path, figures)
+    assert stats[["p1", "p25", "p50", "p75", "p99"]].values.tolist() == [
+        [1, 25, 50, 75, 99],
+        [10, 250, 500, 750, 990],
+    ]
+
+
+@pytest.mark.parametrize(("spacing", "label"), [(None, "area (px)"), ((1.5, 2.0), "area (mm²)")])
+def test_study_plot_is_labelled_in_the_studys_unit_and_marks_flags_and_exclusions(spacing, label):
+    frame = index(None if spacing is None else {"A": spacing, "B": spacing})
+    samples = sample_figures(frame).query("study_id == 'B'")
+    figure = plots.study_plot.figure("B", samples, [40], 4.0)
+    axes = figure.axes[0]
+    assert axes.get_ylabel() == label
+    assert "base → apex" in axes.get_xlabel()
+    texts = [text.get_text() for text in axes.texts]
+    assert "mask_area_outlier" in texts and "excluded" in texts
+    assert axes.get_legend().get_texts()[-1].get_text() == "flagged"
+
+
+def test_plots_are_deterministic_pngs():
+    figures = sample_figures(index({"A": (1.5, 2.0), "B": (0.5, 0.5)}))
+    samples = figures.query("study_id == 'A'")
+    first = plots.study_plot("A", samples, [], 4.0)
+    assert first == plots.study_plot("A", samples, [], 4.0)
+    assert Image.open(io.BytesIO(first)).size == (700, 320)
+    assert b"Software" not in first and b"matplotlib" not in first
+    assert plots.ratio_distribution_plot(figures, 4.0) == plots.ratio_distribution_plot(
+        figures, 4.0
+    )
+
+
+def test_dataset_plots_label_their_outliers_by_study_and_slice():
+    figures = sample_figures(index())
+    ratio = plots.ratio_distribution_plot.figure(figures, 4.0).axes[0]
+    assert [text.get_text() for text in ratio.texts] == ["B #30"]  # 8x its study's median
+    areas = plots.area_distribution_plot.figure(figures).axes[0]
+    assert [text.get_text() for text in areas.texts] == ["B #30"]
+    assert areas.get_ylabel() == "i-mask area (px)"
+    stats = figures[["study_id", "slice"]].assign(p1=0.0, p25=1.0, p50=2.0, p75=3.0, p99=100.0)
+    stats.loc[1, "p99"] = 1000.0  # A #20: 10x its study's median 99th percentile
+    intensity = plots.intensity_plot.figure(stats).axes[0]
+    assert [text.get_text() for text in intensity.texts] == ["A #20"]

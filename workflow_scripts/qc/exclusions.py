@@ -1,0 +1,181 @@
+"""Reviewed exclusions: the slices a person decided to leave out of the next version.
+
+The config key ``exclusions`` names a CSV file (the review sheet, ``qc/review.html``, downloads
+one)::
+
+    study_id,slice,reason,reviewer,date
+    SCD0000201,220,i-contour drawn on the wrong slice,A. Reviewer,2024-05-02
+
+``study_id``, ``slice`` and ``reason`` are required columns; ``reviewer`` and ``date`` (ISO
+``YYYY-MM-DD``) are optional columns and may be empty. Extra columns, a UTF-8 byte-order mark,
+Windows line endings, surrounding spaces and blank lines are accepted. The file is checked when
+the workflow is parsed, before any job: every row must name a study of link.csv and a labelled
+slice of it (a slice number with an i-contour file), once. Any fault stops the run with a
+message naming the file, the line and the value (:class:`ExclusionsError`).
+
+A build leaves each named slice out with the stable code ``excluded_by_review``; the row's
+message records the reason, the reviewer and the date.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import io
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+__all__ = [
+    "COLUMNS",
+    "Exclusion",
+    "ExclusionsError",
+    "check_exclusions",
+    "exclusion_message",
+    "exclusions_csv",
+    "read_exclusions",
+]
+
+#: The columns of an exclusions file, in the order the review sheet writes them.
+COLUMNS = ("study_id", "slice", "reason", "reviewer", "date")
+_REQUIRED = ("study_id", "slice", "reason")
+
+
+class ExclusionsError(ValueError):
+    """The exclusions file cannot be used; the message names the file, line and value."""
+
+
+@dataclass(frozen=True)
+class Exclusion:
+    """One reviewed decision: leave ``slice`` of ``study_id`` out, because of ``reason``.
+
+    ``reviewer`` and ``date`` are "" when the file does not give them; ``line`` is the 1-based
+    line of the file (the header is line 1).
+    """
+
+    study_id: str
+    slice: int
+    reason: str
+    reviewer: str
+    date: str
+    line: int
+
+    def as_params(self) -> dict:
+        """The decision as a study job's parameter: without the line, so that reordering the
+        file does not rebuild a study whose decisions are the same."""
+        return {key: value for key, value in asdict(self).items() if key != "line"}
+
+
+def read_exclusions(path: str | Path) -> list[Exclusion]:
+    """Read an exclusions file and check its form (header, values, duplicates).
+
+    Whether the studies and slices exist is :func:`check_exclusions`'s job. Raises
+    ExclusionsError naming the file and line.
+    """
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except OSError as exc:
+        raise ExclusionsError(f"{path}: cannot read exclusions: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ExclusionsError(
+            f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})"
+        ) from None
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = next((row for row in reader if any(cell.strip() for cell in row)), None)
+    if header is None:
+        raise ExclusionsError(f"{path}: the file is empty; expected a header {','.join(COLUMNS)}")
+    header = [cell.strip() for cell in header]
+    missing = [column for column in _REQUIRED if column not in header]
+    if missing:
+        raise ExclusionsError(
+            f"{path}: line {reader.line_num}: missing column(s) {', '.join(missing)}; the header "
+            f"is {','.join(header)!r}, expected {','.join(COLUMNS)!r} (reviewer, date optional)"
+        )
+    positions = {column: header.index(column) for column in COLUMNS if column in header}
+    exclusions: list[Exclusion] = []
+    first_seen: dict[tuple[str, int], int] = {}
+    for row in reader:
+        line = reader.line_num
+        if not any(cell.strip() for cell in row):
+            continue
+        values = {column: row[i].strip() if i < len(row) else "" for column, i in positions.items()}
+        exclusion = _parse_row(path, line, values)
+        key = (exclusion.study_id, exclusion.slice)
+        if key in first_seen:
+            raise ExclusionsError(
+                f"{path}: line {line}: study {key[0]!r} slice {key[1]} is excluded twice "
+                f"(first on line {first_seen[key]})"
+            )
+        first_seen[key] = line
+        exclusions.append(exclusion)
+    return exclusions
+
+
+def _parse_row(path: Path, line: int, values: Mapping[str, str]) -> Exclusion:
+    for column in _REQUIRED:
+        if not values[column]:
+            raise ExclusionsError(f"{path}: line {line}: empty {column}")
+    number = values["slice"]
+    if not number.isascii() or not number.isdigit():
+        raise ExclusionsError(
+            f"{path}: line {line}: slice {number!r} is not a slice number (a whole number >= 0)"
+        )
+    date = values.get("date", "")
+    if date:
+        try:
+            datetime.date.fromisoformat(date)
+        except ValueError:
+            raise ExclusionsError(
+                f"{path}: line {line}: date {date!r} is not a date as YYYY-MM-DD"
+            ) from None
+    return Exclusion(
+        study_id=values["study_id"],
+        slice=int(number),
+        reason=values["reason"],
+        reviewer=values.get("reviewer", ""),
+        date=date,
+        line=line,
+    )
+
+
+def check_exclusions(
+    path: str | Path,
+    exclusions: Iterable[Exclusion],
+    studies: Mapping[str, object],
+    labelled_slices: Callable[[str], set[int]],
+) -> None:
+    """Refuse exclusions that name a study link.csv does not list, or a slice that is not a
+    labelled slice of its study (``labelled_slices(study)``: the slice numbers with an
+    i-contour file). Raises ExclusionsError naming the file, line and value."""
+    for exclusion in exclusions:
+        where = f"{path}: line {exclusion.line}"
+        if exclusion.study_id not in studies:
+            raise ExclusionsError(
+                f"{where}: study {exclusion.study_id!r} is not listed in link.csv"
+            )
+        labelled = labelled_slices(exclusion.study_id)
+        if exclusion.slice not in labelled:
+            known = ", ".join(map(str, sorted(labelled))) or "none"
+            raise ExclusionsError(
+                f"{where}: slice {exclusion.slice} of study {exclusion.study_id!r} has no "
+                f"i-contour file, so it is no labelled slice (labelled slices: {known})"
+            )
+
+
+def exclusion_message(decision: Mapping[str, object]) -> str:
+    """The ``message`` of an ``excluded_by_review`` row: who decided what, and when."""
+    reviewer = decision.get("reviewer") or "an unnamed reviewer"
+    date = decision.get("date") or "no date given"
+    return f"excluded by review ({reviewer}, {date}): {decision['reason']}"
+
+
+def exclusions_csv(rows: Iterable[Mapping[str, object]]) -> str:
+    """An exclusions file's text for ``rows`` (mappings with the :data:`COLUMNS`), in the
+    format the review sheet downloads: a header, then one line per row, ``\\n`` line ends."""
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    for row in rows:
+        writer.writerow([row.get(column, "") for column in COLUMNS])
+    return text.getvalue()

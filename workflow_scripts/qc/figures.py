@@ -1,0 +1,149 @@
+"""The label figures a reviewer reads beside the overlays, from the version's tables.
+
+Areas are in mm² for a study whose every sample has a known pixel spacing (``index.parquet``'s
+``pixel_spacing_row`` and ``pixel_spacing_col``, finite and positive), else in pixels, so a
+figure never mixes units within a study. The area-to-median ratio is in pixels, as the
+``mask_area_outlier`` check computes it (median over the study's samples). Image intensities are
+the stored pixel values of each sample's ``image`` (the DICOM's, rescaled if the file says so).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from loader.sample_file import read_sample
+
+__all__ = [
+    "INTENSITY_PERCENTILES",
+    "MM2",
+    "PX",
+    "StudyFigures",
+    "dataset_unit",
+    "intensity_stats",
+    "reviewed_exclusions",
+    "sample_figures",
+    "study_figures",
+]
+
+MM2, PX = "mm²", "px"
+_SPACING = ("pixel_spacing_row", "pixel_spacing_col")
+#: Percentiles of a sample's pixel values kept for the intensity plot: 1st, quartiles, 99th.
+INTENSITY_PERCENTILES = (1.0, 25.0, 50.0, 75.0, 99.0)
+
+
+def sample_figures(index: pd.DataFrame) -> pd.DataFrame:
+    """One row per sample of ``index`` (sorted by study and slice) with the label figures.
+
+    Adds ``unit`` (:data:`MM2` or :data:`PX`, per study), ``area`` and ``oarea`` (the i- and
+    o-mask areas in that unit; NaN without o-mask) and ``area_to_median`` (i-mask pixels over
+    the study's median i-mask pixels; NaN when that median is 0).
+    """
+    frame = index.sort_values(["study_id", "slice"]).reset_index(drop=True).copy()
+    if all(column in frame for column in _SPACING):
+        spacing = frame[list(_SPACING)].astype(float)
+        known = np.isfinite(spacing).all(axis=1) & (spacing > 0).all(axis=1)
+        per_study = known.groupby(frame["study_id"]).transform("all")
+        pixel_area = (spacing[_SPACING[0]] * spacing[_SPACING[1]]).where(per_study, 1.0)
+    else:
+        per_study = pd.Series(False, index=frame.index)
+        pixel_area = pd.Series(1.0, index=frame.index)
+    frame["unit"] = np.where(per_study, MM2, PX)
+    frame["area"] = frame["mask_pixels"].astype(float) * pixel_area
+    frame["oarea"] = frame["omask_pixels"].astype(float) * pixel_area
+    median = frame.groupby("study_id")["mask_pixels"].transform("median").astype(float)
+    frame["area_to_median"] = (frame["mask_pixels"] / median.where(median > 0)).astype(float)
+    return frame
+
+
+def dataset_unit(figures: pd.DataFrame) -> str:
+    """The unit of dataset-wide area plots: mm² only when every study has it."""
+    return MM2 if len(figures) and (figures["unit"] == MM2).all() else PX
+
+
+@dataclass(frozen=True)
+class StudyFigures:
+    """A study at a glance: its samples' figures and the rows of ``validation.parquet``."""
+
+    study_id: str
+    samples: pd.DataFrame
+    problems: pd.DataFrame
+
+    @property
+    def unit(self) -> str:
+        return str(self.samples["unit"].iloc[0]) if len(self.samples) else PX
+
+    @property
+    def split(self) -> str:
+        return str(self.samples["split"].iloc[0]) if len(self.samples) else ""
+
+    @property
+    def excluded(self) -> pd.DataFrame:
+        """The study's ``excluded_by_review`` rows."""
+        return self.problems[self.problems["code"] == "excluded_by_review"]
+
+    def summary(self) -> dict[str, object]:
+        """The numbers of the study's report entry and review sheet header."""
+        areas = self.samples["area"]
+        flagged = self.samples[self.samples["flags"] != ""]
+        return {
+            "split": self.split,
+            "samples": len(self.samples),
+            "unit": self.unit,
+            "median area": float(areas.median()) if len(areas) else None,
+            "smallest area": float(areas.min()) if len(areas) else None,
+            "largest area": float(areas.max()) if len(areas) else None,
+            "flagged slices": len(flagged),
+            "excluded by review": len(self.excluded),
+            "problems": dict(sorted(self.problems["code"].value_counts().items())),
+        }
+
+
+#: Rows about folders that are no study of link.csv (their ids are folder names).
+_NOT_STUDIES = {"study_unlisted", "hidden_file"}
+
+
+def study_figures(figures: pd.DataFrame, validation: pd.DataFrame) -> dict[str, StudyFigures]:
+    """:class:`StudyFigures` of every study of link.csv with samples or problems, by study id
+    (sorted); folders link.csv does not list are left to ``validation.parquet``."""
+    listed = validation[~validation["code"].isin(_NOT_STUDIES)]
+    studies = sorted(set(figures["study_id"]) | set(listed["study_id"]))
+    samples = dict(tuple(figures.groupby("study_id", sort=True)))
+    problems = dict(tuple(validation.groupby("study_id", sort=True)))
+    empty_samples, empty_problems = figures.iloc[0:0], validation.iloc[0:0]
+    return {
+        study: StudyFigures(
+            study, samples.get(study, empty_samples), problems.get(study, empty_problems)
+        )
+        for study in studies
+    }
+
+
+def intensity_stats(version_dir: str | Path, figures: pd.DataFrame) -> pd.DataFrame:
+    """Per sample, the :data:`INTENSITY_PERCENTILES` of its image's pixel values (columns
+    ``p1``, ``p25``, ``p50``, ``p75``, ``p99``), read from its npz."""
+    version_dir = Path(version_dir)
+    rows = []
+    for npz in figures["npz"]:
+        image = read_sample(version_dir / npz)["image"]
+        rows.append(np.percentile(image, INTENSITY_PERCENTILES))
+    columns = [f"p{p:g}" for p in INTENSITY_PERCENTILES]
+    stats = pd.DataFrame(rows, columns=columns, index=figures.index, dtype=float)
+    return pd.concat([figures[["study_id", "slice"]], stats], axis=1)
+
+
+def reviewed_exclusions(validation: pd.DataFrame, decisions: list[Mapping]) -> pd.DataFrame:
+    """The version's ``excluded_by_review`` rows joined with the decisions behind them
+    (``reason``, ``reviewer``, ``date``), by study and slice."""
+    columns = ["study_id", "slice", "reason", "reviewer", "date"]
+    rows = validation[validation["code"] == "excluded_by_review"][["study_id", "slice"]]
+    rows = rows.astype({"study_id": str, "slice": "int64"})
+    table = pd.DataFrame(list(decisions), columns=columns).astype(
+        {"study_id": str, "slice": "int64"}
+    )
+    merged = rows.merge(table, on=["study_id", "slice"], how="left")
+    return merged.sort_values(["study_id", "slice"]).reset_index(drop=True)

@@ -1,0 +1,241 @@
+"""The QC plots: per study, mask areas against slice number; for the dataset, distributions
+with their outliers labelled by study and slice.
+
+Made with matplotlib (the Agg renderer, no pyplot state): it is the ecosystem's default, draws
+the same pixels for the same inputs, and writes PNGs without a timestamp once the ``Software``
+text chunk is dropped, so a plot's bytes depend only on its data (and the matplotlib version,
+recorded with the other libraries in the manifest). Every plot is drawn under matplotlib's
+bundled default style, so a user's ``matplotlibrc`` cannot change the dataset's bytes.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable
+
+import matplotlib.style
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from workflow_scripts.qc.figures import dataset_unit
+
+__all__ = [
+    "INTENSITY_OUTLIER_FACTOR",
+    "area_distribution_plot",
+    "intensity_plot",
+    "ratio_distribution_plot",
+    "study_plot",
+]
+
+#: A slice whose 99th intensity percentile is beyond this factor of its study's median (of the
+#: slices' 99th percentiles) is labelled in the intensity plot: a different scaling or window.
+INTENSITY_OUTLIER_FACTOR = 2.0
+_LABELLED = 12  # most outliers labelled by name on a plot; the rest are counted
+_I, _O, _FLAG, _GREY = "#d62728", "#2ca02c", "#ff9f00", "#7f7f7f"
+_DPI = 100
+
+
+def _png(figure: Figure) -> bytes:
+    buffer = io.BytesIO()
+    FigureCanvasAgg(figure).print_png(buffer, metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def _figure(width: float, height: float) -> Figure:
+    return Figure(figsize=(width, height), dpi=_DPI, layout="constrained")
+
+
+def _styled(draw):
+    """Run a drawing function under matplotlib's bundled defaults (not the user's rc). The
+    function returns a Figure; the wrapper returns its PNG bytes, and ``draw.figure`` the
+    Figure itself (for tests that look at axes and labels)."""
+
+    def figure(*args, **kwargs) -> Figure:
+        with matplotlib.style.context("default"):
+            return draw(*args, **kwargs)
+
+    def wrapper(*args, **kwargs) -> bytes:
+        with matplotlib.style.context("default"):
+            return _png(draw(*args, **kwargs))
+
+    wrapper.__doc__, wrapper.__name__ = draw.__doc__, draw.__name__
+    wrapper.figure = figure
+    return wrapper
+
+
+@_styled
+def study_plot(
+    study: str, samples: pd.DataFrame, excluded: Iterable[int], area_outlier_factor: float
+) -> bytes:
+    """PNG of one study: i-mask (and o-mask) area against slice number.
+
+    ``samples``: the study's rows of :func:`~workflow_scripts.qc.figures.sample_figures`.
+    Slices run from base to apex in the Sunnybrook numbering (left to right). Flagged slices
+    are ringed in amber with their codes; slices excluded by review are dashed grey lines; the
+    band is where an i-mask area is not an outlier (median / f to median x f).
+    """
+    figure = _figure(7.0, 3.2)
+    axes = figure.add_subplot()
+    unit = str(samples["unit"].iloc[0]) if len(samples) else "px"
+    for number in sorted(excluded):
+        axes.axvline(number, color=_GREY, linestyle="--", linewidth=1)
+        axes.annotate("excluded", (number, 1.0), xycoords=("data", "axes fraction"),
+                      rotation=90, va="top", ha="right", fontsize=7, color=_GREY)  # fmt: skip
+    if len(samples):
+        median = float(samples["area"].median())
+        if median > 0:
+            axes.axhspan(median / area_outlier_factor, median * area_outlier_factor,
+                         color="#1f77b4", alpha=0.07, linewidth=0)  # fmt: skip
+            axes.axhline(median, color="#1f77b4", linewidth=0.8, alpha=0.5)
+        axes.plot(samples["slice"], samples["area"], "o-", color=_I, markersize=4,
+                  linewidth=1, label="i-contour (blood pool)")  # fmt: skip
+        outer = samples[samples["oarea"].notna()]
+        if len(outer):
+            axes.plot(outer["slice"], outer["oarea"], "s", color=_O, markersize=4,
+                      label="o-contour (outer wall)")  # fmt: skip
+        flagged = samples[samples["flags"] != ""]
+        if len(flagged):
+            axes.scatter(flagged["slice"], flagged["area"], s=110, facecolors="none",
+                         edgecolors=_FLAG, linewidths=2, label="flagged", zorder=3)  # fmt: skip
+        # Neighbouring flags (apical slices often come in runs) get staggered labels.
+        for position, row in enumerate(flagged.itertuples()):
+            axes.annotate(row.flags.replace(",", "\n"), (row.slice, row.area), fontsize=7,
+                          xytext=(6, 6 + 11 * (position % 3)), textcoords="offset points",
+                          color="#8a5a00")  # fmt: skip
+        axes.legend(fontsize=7, loc="upper right")
+        axes.set_ylim(bottom=0)
+    else:
+        axes.text(0.5, 0.5, "no samples", transform=axes.transAxes, ha="center")
+    axes.set_title(f"{study}: mask area by slice", fontsize=10)
+    axes.set_xlabel("slice number (base → apex)", fontsize=8)
+    axes.set_ylabel(f"area ({unit})", fontsize=8)
+    axes.tick_params(labelsize=7)
+    return figure
+
+
+def _label_points(axes, points: pd.DataFrame, x: str, y: str, text: str) -> None:
+    """Annotate the first :data:`_LABELLED` rows of ``points`` with their ``text`` column and
+    say how many more there are."""
+    for position, row in enumerate(points.head(_LABELLED).itertuples()):
+        axes.annotate(getattr(row, text), (getattr(row, x), getattr(row, y)), fontsize=7,
+                      xytext=(4, 4 + 9 * (position % 3)), textcoords="offset points",
+                      color="#8a5a00", arrowprops={"arrowstyle": "-", "color": _FLAG,
+                                                   "linewidth": 0.6})  # fmt: skip
+    if len(points) > _LABELLED:
+        axes.text(0.99, 0.98, f"+{len(points) - _LABELLED} more outliers (see review sheet)",
+                  transform=axes.transAxes, ha="right", va="top", fontsize=7)  # fmt: skip
+
+
+def _names(frame: pd.DataFrame) -> pd.Series:
+    return frame["study_id"] + " #" + frame["slice"].astype(str)
+
+
+@_styled
+def area_distribution_plot(figures: pd.DataFrame) -> bytes:
+    """PNG: every sample's i-mask area against its study (one dot per slice, studies in id
+    order), flagged slices ringed and labelled by study and slice."""
+    unit = dataset_unit(figures)
+    area = figures["area"] if unit != "px" else figures["mask_pixels"].astype(float)
+    studies = sorted(figures["study_id"].unique())
+    position = figures["study_id"].map({study: i for i, study in enumerate(studies)})
+    figure = _figure(min(16.0, 5.0 + 0.12 * len(studies)), 4.0)
+    axes = figure.add_subplot()
+    jitter = (figures["slice"] % 7 - 3) * 0.06  # deterministic spread of a study's dots
+    axes.scatter(position + jitter, area, s=6, color=_I, alpha=0.6, linewidths=0)
+    flagged = figures.assign(x=position + jitter, y=area, name=_names(figures))
+    flagged = flagged[flagged["flags"].str.contains("mask_")]
+    flagged = flagged.assign(distance=np.abs(np.log(flagged["area_to_median"])).fillna(np.inf))
+    flagged = flagged.sort_values(["distance", "study_id", "slice"], ascending=[False, True, True])
+    axes.scatter(flagged["x"], flagged["y"], s=50, facecolors="none", edgecolors=_FLAG,
+                 linewidths=1.5, label="flagged mask (empty, too large, area outlier)")  # fmt: skip
+    _label_points(axes, flagged, "x", "y", "name")
+    _study_axis(axes, studies)
+    axes.set_ylabel(f"i-mask area ({unit})", fontsize=8)
+    axes.set_title(f"i-mask areas of {len(figures)} samples in {len(studies)} studies", fontsize=10)
+    axes.legend(fontsize=7, loc="upper left")
+    return figure
+
+
+@_styled
+def ratio_distribution_plot(figures: pd.DataFrame, area_outlier_factor: float) -> bytes:
+    """PNG: histogram of i-mask area / study median (log scale), the outlier thresholds
+    (1/f and f) as lines, and the slices beyond them labelled by study and slice."""
+    ratio = figures["area_to_median"].dropna()
+    ratio = ratio[ratio > 0]
+    figure = _figure(8.0, 3.6)
+    axes = figure.add_subplot()
+    low, high = 1 / area_outlier_factor, area_outlier_factor
+    span = max(high * 1.5, float(ratio.max()) * 1.2 if len(ratio) else high)
+    bins = np.geomspace(min(low / 1.5, float(ratio.min()) / 1.2 if len(ratio) else low), span, 60)
+    axes.hist(ratio, bins=bins, color="#1f77b4", alpha=0.8)
+    axes.set_xscale("log")
+    for threshold in (low, high):
+        axes.axvline(threshold, color=_FLAG, linestyle="--", linewidth=1)
+    beyond = figures.assign(name=_names(figures))
+    beyond = beyond[(beyond["area_to_median"] < low) | (beyond["area_to_median"] > high)]
+    beyond = beyond.assign(y=0.0, distance=np.abs(np.log(beyond["area_to_median"])))
+    beyond = beyond.sort_values(["distance", "study_id", "slice"], ascending=[False, True, True])
+    label = f"beyond 1/{area_outlier_factor:g} or {area_outlier_factor:g}x"
+    axes.scatter(beyond["area_to_median"], beyond["y"], marker="v", color=_FLAG, s=30,
+                 zorder=3, label=label)  # fmt: skip
+    _label_points(axes, beyond, "area_to_median", "y", "name")
+    axes.set_xlabel("i-mask area / median i-mask area of its study", fontsize=8)
+    axes.set_ylabel("samples", fontsize=8)
+    axes.set_title("Area against the study's median", fontsize=10)
+    axes.legend(fontsize=7, loc="upper left")
+    axes.tick_params(labelsize=7)
+    return figure
+
+
+@_styled
+def intensity_plot(stats: pd.DataFrame) -> bytes:
+    """PNG: per study, a box of its slices' typical intensities (median over the slices of
+    each percentile: whiskers 1st and 99th, box the quartiles), each slice's 99th percentile
+    as a dot, and slices beyond :data:`INTENSITY_OUTLIER_FACTOR` of their study's median
+    99th percentile labelled by study and slice."""
+    studies = sorted(stats["study_id"].unique())
+    typical = stats.groupby("study_id")[["p1", "p25", "p50", "p75", "p99"]].median()
+    boxes = [
+        {
+            "whislo": row.p1,
+            "q1": row.p25,
+            "med": row.p50,
+            "q3": row.p75,
+            "whishi": row.p99,
+            "label": study,
+        }
+        for study, row in typical.loc[studies].iterrows()
+    ]
+    figure = _figure(min(16.0, 5.0 + 0.12 * len(studies)), 4.0)
+    axes = figure.add_subplot()
+    axes.bxp(boxes, positions=range(len(studies)), showfliers=False, widths=0.6)
+    position = stats["study_id"].map({study: i for i, study in enumerate(studies)})
+    axes.scatter(position, stats["p99"], s=6, color=_GREY, zorder=3, label="99th pct. per slice")
+    study_p99 = stats.groupby("study_id")["p99"].transform("median")
+    factor = stats["p99"] / study_p99.where(study_p99 > 0)
+    odd = stats.assign(x=position, name=_names(stats), distance=np.abs(np.log(factor)))
+    limit = np.log(INTENSITY_OUTLIER_FACTOR)
+    odd = odd[odd["distance"] > limit].sort_values(
+        ["distance", "study_id", "slice"], ascending=[False, True, True]
+    )
+    axes.scatter(odd["x"], odd["p99"], s=50, facecolors="none", edgecolors=_FLAG,
+                 linewidths=1.5, label=f"beyond {INTENSITY_OUTLIER_FACTOR:g}x its study",
+                 zorder=4)  # fmt: skip
+    _label_points(axes, odd, "x", "p99", "name")
+    _study_axis(axes, studies)
+    axes.set_ylabel("pixel value", fontsize=8)
+    axes.set_title("Image intensities per study", fontsize=10)
+    axes.legend(fontsize=7, loc="upper left")
+    return figure
+
+
+def _study_axis(axes, studies: list[str]) -> None:
+    axes.set_xlim(-0.7, len(studies) - 0.3)
+    if len(studies) <= 60:
+        axes.set_xticks(range(len(studies)), studies, rotation=90, fontsize=6)
+    else:
+        axes.set_xticks([])
+    axes.set_xlabel(f"study ({len(studies)}, by id)", fontsize=8)
+    axes.tick_params(axis="y", labelsize=7)
