@@ -1,0 +1,97 @@
+"""Building a dataset version by calling the workflow's functions directly, as its rules do.
+
+The unit tests build phantom studies in temporary folders with :func:`build_by_calls` (well
+under a second for a few small studies) instead of running Snakemake; the end-to-end tests
+compare what Snakemake builds with what these calls build. Also here: an independent
+rasterizer and file digests, to check the workflow's outputs against.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from workflow_scripts.build_plan import BuildPlan, plan_build
+from workflow_scripts.dataset.manifest import write_dataset_manifest
+from workflow_scripts.dataset.tables import write_dataset_tables
+from workflow_scripts.layout import Layout
+from workflow_scripts.qc.summary import write_qc_summary
+from workflow_scripts.raw.phantom import PhantomSpec, write_phantom
+from workflow_scripts.study.build import build_study_job
+
+
+def phantom(root: Path, **fields) -> Path:
+    """A phantom raw dataset under ``root`` (the schema's phantom defaults, ``fields`` changed)."""
+    return write_phantom(root, PhantomSpec.with_defaults(**fields))
+
+
+def report_paths(layout: Layout) -> tuple[Path, Path]:
+    """The flagged-slices folder and label_checks.csv of a build (as rules/qc.smk names them)."""
+    return layout.work_dir / "report" / "flagged", layout.work_dir / "report" / "label_checks.csv"
+
+
+def build_by_calls(config: dict, workdir: Path | None = None) -> BuildPlan:
+    """Build ``config`` (validated, defaults filled) the way the workflow's rules do, without
+    Snakemake: the plan, the phantom when data_dir is empty, every study, the tables, the
+    manifest and the QC summary. Relative paths in ``config`` are taken from ``workdir`` (as
+    Snakemake's ``--directory``); the returned plan's paths are then relative to it too.
+    """
+    with contextlib.chdir(workdir) if workdir is not None else contextlib.nullcontext():
+        plan = plan_build(config)
+        layout = plan.layout
+        if layout.phantom and not layout.data_dir.exists():
+            write_phantom(layout.data_dir, PhantomSpec(**config["phantom"]))
+        records = []
+        for study in plan.studies:
+            log = layout.log_dir / "build_study" / f"{study}.log"
+            build_study_job(plan.link_params(study), layout, plan.options_params, log)
+            records.append(layout.study_record(study))
+        write_dataset_tables(
+            record_paths=records,
+            links=plan.links,
+            data_dir=layout.data_dir,
+            contour_kinds=plan.contour_kinds,
+            version=config["version"],
+            fractions=config["splits"],
+            seed=config["split_seed"],
+            index_path=layout.index_file,
+            validation_path=layout.validation_file,
+        )
+        write_dataset_manifest(layout, config, records, layout.index_file, layout.validation_file)
+        write_qc_summary(layout.index_file, layout.version_dir, *report_paths(layout))
+    return plan
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def tree_digests(folder: Path, exclude: tuple[str, ...] = ("manifest.json",)) -> dict[str, str]:
+    """sha256 of every file under ``folder`` by POSIX relative path, but those named in
+    ``exclude`` (a version's manifest: its build time differs) and the empty markers Snakemake
+    puts in directory outputs."""
+    return {
+        path.relative_to(folder).as_posix(): sha256(path)
+        for path in sorted(Path(folder).rglob("*"))
+        if path.is_file() and path.name not in (*exclude, ".snakemake_timestamp")
+    }
+
+
+def reference_mask(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """The pixel-centre rule by brute force, independent of ``contour_to_mask``: a pixel (r, c)
+    is in when a ray from its centre (x=c, y=r) to the right crosses the polygon's edges an odd
+    number of times, an edge counting when exactly one end is at or below the ray (y <= r) and
+    it crosses strictly right of the centre."""
+    rows, columns = shape
+    xa, ya = np.asarray(points, dtype=np.float64).T
+    xb, yb = np.roll(xa, -1), np.roll(ya, -1)
+    r = np.arange(rows, dtype=np.float64)[:, None, None]
+    c = np.arange(columns, dtype=np.float64)[None, :, None]
+    spans = (ya <= r) != (yb <= r)  # (rows, 1, edges)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x_cross = xa + (r - ya) * (xb - xa) / (yb - ya)
+    crossings = np.count_nonzero(spans & (x_cross > c), axis=2)
+    return crossings % 2 == 1
