@@ -11,21 +11,39 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
 from workflow_scripts.build_plan import BuildPlan, plan_build
+from workflow_scripts.config import default_config
 from workflow_scripts.dataset.manifest import write_dataset_manifest
 from workflow_scripts.dataset.tables import write_dataset_tables
 from workflow_scripts.layout import Layout
 from workflow_scripts.qc.summary import write_qc_summary
+from workflow_scripts.raw.links import read_link_table
 from workflow_scripts.raw.phantom import PhantomSpec, write_phantom
-from workflow_scripts.study.build import build_study_job
+from workflow_scripts.study.build import build_study, build_study_job
+from workflow_scripts.study.options import BuildOptions
 
 
 def phantom(root: Path, **fields) -> Path:
     """A phantom raw dataset under ``root`` (the schema's phantom defaults, ``fields`` changed)."""
     return write_phantom(root, PhantomSpec.with_defaults(**fields))
+
+
+def build_studies(raw: Path, out: Path, **overrides) -> SimpleNamespace:
+    """Build every study of link.csv with build_study (no tables, no manifest); returns the
+    raw folder, the layout, the options, the links and the records by study id."""
+    config = default_config(data_dir=str(raw), out_dir=str(out), **overrides)
+    layout = Layout.from_config(config)
+    options = BuildOptions.from_config(config)
+    links = {link.patient_id: link for link in read_link_table(raw / "link.csv")}
+    records = {
+        study: build_study(link, layout, options, layout.log_dir / f"{study}.log")
+        for study, link in links.items()
+    }
+    return SimpleNamespace(raw=raw, layout=layout, options=options, links=links, records=records)
 
 
 def report_paths(layout: Layout) -> tuple[Path, Path]:

@@ -16,31 +16,18 @@ from types import SimpleNamespace
 import numpy as np
 import pydicom
 import pytest
-from build_helpers import phantom, reference_mask, tree_digests
+from build_helpers import build_studies, phantom, reference_mask, tree_digests
 from pydicom import config as pydicom_config
 
 from dataset_checks import all_contour_files
 from loader.sample_file import read_sample
 from workflow_scripts.config import default_config
 from workflow_scripts.layout import Layout
-from workflow_scripts.raw.links import StudyLink, read_link_table
-from workflow_scripts.study.build import build_study, build_study_job
-from workflow_scripts.study.options import BuildOptions
+from workflow_scripts.raw.links import StudyLink
+from workflow_scripts.study.build import build_study_job
 
 STUDIES = ["PHANTOM0001", "PHANTOM0002", "PHANTOM0003"]
 ABSENT = "PHANTOM0004"  # listed in link.csv, not on disk (a phantom fault)
-
-
-def build_all(raw: Path, out: Path, **overrides) -> SimpleNamespace:
-    config = default_config(data_dir=str(raw), out_dir=str(out), **overrides)
-    layout = Layout.from_config(config)
-    options = BuildOptions.from_config(config)
-    links = {link.patient_id: link for link in read_link_table(raw / "link.csv")}
-    records = {
-        study: build_study(link, layout, options, layout.log_dir / f"{study}.log")
-        for study, link in links.items()
-    }
-    return SimpleNamespace(raw=raw, layout=layout, options=options, links=links, records=records)
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +36,7 @@ def built(tmp_path_factory) -> SimpleNamespace:
     phantom's faults, built with both contour kinds."""
     root = tmp_path_factory.mktemp("study_build")
     raw = phantom(root / "raw", studies=3, slices=8, size=64)
-    return build_all(raw, root / "out", contours=["i", "o"])
+    return build_studies(raw, root / "out", contours=["i", "o"])
 
 
 def contour_files(raw: Path, link: StudyLink, kind: str) -> dict[int, str]:
@@ -260,17 +247,17 @@ def test_the_job_log_lists_the_counts_and_every_problem(built):
 def small(tmp_path) -> SimpleNamespace:
     """One study, 4 slices of 32 x 32 (contours on 2 and 4), no faults, both contour kinds."""
     raw = phantom(tmp_path / "raw", studies=1, slices=4, size=32, faults=False)
-    return build_all(raw, tmp_path / "out", contours=["i", "o"])
+    return build_studies(raw, tmp_path / "out", contours=["i", "o"])
 
 
 def test_a_rebuild_writes_the_same_bytes(small, tmp_path):
     version_dir = small.layout.version_dir
     before = tree_digests(version_dir)
     record = small.records["PHANTOM0001"]
-    again = build_all(small.raw, small.layout.out_dir, contours=["i", "o"])
+    again = build_studies(small.raw, small.layout.out_dir, contours=["i", "o"])
     assert tree_digests(version_dir) == before
     assert again.records["PHANTOM0001"] == record
-    elsewhere = build_all(small.raw, tmp_path / "elsewhere", contours=["i", "o"])
+    elsewhere = build_studies(small.raw, tmp_path / "elsewhere", contours=["i", "o"])
     assert tree_digests(elsewhere.layout.version_dir) == before
     assert elsewhere.records["PHANTOM0001"] == record
 
@@ -285,13 +272,13 @@ def test_a_stale_staging_folder_is_removed_by_the_next_build(small):
     for folder in stale:
         folder.mkdir()
         (folder / "0002.npz").write_bytes(b"half-written")
-    build_all(small.raw, layout.out_dir, contours=["i", "o"])
+    build_studies(small.raw, layout.out_dir, contours=["i", "o"])
     assert not any(folder.exists() for folder in stale)
     assert tree_digests(layout.version_dir) == before
 
 
 def test_only_the_configured_contour_kinds_are_read(small, tmp_path):
-    only_i = build_all(small.raw, tmp_path / "only_i")
+    only_i = build_studies(small.raw, tmp_path / "only_i")
     record = only_i.records["PHANTOM0001"]
     assert [row["has_omask"] for row in record["samples"]] == [False, False]
     assert not any("o-contours" in path for path in record["inputs"])
@@ -338,7 +325,7 @@ def test_pydicom_warnings_are_counted_in_the_job_log_and_not_printed(tmp_path, c
     capfd.readouterr()
     with warnings.catch_warnings(record=True) as escaped:
         warnings.simplefilter("always")
-        built = build_all(raw, tmp_path / "out")
+        built = build_studies(raw, tmp_path / "out")
     assert [str(w.message) for w in escaped] == []
     assert capfd.readouterr() == ("", "")
     assert [row["slice"] for row in built.records["PHANTOM0001"]["samples"]] == [2, 4]
