@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -113,3 +114,22 @@ def reference_mask(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
         x_cross = xa + (r - ya) * (xb - xa) / (yb - ya)
     crossings = np.count_nonzero(spans & (x_cross > c), axis=2)
     return crossings % 2 == 1
+
+
+def assert_same_build(out_dir: Path, reference_out_dir: Path, version: str = "1.0.0") -> None:
+    """The builds under two out_dirs are the same: every file of the version folders byte for
+    byte, the manifests but for their build time, and the QC report material."""
+    built, reference = Path(out_dir) / version, Path(reference_out_dir) / version
+    digests = tree_digests(built)
+    assert any(name.endswith(".npz") for name in digests)
+    assert digests == tree_digests(reference)
+    manifests = [
+        json.loads((folder / "manifest.json").read_text()) for folder in (built, reference)
+    ]
+    for manifest in manifests:
+        del manifest["built_at"]
+    assert manifests[0] == manifests[1]
+    reports = [
+        Path(folder) / "work" / version / "report" for folder in (out_dir, reference_out_dir)
+    ]
+    assert tree_digests(reports[0]) == tree_digests(reports[1])
