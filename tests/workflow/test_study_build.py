@@ -189,6 +189,7 @@ def test_the_record_names_each_output_with_the_digest_of_the_written_file(built)
         }
         written[f"pairs/{study}.parquet"] = version_dir / "pairs" / f"{study}.parquet"
         assert set(record["outputs"]) == set(written)
+        assert {f"pairs/{study}.parquet", f"qc/{study}/contact_sheet.jpg"} <= set(written)
         for relpath, path in written.items():
             assert record["outputs"][relpath] == sha256(path.read_bytes()), relpath
     samples = sum(len(r["samples"]) for r in built.records.values())
