@@ -124,8 +124,7 @@ def faulty_build(faulty_raw):
     workdir = faulty_raw.parent / "calls"
     workdir.mkdir()
     config = default_config(data_dir=str(faulty_raw), out_dir="out", contours=["i", "o"])
-    build_by_calls(config, workdir)
-    version_dir = workdir / "out" / "1.0.0"
+    version_dir = workdir / build_by_calls(config, workdir).layout.version_dir
     index = pd.read_parquet(version_dir / "index.parquet")
     validation = pd.read_parquet(version_dir / "validation.parquet")
     return faulty_raw, version_dir, index, validation

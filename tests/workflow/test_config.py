@@ -171,7 +171,8 @@ def test_out_dir_linked_into_data_dir_is_refused(tmp_path, raw):
 
 def test_sibling_folders_sharing_a_name_prefix_are_not_nested(tmp_path, raw):
     config = default_config(data_dir=str(raw), out_dir=str(tmp_path / "raw2"))
-    assert check_config(config) == Layout(raw, tmp_path / "raw2", "1.0.0", phantom=False)
+    expected = Layout(raw, tmp_path / "raw2", config["version"], phantom=False)
+    assert check_config(config) == expected
 
 
 def test_phantom_build_needs_no_data_folder(tmp_path):

@@ -20,23 +20,23 @@ def test_paths_of_a_build_from_raw_data():
 
 
 def test_paths_of_a_study():
-    layout = Layout.from_config(default_config(data_dir="/data", out_dir="/out"))
-    assert layout.pairs_file("S1") == Path("/out/1.0.0/pairs/S1.parquet")
-    assert layout.slices_dir("S1") == Path("/out/1.0.0/slices/S1")
-    assert layout.qc_dir("S1") == Path("/out/1.0.0/qc/S1")
-    assert layout.sample_file("S1", 7) == Path("/out/1.0.0/slices/S1/0007.npz")
-    assert layout.sample_file("S1", 12345) == Path("/out/1.0.0/slices/S1/12345.npz")
-    assert layout.overlay_file("S1", 20) == Path("/out/1.0.0/qc/S1/0020.png")
-    assert layout.contact_sheet("S1") == Path("/out/1.0.0/qc/S1") / CONTACT_SHEET
+    layout = Layout.from_config(default_config(data_dir="/data", out_dir="/out", version="2.1"))
+    assert layout.pairs_file("S1") == Path("/out/2.1/pairs/S1.parquet")
+    assert layout.slices_dir("S1") == Path("/out/2.1/slices/S1")
+    assert layout.qc_dir("S1") == Path("/out/2.1/qc/S1")
+    assert layout.sample_file("S1", 7) == Path("/out/2.1/slices/S1/0007.npz")
+    assert layout.sample_file("S1", 12345) == Path("/out/2.1/slices/S1/12345.npz")
+    assert layout.overlay_file("S1", 20) == Path("/out/2.1/qc/S1/0020.png")
+    assert layout.contact_sheet("S1") == Path("/out/2.1/qc/S1") / CONTACT_SHEET
     assert CONTACT_SHEET == "contact_sheet.jpg"
-    assert layout.study_record("S1") == Path("/out/work/1.0.0/studies/S1.json")
+    assert layout.study_record("S1") == Path("/out/work/2.1/studies/S1.json")
 
 
 def test_study_paths_take_the_wildcard_for_the_rule_files():
-    layout = Layout.from_config(default_config(out_dir="out"))
-    assert str(layout.pairs_file("{study}")) == "out/1.0.0/pairs/{study}.parquet"
-    assert str(layout.slices_dir("{study}")) == "out/1.0.0/slices/{study}"
-    assert str(layout.study_record("{study}")) == "out/work/1.0.0/studies/{study}.json"
+    layout = Layout.from_config(default_config(out_dir="out", version="2.1"))
+    assert str(layout.pairs_file("{study}")) == "out/2.1/pairs/{study}.parquet"
+    assert str(layout.slices_dir("{study}")) == "out/2.1/slices/{study}"
+    assert str(layout.study_record("{study}")) == "out/work/2.1/studies/{study}.json"
 
 
 def test_paths_in_the_version_folder_are_posix_and_relative():

@@ -31,7 +31,7 @@ def version(tmp_path_factory) -> SimpleNamespace:
     """Three phantom studies (8 slices of 64 x 64, the phantom's faults), i-contours only."""
     root = tmp_path_factory.mktemp("manifest")
     raw = phantom(root / "raw", studies=3, slices=8, size=64)
-    config = default_config(data_dir=str(raw), out_dir=str(root / "out"))
+    config = default_config(data_dir=str(raw), out_dir=str(root / "out"), version="1.2.3")
     started = datetime.now(UTC).replace(microsecond=0)
     plan = build_by_calls(config)
     layout = plan.layout
@@ -48,7 +48,7 @@ def version(tmp_path_factory) -> SimpleNamespace:
 
 def test_manifest_names_the_version_and_records_the_whole_config(version):
     manifest = version.manifest
-    assert manifest["version"] == "1.0.0"
+    assert manifest["version"] == "1.2.3"
     assert manifest["config"] == version.config
     assert manifest["config"]["contours"] == ["i"]
     assert read_manifest(version.layout.version_dir)["format"] == 1

@@ -127,19 +127,19 @@ def tile(width: int, height: int, value: int = 255) -> Image.Image:
 
 
 def test_contact_sheet_is_a_grid_with_as_many_columns_as_asked_or_tiles_given():
-    seven = contact_sheet([(tile(64, 78), False)] * 7, columns=3)
-    three = contact_sheet([(tile(64, 78), False)] * 3, columns=3)
-    two = contact_sheet([(tile(64, 78), False)] * 2, columns=3)
+    seven = contact_sheet([(tile(64, 78), False)] * 7, columns=3, tile_size=128)
+    three = contact_sheet([(tile(64, 78), False)] * 3, columns=3, tile_size=128)
+    two = contact_sheet([(tile(64, 78), False)] * 2, columns=3, tile_size=128)
     assert seven.mode == "RGB"
     assert seven.width == three.width
     pitch = (seven.height - three.height) / 2  # three rows against one
     assert three.width - two.width == pitch  # three columns against two
     assert 128 < pitch <= 128 + 16  # a tile of 128 and a narrow gutter
-    assert contact_sheet([(tile(64, 78), False)] * 2, columns=10).size == two.size
+    assert contact_sheet([(tile(64, 78), False)] * 2, columns=10, tile_size=128).size == two.size
 
 
 def test_tiles_that_fit_are_pasted_unscaled_and_larger_ones_shrunk_to_the_tile():
-    sheet = np.asarray(contact_sheet([(tile(64, 78), False)] * 5, columns=2))
+    sheet = np.asarray(contact_sheet([(tile(64, 78), False)] * 5, columns=2, tile_size=128))
     assert (sheet == 255).all(axis=2).sum() == 5 * 64 * 78
     big = np.asarray(contact_sheet([(tile(300, 200), False)], columns=2, tile_size=100))
     rows, columns = np.nonzero((big == 255).all(axis=2))
@@ -158,9 +158,9 @@ def test_flagged_tiles_get_a_frame_the_others_do_not():
 
 
 def test_an_empty_contact_sheet_says_so():
-    sheet = contact_sheet([], columns=6)
+    sheet = contact_sheet([], columns=6, tile_size=100)
     assert sheet.mode == "RGB"
-    assert sheet.width == 2 * 128 and sheet.height < 128
+    assert sheet.width == 2 * 100 and sheet.height < 100
     assert (np.asarray(sheet) == 255).any()  # white text on black
 
 

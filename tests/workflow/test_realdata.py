@@ -25,8 +25,8 @@ def real_build(tmp_path_factory):
         pytest.skip(f"real data not found at {REAL_DATA}")
     workdir = tmp_path_factory.mktemp("real")
     config = default_config(data_dir=str(REAL_DATA), out_dir="out", contours=["i", "o"])
-    build_by_calls(config, workdir)
-    return REAL_DATA, workdir / "out" / "1.0.0", workdir
+    version_dir = workdir / build_by_calls(config, workdir).layout.version_dir
+    return REAL_DATA, version_dir, workdir
 
 
 def test_every_i_contour_becomes_a_sample(real_build):
