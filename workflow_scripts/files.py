@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import secrets
 import shutil
 from collections.abc import Iterator
@@ -90,9 +91,15 @@ def staged_directory(final: str | Path) -> Iterator[Path]:
 
 
 def remove_stale_staging(parent: str | Path, name: str) -> None:
-    """Delete staging folders left in ``parent`` for ``name`` by an interrupted run."""
+    """Delete staging folders left in ``parent`` for ``name`` by an interrupted run.
+
+    Only ``name``'s own: names may hold dots, and the staging folder of another name that
+    starts with ``name.`` (study ``A.b`` beside ``A``) may be in use by a running job.
+    """
+    own = re.compile(re.escape(f"{_STAGING_MARK}{name}.") + r"[0-9]+\.[0-9a-f]{8}")
     for stale in Path(parent).glob(f"{_STAGING_MARK}{name}.*"):
-        shutil.rmtree(stale, ignore_errors=True)
+        if own.fullmatch(stale.name):
+            shutil.rmtree(stale, ignore_errors=True)
 
 
 def flush_to_disk() -> None:

@@ -116,6 +116,12 @@ class Layout:
     def study_plots_dir(self) -> Path:
         return self.plots_dir / "studies"
 
+    @property
+    def version_qc(self) -> list[Path]:
+        """The version's own QC files and folders (rule plot_qc), which the manifest lists."""
+        plots = [self.dataset_plot(name) for name in DATASET_PLOTS]
+        return [self.review_sheet, self.study_plots_dir, *plots]
+
     def study_plot(self, study: str) -> Path:
         """The study's mask areas against slice number: ``qc/plots/studies/<study>.png``."""
         return self.study_plots_dir / f"{study}.png"

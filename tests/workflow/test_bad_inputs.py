@@ -1,7 +1,9 @@
 """Every kind of bad input gets a clear record, and the good rest is built.
 
-One raw dataset carries all the faults (each on its own slice or study), the workflow builds it
-once with ``contours: [i, o]``, and each test checks one fault's record and fate.
+One raw dataset carries all the faults (each on its own slice or study), the workflow's
+functions build it once with ``contours: [i, o]`` (called directly, as the rules call them), and
+each test checks one fault's record and fate. The one end-to-end test checks that Snakemake
+builds the very same dataset from it.
 """
 
 from __future__ import annotations
@@ -18,12 +20,12 @@ import pytest
 from pydicom.uid import MPEG4HP41, ImplicitVRLittleEndian, RLELossless
 
 import dicom_factory as make
+from build_helpers import assert_same_build, build_by_calls
 from conftest import run_workflow
 from dataset_checks import check_accounting
 from loader.sample_file import read_sample
+from workflow_scripts.config import default_config
 from workflow_scripts.raw.phantom import PhantomSpec, contour_text, write_phantom
-
-pytestmark = pytest.mark.workflow
 
 SIZE = 64
 # Study 1 carries DICOM faults, study 2 contour and label faults, study 3 the o-contour check.
@@ -80,7 +82,8 @@ def replace_dicom(path: Path, fault: str, number: int) -> None:
 
 
 @pytest.fixture(scope="module")
-def faulty_build(tmp_path_factory):
+def faulty_raw(tmp_path_factory) -> Path:
+    """The raw dataset with every fault, in a folder of its own (``root/raw``)."""
     root = tmp_path_factory.mktemp("faults")
     raw = write_phantom(
         root / "raw", PhantomSpec.with_defaults(studies=3, slices=26, size=SIZE, faults=False)
@@ -113,11 +116,18 @@ def faulty_build(tmp_path_factory):
     shutil.copytree(raw / "dicoms" / S3, raw / "dicoms" / "STRAY01", symlinks=True)
     shutil.copytree(raw / "contourfiles" / "PH-HF-3", raw / "contourfiles" / "PH-STRAY")
 
-    run_workflow(root, "--config", f"data_dir={raw}", "out_dir=out", "contours=[i,o]")
-    version_dir = root / "out" / "1.0.0"
+    return raw
+
+
+@pytest.fixture(scope="module")
+def faulty_build(faulty_raw):
+    workdir = faulty_raw.parent / "calls"
+    workdir.mkdir()
+    config = default_config(data_dir=str(faulty_raw), out_dir="out", contours=["i", "o"])
+    version_dir = workdir / build_by_calls(config, workdir).layout.version_dir
     index = pd.read_parquet(version_dir / "index.parquet")
     validation = pd.read_parquet(version_dir / "validation.parquet")
-    return raw, version_dir, index, validation
+    return faulty_raw, version_dir, index, validation
 
 
 def rows(validation: pd.DataFrame, code: str, study: str | None = None) -> pd.DataFrame:
@@ -255,3 +265,14 @@ def test_good_slices_are_all_built(faulty_build):
         n for n, (_, code) in DICOM_FAULTS.items() if code not in (None, "dicom_no_file_meta")
     }
     assert sample_slices(index, S1) == set(range(2, 27, 2)) - dropped_s1
+
+
+@pytest.mark.workflow
+def test_snakemake_builds_the_same_dataset_as_the_direct_calls(faulty_build):
+    # Every bad input above, through the rules: the same samples, tables, problem rows and
+    # manifest (the rules pass the studies, contour kinds and options as the calls do).
+    raw, version_dir, _, _ = faulty_build
+    workdir = raw.parent / "snakemake"
+    workdir.mkdir()
+    run_workflow(workdir, "--config", f"data_dir={raw}", "out_dir=out", "contours=[i,o]")
+    assert_same_build(workdir / "out", version_dir.parent)

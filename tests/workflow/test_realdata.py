@@ -1,25 +1,32 @@
-"""The workflow on the real Sunnybrook studies (skipped when ../shared/data is absent)."""
+"""The real Sunnybrook studies (skipped when ../shared/data is absent): built by direct calls to
+check what the dataset holds, and once through Snakemake to check it builds the same and that a
+rerun has nothing to do (the real data's job fingerprints are file sizes and times)."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import run_workflow
+from build_helpers import assert_same_build, build_by_calls, reference_mask
+from conftest import REAL_DATA, run_workflow
 from dataset_checks import all_contour_files, check_accounting, check_samples_match_raw
+from loader.sample_file import read_sample
+from workflow_scripts.config import default_config
 
-pytestmark = [pytest.mark.realdata, pytest.mark.workflow]
+pytestmark = pytest.mark.realdata
+
+CONFIG = ("--config", f"data_dir={REAL_DATA}", "out_dir=out", "contours=[i,o]")
 
 
 @pytest.fixture(scope="module")
 def real_build(tmp_path_factory):
-    from conftest import REAL_DATA
-
     if not (REAL_DATA / "link.csv").is_file():
         pytest.skip(f"real data not found at {REAL_DATA}")
     workdir = tmp_path_factory.mktemp("real")
-    run_workflow(workdir, "--config", f"data_dir={REAL_DATA}", "out_dir=out", "contours=[i,o]")
-    return REAL_DATA, workdir / "out" / "1.0.0", workdir
+    config = default_config(data_dir=str(REAL_DATA), out_dir="out", contours=["i", "o"])
+    version_dir = workdir / build_by_calls(config, workdir).layout.version_dir
+    return REAL_DATA, version_dir, workdir
 
 
 def test_every_i_contour_becomes_a_sample(real_build):
@@ -41,6 +48,17 @@ def test_real_samples_equal_dicom_pixels_and_rasterized_contours(real_build):
     assert check_samples_match_raw(data_dir, version_dir) == 74
 
 
+def test_real_masks_equal_an_independent_rasterization(real_build):
+    data_dir, version_dir, _ = real_build
+    index = pd.read_parquet(version_dir / "index.parquet")
+    first_per_study = index.groupby("study_id").head(1)
+    assert len(first_per_study) == 4
+    for row in first_per_study.itertuples():
+        mask = read_sample(version_dir / row.npz)["mask"]
+        expected = reference_mask(np.loadtxt(data_dir / row.icontour), mask.shape)
+        np.testing.assert_array_equal(mask, expected)
+
+
 def test_missing_real_study_is_reported(real_build):
     _, version_dir, _ = real_build
     validation = pd.read_parquet(version_dir / "validation.parquet")
@@ -53,9 +71,22 @@ def test_real_contours_are_all_accounted_for(real_build):
     check_accounting(data_dir, version_dir, ("i", "o"))
 
 
-def test_real_data_second_run_has_nothing_to_do(real_build):
-    data_dir, _, workdir = real_build
-    result = run_workflow(
-        workdir, "--config", f"data_dir={data_dir}", "out_dir=out", "contours=[i,o]", "--dry-run"
-    )
+@pytest.fixture(scope="module")
+def real_snakemake_build(real_build, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("real_snakemake")
+    run_workflow(workdir, *CONFIG)
+    return workdir
+
+
+@pytest.mark.workflow
+def test_snakemake_builds_the_same_real_dataset_as_the_direct_calls(
+    real_build, real_snakemake_build
+):
+    _, _, calls_workdir = real_build
+    assert_same_build(real_snakemake_build / "out", calls_workdir / "out")
+
+
+@pytest.mark.workflow
+def test_real_data_second_run_has_nothing_to_do(real_snakemake_build):
+    result = run_workflow(real_snakemake_build, *CONFIG, "--dry-run")
     assert "Nothing to be done" in result.stdout + result.stderr

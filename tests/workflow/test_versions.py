@@ -1,9 +1,13 @@
-"""Versioned datasets: deterministic bytes, immutable finished versions, safe interruption."""
+"""Versioned datasets through Snakemake: a finished version refused before any job and a new
+version beside it, a touched input rerun to the same bytes, a killed build finished by a rerun.
+
+The kinds of change a finished version refuses are checked on check_finished_version
+(test_version_guard.py), the manifest's content on a build by direct calls (test_manifest.py),
+and byte-identical builds in two out_dirs in test_phantom_build.py.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import signal
 import subprocess
@@ -13,20 +17,11 @@ from pathlib import Path
 
 import pytest
 
+from build_helpers import tree_digests
 from conftest import REPO, run_workflow
 from workflow_scripts.raw.phantom import PhantomSpec, write_phantom
 
 pytestmark = pytest.mark.workflow
-
-
-def tree_digests(version_dir: Path) -> dict[str, str]:
-    """sha256 of every file of a version folder but the manifest (its build time differs) and
-    the empty markers Snakemake puts in directory outputs."""
-    return {
-        path.relative_to(version_dir).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in sorted(version_dir.rglob("*"))
-        if path.is_file() and path.name not in ("manifest.json", ".snakemake_timestamp")
-    }
 
 
 @pytest.fixture
@@ -38,85 +33,27 @@ def build(workdir: Path, raw: Path, *config: str, check: bool = True):
     return run_workflow(workdir, "--config", f"data_dir={raw}", "out_dir=out", *config, check=check)
 
 
-def test_same_inputs_and_config_give_byte_identical_datasets_in_two_out_dirs(tmp_path):
-    first, second = tmp_path / "a", tmp_path / "b"
-    first.mkdir(), second.mkdir()
-    for workdir in (first, second):
-        run_workflow(workdir, "--config", "out_dir=out", "contours=[i,o]")
-    a, b = first / "out" / "1.0.0", second / "out" / "1.0.0"
-    digests = tree_digests(a)
-    assert any(name.endswith(".npz") for name in digests)
-    assert any(name.endswith(".png") for name in digests)
-    assert any(name.endswith(".parquet") for name in digests)
-    assert digests == tree_digests(b)
-    manifest_a = json.loads((a / "manifest.json").read_text())
-    manifest_b = json.loads((b / "manifest.json").read_text())
-    assert manifest_a["outputs"] == manifest_b["outputs"]
-    assert {k: v["sha256"] for k, v in manifest_a["inputs"].items()} == {
-        k: v["sha256"] for k, v in manifest_b["inputs"].items()
-    }
-
-
-def test_manifest_records_config_code_software_inputs_outputs_and_counts(tmp_path, raw_data):
+def test_a_finished_version_refuses_another_config_before_any_job_and_a_new_version_builds(
+    tmp_path, raw_data
+):
     build(tmp_path, raw_data)
-    version_dir = tmp_path / "out" / "1.0.0"
-    manifest = json.loads((version_dir / "manifest.json").read_text())
-    assert manifest["version"] == "1.0.0"
-    assert manifest["config"]["contours"] == ["i"]
-    assert set(manifest["code"]) == {"package_version", "git_commit", "git_dirty"}
-    assert {"python", "pydicom", "numpy", "Pillow", "pandas", "pyarrow", "snakemake"} <= set(
-        manifest["software"]
-    )
-    # every file in the version folder but the manifest is listed with its true digest
-    assert {name: entry["sha256"] for name, entry in manifest["outputs"].items()} == tree_digests(
-        version_dir
-    )
-    assert "link.csv" in manifest["inputs"]
-    for relpath, entry in manifest["inputs"].items():
-        data = (raw_data / relpath).read_bytes()
-        assert entry["sha256"] == hashlib.sha256(data).hexdigest()
-        assert entry["size"] == len(data)
-    # 3 studies x 4 contoured slices, less the one whose DICOM is corrupt (the contour whose
-    # DICOM is missing is an extra one)
-    assert manifest["counts"]["samples"] == 3 * 4 - 1
-
-
-def test_rebuilding_a_finished_version_with_other_config_is_refused(tmp_path, raw_data):
-    build(tmp_path, raw_data)
-    before = tree_digests(tmp_path / "out" / "1.0.0")
+    old_dir = tmp_path / "out" / "1.0.0"
+    before = tree_digests(old_dir)
+    old_manifest = (old_dir / "manifest.json").read_bytes()
+    logs = sorted((tmp_path / "out" / "logs").rglob("*"))
     result = build(tmp_path, raw_data, "contours=[i,o]", check=False)
     assert result.returncode != 0
     output = result.stdout + result.stderr
     assert "version '1.0.0'" in output and "is finished" in output
     assert "config contours: ['i'] -> ['i', 'o']" in output
     assert "study(ies)" not in output  # a config change is not also reported as file changes
-    assert tree_digests(tmp_path / "out" / "1.0.0") == before
-
-
-def test_rebuilding_a_finished_version_with_a_changed_input_is_refused(tmp_path, raw_data):
-    build(tmp_path, raw_data)
-    before = tree_digests(tmp_path / "out" / "1.0.0")
-    contour = next(raw_data.glob("contourfiles/PH-HF-1/i-contours/*0004*"))
-    contour.write_text(contour.read_text().replace(".50", ".00", 1))
-    result = build(tmp_path, raw_data, check=False)
-    assert result.returncode != 0
-    output = result.stdout + result.stderr
-    assert "1 input file(s) changed or missing" in output
-    assert contour.relative_to(raw_data).as_posix() in output
-    assert tree_digests(tmp_path / "out" / "1.0.0") == before
-
-
-def test_added_files_in_a_finished_version_are_refused(tmp_path, raw_data):
-    build(tmp_path, raw_data)
-    (raw_data / "dicoms" / "PHANTOM0001" / "99.dcm").write_bytes(
-        (raw_data / "dicoms" / "PHANTOM0001" / "1.dcm").read_bytes()
-    )
-    result = build(tmp_path, raw_data, check=False)
-    assert result.returncode != 0
-    assert (
-        "1 study(ies) with files added, removed or renamed: PHANTOM0001"
-        in result.stdout + result.stderr
-    )
+    assert tree_digests(old_dir) == before
+    assert sorted((tmp_path / "out" / "logs").rglob("*")) == logs  # no job ran
+    # what the refusal advises: the same change as a new version, the old one untouched
+    build(tmp_path, raw_data, "version=2.0.0", "contours=[i,o]")
+    assert (tmp_path / "out" / "2.0.0" / "manifest.json").is_file()
+    assert tree_digests(old_dir) == before
+    assert (old_dir / "manifest.json").read_bytes() == old_manifest
 
 
 def test_touched_but_identical_input_rebuilds_its_study_to_the_same_bytes(tmp_path, raw_data):
@@ -129,16 +66,6 @@ def test_touched_but_identical_input_rebuilds_its_study_to_the_same_bytes(tmp_pa
     assert "build_study" in result.stdout + result.stderr
     assert (version_dir / "manifest.json").is_file()
     assert tree_digests(version_dir) == before
-
-
-def test_a_new_version_leaves_the_old_one_untouched(tmp_path, raw_data):
-    build(tmp_path, raw_data)
-    old = tree_digests(tmp_path / "out" / "1.0.0")
-    old_manifest = (tmp_path / "out" / "1.0.0" / "manifest.json").read_bytes()
-    build(tmp_path, raw_data, "version=2.0.0", "contours=[i,o]")
-    assert (tmp_path / "out" / "2.0.0" / "manifest.json").is_file()
-    assert tree_digests(tmp_path / "out" / "1.0.0") == old
-    assert (tmp_path / "out" / "1.0.0" / "manifest.json").read_bytes() == old_manifest
 
 
 def test_killed_build_leaves_no_manifest_and_a_rerun_finishes_the_same_dataset(tmp_path):

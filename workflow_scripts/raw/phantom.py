@@ -212,8 +212,8 @@ def _add_faults(
         name = f"IM-0001-{number:04d}-icontour-manual.txt"
         path = root / "contourfiles" / original_id / contour_folder("i") / name
         write_bytes_atomic(path, contour_text(points).encode())
-    elif study == 2:  # a truncated DICOM under a contour
-        path = dicom_dir / "4.dcm"
+    elif study == 2:  # a truncated DICOM under a contour (an o-contour too, from 4 slices)
+        path = dicom_dir / ("4.dcm" if spec.slices >= 4 else "2.dcm")
         data = path.read_bytes()
         write_bytes_atomic(path, data[: len(data) // 2])
     elif study == 3:  # a macOS AppleDouble file beside a real one

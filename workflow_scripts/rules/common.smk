@@ -40,11 +40,7 @@ MANIFEST = str(LAYOUT.manifest)
 INDEX = str(LAYOUT.index_file)
 VALIDATION = str(LAYOUT.validation_file)
 # The version's own QC files (rule plot_qc), written before the manifest, which lists them.
-VERSION_QC = [
-    str(LAYOUT.review_sheet),
-    str(LAYOUT.study_plots_dir),
-    *(str(LAYOUT.dataset_plot(name)) for name in DATASET_PLOTS),
-]
+VERSION_QC = [str(path) for path in LAYOUT.version_qc]
 
 
 wildcard_constraints:

@@ -46,14 +46,14 @@ rule summarize_qc:
         study_plots=rules.plot_qc.output.study_plots,
     output:
         studies=report(
-            directory(f"{WORK_DIR}/report/studies"),
+            directory(str(LAYOUT.report_dir / "studies")),
             patterns=["{study}.html"],
             caption="../report/study.rst",
             category="Studies",
             labels={"study": "{study}"},
         ),
         flagged=report(
-            directory(f"{WORK_DIR}/report/flagged"),
+            directory(str(LAYOUT.report_dir / "flagged")),
             patterns=["{code}/{study}/{slice}-{codes}.png"],
             caption="../report/flagged.rst",
             category="Flagged slices",

@@ -1,0 +1,63 @@
+"""Where a build's files go: every path the Layout names, for data and for the phantom."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from workflow_scripts.config import default_config
+from workflow_scripts.layout import CONTACT_SHEET, Layout
+
+
+def test_paths_of_a_build_from_raw_data():
+    layout = Layout.from_config(default_config(data_dir="/data/sb", out_dir="res", version="2.1"))
+    assert (layout.data_dir, layout.phantom) == (Path("/data/sb"), False)
+    assert layout.version_dir == Path("res/2.1")
+    assert layout.work_dir == Path("res/work/2.1")
+    assert layout.log_dir == Path("res/logs/2.1")
+    assert layout.manifest == Path("res/2.1/manifest.json")
+    assert layout.index_file == Path("res/2.1/index.parquet")
+    assert layout.validation_file == Path("res/2.1/validation.parquet")
+
+
+def test_paths_of_a_study():
+    layout = Layout.from_config(default_config(data_dir="/data", out_dir="/out", version="2.1"))
+    assert layout.pairs_file("S1") == Path("/out/2.1/pairs/S1.parquet")
+    assert layout.slices_dir("S1") == Path("/out/2.1/slices/S1")
+    assert layout.qc_dir("S1") == Path("/out/2.1/qc/S1")
+    assert layout.sample_file("S1", 7) == Path("/out/2.1/slices/S1/0007.npz")
+    assert layout.sample_file("S1", 12345) == Path("/out/2.1/slices/S1/12345.npz")
+    assert layout.overlay_file("S1", 20) == Path("/out/2.1/qc/S1/0020.png")
+    assert layout.contact_sheet("S1") == Path("/out/2.1/qc/S1") / CONTACT_SHEET
+    assert CONTACT_SHEET == "contact_sheet.jpg"
+    assert layout.study_record("S1") == Path("/out/work/2.1/studies/S1.json")
+
+
+def test_study_paths_take_the_wildcard_for_the_rule_files():
+    layout = Layout.from_config(default_config(out_dir="out", version="2.1"))
+    assert str(layout.pairs_file("{study}")) == "out/2.1/pairs/{study}.parquet"
+    assert str(layout.slices_dir("{study}")) == "out/2.1/slices/{study}"
+    assert str(layout.study_record("{study}")) == "out/work/2.1/studies/{study}.json"
+
+
+def test_paths_in_the_version_folder_are_posix_and_relative():
+    layout = Layout.from_config(default_config(data_dir="/d", out_dir="/o"))
+    assert layout.in_version(layout.sample_file("S", 3)) == "slices/S/0003.npz"
+    assert layout.in_version(layout.index_file) == "index.parquet"
+
+
+def test_the_phantom_lives_in_the_work_folder_outside_any_version():
+    layout = Layout.from_config(default_config(out_dir="out"))
+    assert layout.phantom
+    assert layout.data_dir == Path("out/work/_phantom")
+    assert not layout.data_dir.is_relative_to(layout.version_dir)
+    assert not layout.data_dir.is_relative_to(layout.work_dir)
+
+
+def test_two_versions_share_no_folder():
+    one = Layout.from_config(default_config(out_dir="out", version="1.0.0"))
+    two = Layout.from_config(default_config(out_dir="out", version="2.0.0"))
+    folders = ("version_dir", "work_dir", "log_dir")
+    for a in folders:
+        for b in folders:
+            assert not getattr(two, a).is_relative_to(getattr(one, b))
+            assert not getattr(one, a).is_relative_to(getattr(two, b))
