@@ -75,6 +75,7 @@ def test_missing_pixel_spacing_is_none_with_its_reason():
     assert geometry.spacing_problem == "no PixelSpacing element"
 
 
+@pytest.mark.filterwarnings("ignore:Invalid value for VR DS")  # pydicom on nan and inf
 @pytest.mark.parametrize(
     "value",
     [["0", "0"], ["1.0", "-1.0"], ["1.0"], ["1.0", "1.0", "1.0"], ["nan", "1.0"], ["inf", "1"]],
