@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from workflow_scripts.layout import RESERVED_NAMES, Layout
+from workflow_scripts.study.resample import ResampleGrid
 
 __all__ = ["SCHEMA", "ConfigError", "check_config", "default_config"]
 
@@ -41,8 +42,9 @@ def check_config(config: dict) -> Layout:
     """Check what the schema cannot and return the build's Layout.
 
     Raises ConfigError naming the key: split fractions that do not add up to 1, percentiles out
-    of order, a reserved version name, a data_dir that is missing or lacks link.csv, or an
-    out_dir inside data_dir (the build must never write into the raw data) or the reverse.
+    of order, a resample grid beyond its limits, a reserved version name, a data_dir that is
+    missing or lacks link.csv, or an out_dir inside data_dir (the build must never write into
+    the raw data) or the reverse.
     """
     splits = config["splits"]
     total = sum(splits.values())
@@ -51,6 +53,10 @@ def check_config(config: dict) -> Layout:
     low, high = config["qc"]["percentiles"]
     if not low < high:
         raise ConfigError(f"qc.percentiles: {low} must be below {high}")
+    try:
+        ResampleGrid.from_config(config.get("resample"))
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
     if config["version"] in RESERVED_NAMES:
         raise ConfigError(f"version: {config['version']!r} is reserved for the workflow's own use")
     layout = Layout.from_config(config)

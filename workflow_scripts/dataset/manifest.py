@@ -23,6 +23,7 @@ from loader.manifest import MANIFEST_NAME, file_digest, manifest_bytes
 from workflow_scripts.dataset.tables import load_records
 from workflow_scripts.files import flush_to_disk, folder_names, write_bytes_atomic
 from workflow_scripts.layout import Layout
+from workflow_scripts.study.resample import ResampleGrid
 
 __all__ = ["build_config", "build_manifest", "top_listing", "write_dataset_manifest"]
 
@@ -30,13 +31,21 @@ __all__ = ["build_config", "build_manifest", "top_listing", "write_dataset_manif
 SOFTWARE = ("pydicom", "numpy", "Pillow", "pandas", "pyarrow", "snakemake")
 #: Configuration keys that shape the dataset (data_dir and out_dir are only locations: the
 #: inputs' digests stand for the data).
-BUILD_KEYS = ("version", "contours", "splits", "split_seed", "checks", "qc")
+BUILD_KEYS = ("version", "contours", "splits", "split_seed", "checks", "qc", "resample")
 
 
 def build_config(config: Mapping[str, Any], phantom: bool) -> dict[str, Any]:
-    """The part of the configuration that shapes the dataset (with ``phantom`` when built)."""
+    """The part of the configuration that shapes the dataset (with ``phantom`` when built).
+
+    ``resample`` appears in its canonical form (numbers, not text) and only when it is set,
+    so a native build's record is the same as before the key existed.
+    """
     keys = (*BUILD_KEYS, "phantom") if phantom else BUILD_KEYS
-    return {key: config[key] for key in keys if key in config}
+    shaping = {key: config[key] for key in keys if key in config}
+    grid = ResampleGrid.from_config(shaping.pop("resample", None))
+    if grid is not None:
+        shaping["resample"] = grid.as_config()
+    return shaping
 
 
 def top_listing(data_dir: str | Path) -> dict[str, list[str]]:
