@@ -41,10 +41,10 @@ def default_config(**overrides: Any) -> dict[str, Any]:
 def check_config(config: dict) -> Layout:
     """Check what the schema cannot and return the build's Layout.
 
-    Raises ConfigError naming the key: split fractions that do not add up to 1, percentiles out
-    of order, a resample grid beyond its limits, a reserved version name, a data_dir that is
-    missing or lacks link.csv, or an out_dir inside data_dir (the build must never write into
-    the raw data) or the reverse.
+    Puts ``resample`` in its canonical form (numbers). Raises ConfigError naming the key: split
+    fractions that do not add up to 1, percentiles out of order, a resample grid beyond its
+    limits, a reserved version name, a data_dir that is missing or lacks link.csv, or an
+    out_dir inside data_dir (the build must never write into the raw data) or the reverse.
     """
     splits = config["splits"]
     total = sum(splits.values())
@@ -54,9 +54,12 @@ def check_config(config: dict) -> Layout:
     if not low < high:
         raise ConfigError(f"qc.percentiles: {low} must be below {high}")
     try:
-        ResampleGrid.from_config(config.get("resample"))
+        grid = ResampleGrid.from_config(config.get("resample"))
     except ValueError as error:
         raise ConfigError(str(error)) from None
+    # One spelling of the grid (numbers, not the text --config gives): the same grid must give
+    # the same job parameters and manifest however it was typed.
+    config["resample"] = None if grid is None else grid.as_config()
     if config["version"] in RESERVED_NAMES:
         raise ConfigError(f"version: {config['version']!r} is reserved for the workflow's own use")
     layout = Layout.from_config(config)

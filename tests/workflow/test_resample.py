@@ -1,8 +1,8 @@
 """The common grid of a resampled build: its configuration, geometry, contours and images.
 
 Expected values are hand calculations from the convention the module states: pixel centres at
-integers, native pixel i covering [i - 0.5, i + 0.5] * s mm, full grid of floor(n s / S + 0.5)
-pixels, target starting at full-grid pixel (n_full - N) // 2.
+integers, native pixel i covering [i - 0.5, i + 0.5] * s mm from pixel 0's centre, full grid of
+floor(n s / S + 0.5) pixels, target starting at full-grid pixel (n_full - N) // 2.
 """
 
 from __future__ import annotations

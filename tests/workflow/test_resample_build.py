@@ -16,7 +16,7 @@ import pytest
 
 import dicom_factory as make
 from loader.sample_file import read_sample
-from workflow_scripts.config import default_config
+from workflow_scripts.config import ConfigError, check_config, default_config
 from workflow_scripts.dataset.manifest import build_config
 from workflow_scripts.dataset.tables import write_dataset_tables
 from workflow_scripts.layout import Layout
@@ -306,6 +306,21 @@ def test_native_build_files_are_the_bytes_built_before_geometry_was_added(tmp_pa
     assert hashlib.sha256(listing.encode()).hexdigest() == (
         "de73948d811b08eed69fbdfe829236dedebca3b65328084586fbec3f2d196d4b"
     )
+
+
+def test_a_grid_typed_as_text_is_checked_and_kept_as_numbers(tmp_path):
+    # Snakemake's --config gives text; the job parameters and the manifest must not depend on
+    # how the grid was typed, or the same version would look changed.
+    config = default_config(
+        out_dir=str(tmp_path), resample={"spacing_mm": "1.30", "shape": ["256", "256"]}
+    )
+    check_config(config)
+    assert config["resample"] == {"spacing_mm": 1.3, "shape": [256, 256]}
+    too_large = default_config(
+        out_dir=str(tmp_path), resample={"spacing_mm": 1, "shape": ["9999", "8"]}
+    )
+    with pytest.raises(ConfigError, match=r"resample\.shape"):
+        check_config(too_large)
 
 
 def test_the_version_records_the_grid_only_when_there_is_one(tmp_path):

@@ -5,7 +5,7 @@ An overlay shows the slice in a display window (the DICOM's own window when it h
 naming the study and slice (and the problem codes when the slice was flagged). Pixel geometry is
 unchanged: overlay pixel (r, c) is pixel (r, c) of the sample's stored image, below the caption
 strip; in a resampled build that is the slice on the common grid, with its contours mapped onto
-that grid (the caption names the grid's spacing).
+that grid (the caption ends with the grid's spacing).
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 Coordinates follow the rest of the project: pixel centres sit at integers, a point is
 (x, y) = (column, row), and native pixel ``i`` of an axis with spacing ``s`` mm covers
-``[i - 0.5, i + 0.5] * s`` mm, measured from the outer edge of the image. Per axis, with the
+``[i - 0.5, i + 0.5] * s`` mm from the centre of pixel 0 (``[i, i + 1] * s`` mm from the image's
+outer edge, which lies at ``-0.5``). Per axis, with the
 native spacing ``s`` and size ``n`` (PixelSpacing's row spacing for rows, its column spacing for
 columns) and the target spacing ``S`` and size ``N``:
 
