@@ -22,7 +22,6 @@ from workflow_scripts.layout import Layout
 from workflow_scripts.raw.links import LinkTableError, StudyLink, read_link_table
 from workflow_scripts.raw.pairing import StudyPairing, pair_study, study_fingerprint
 from workflow_scripts.raw.phantom import PhantomSpec
-from workflow_scripts.study.resample import ResampleGrid
 
 __all__ = ["BuildPlan", "plan_build", "print_summary"]
 
@@ -50,12 +49,11 @@ class BuildPlan:
     @property
     def options_params(self) -> dict:
         """The config sections that shape a study's build, as plain data for a job's params
-        (``resample`` only when set, so that native builds keep their params, and in its
-        canonical form, so that typing its numbers as text reruns nothing)."""
+        (``resample`` only when set, so that native builds keep their params; check_config
+        gave it one spelling)."""
         options = {key: self.config[key] for key in ("contours", "checks", "qc")}
-        grid = ResampleGrid.from_config(self.config.get("resample"))
-        if grid is not None:
-            options["resample"] = grid.as_config()
+        if self.config.get("resample"):
+            options["resample"] = self.config["resample"]
         return options
 
     @property

@@ -52,31 +52,16 @@ def read_geometry(dataset) -> SliceGeometry:
 
 
 def _pixel_spacing(dataset) -> tuple[tuple[float, float] | None, str | None]:
-    raw = _raw_value(dataset, "PixelSpacing")
-    if raw is None:
+    if "PixelSpacing" not in dataset:
         return None, "no PixelSpacing element"
     values = _numbers(dataset, "PixelSpacing", 2)
-    if values is None or not all(value > 0 for value in values):
-        return None, f"PixelSpacing {raw!r} is not two positive numbers (mm)"
+    if values is None or min(values) <= 0:
+        try:
+            text = repr(dataset["PixelSpacing"].value)
+        except Exception:  # a malformed element may fail to convert
+            text = "(unreadable)"
+        return None, f"PixelSpacing {text} is not two positive numbers (mm)"
     return (values[0], values[1]), None
-
-
-def _raw_value(dataset, keyword: str) -> str | None:
-    """The element's value as text, or None when the element is absent or empty."""
-    try:
-        if keyword not in dataset:
-            return None
-        value = dataset[keyword].value
-    except Exception:  # a malformed element may fail to convert; it is present all the same
-        return "<unreadable>"
-    if value is None or value == "" or (hasattr(value, "__len__") and len(value) == 0):
-        return None
-    if isinstance(value, str | bytes):
-        return value if isinstance(value, str) else value.decode("ascii", "replace")
-    try:
-        return "\\".join(str(item) for item in value)
-    except TypeError:
-        return str(value)
 
 
 def _numbers(dataset, keyword: str, count: int):

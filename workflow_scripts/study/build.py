@@ -186,9 +186,10 @@ def _make_masks(item: LabelledSlice, grid: ResampleGrid | None) -> None:
     that do not. Sets the slice's stored ``image`` (and, on ``grid``, its ``placement``)."""
     if not item.is_sample:
         return
-    pixels = item.dicom.pixels
+    pixels, shape = item.dicom.pixels, item.dicom.pixels.shape
     if grid is not None:
-        item.placement = grid.place(pixels.shape, item.dicom.geometry.pixel_spacing)
+        item.placement = grid.place(shape, item.dicom.geometry.pixel_spacing)
+        shape = item.placement.shape
     for kind in sorted(item.contours):
         problem = _fit_contour(item, kind)
         if problem is not None:
@@ -196,7 +197,6 @@ def _make_masks(item: LabelledSlice, grid: ResampleGrid | None) -> None:
             if not item.is_sample:
                 return
             continue
-        shape = pixels.shape if item.placement is None else item.placement.shape
         item.masks[kind] = contour_to_mask(item.contours[kind], shape)
     item.image = pixels if item.placement is None else item.placement.image(pixels)
 

@@ -3,9 +3,9 @@
 Coordinates follow the rest of the project: pixel centres sit at integers, a point is
 (x, y) = (column, row), and native pixel ``i`` of an axis with spacing ``s`` mm covers
 ``[i - 0.5, i + 0.5] * s`` mm from the centre of pixel 0 (``[i, i + 1] * s`` mm from the image's
-outer edge, which lies at ``-0.5``). Per axis, with the
-native spacing ``s`` and size ``n`` (PixelSpacing's row spacing for rows, its column spacing for
-columns) and the target spacing ``S`` and size ``N``:
+outer edge, which lies at ``-0.5``). Per axis, with the native spacing ``s`` and size ``n``
+(PixelSpacing's row spacing for rows, its column spacing for columns) and the target spacing
+``S`` and size ``N``:
 
 1. the *full grid* covers the native field of view with ``n_full = floor(n * s / S + 0.5)``
    pixels of ``S`` mm, starting at the image's outer edge: full-grid coordinate
@@ -132,21 +132,18 @@ class AxisPlacement:
         reach = math.ceil(4 * sigma)
         if reach == 0:
             return values
-        weights = [math.exp(-(k * k) / (2 * sigma * sigma)) for k in range(-reach, reach + 1)]
-        index = np.arange(values.shape[axis])
-        total = np.zeros(values.shape[axis])
-        result = np.zeros_like(values)
-        for k, weight in zip(range(-reach, reach + 1), weights, strict=True):
-            source = index + k
+        along = [1, 1]
+        along[axis] = -1  # reshapes a per-position vector to broadcast along ``axis``
+        positions = np.arange(values.shape[axis])
+        result, total = np.zeros_like(values), np.zeros(values.shape[axis])
+        for k in range(-reach, reach + 1):
+            source = positions + k
             inside = (source >= 0) & (source < values.shape[axis])
-            tap = np.where(inside, weight, 0.0)
-            shape = [1, 1]
-            shape[axis] = -1
-            result += tap.reshape(shape) * np.take(values, np.clip(source, 0, index[-1]), axis)
+            tap = np.where(inside, math.exp(-(k * k) / (2 * sigma * sigma)), 0.0)
+            taken = np.take(values, np.clip(source, 0, positions[-1]), axis)
+            result += tap.reshape(along) * taken
             total += tap
-        shape = [1, 1]
-        shape[axis] = -1
-        return result / total.reshape(shape)
+        return result / total.reshape(along)
 
     def weights(self) -> tuple[np.ndarray, np.ndarray]:
         """Linear interpolation: (taps, weights), each (size, 2); target pixel ``t`` is
