@@ -56,8 +56,13 @@ class BuildPlan:
 
     @property
     def options_params(self) -> dict:
-        """The config sections that shape a study's build, as plain data for a job's params."""
-        return {key: self.config[key] for key in ("contours", "checks", "qc")}
+        """The config sections that shape a study's build, as plain data for a job's params
+        (``resample`` only when set, so that native builds keep their params; check_config
+        gave it one spelling)."""
+        options = {key: self.config[key] for key in ("contours", "checks", "qc")}
+        if self.config.get("resample"):
+            options["resample"] = self.config["resample"]
+        return options
 
     @property
     def links_params(self) -> list[dict]:

@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from workflow_scripts.layout import RESERVED_NAMES, Layout
+from workflow_scripts.study.resample import ResampleGrid
 
 __all__ = [
     "SCHEMA",
@@ -52,6 +53,7 @@ def default_config(**overrides: Any) -> dict[str, Any]:
 
     config = {"data_dir": "", "out_dir": "results", "version": "1.0.0"}
     config.update(copy.deepcopy(overrides))
+    command_line_values_typed(config)  # as common.smk does before validating
     validate(config, str(SCHEMA))
     return config
 
@@ -59,10 +61,11 @@ def default_config(**overrides: Any) -> dict[str, Any]:
 def check_config(config: dict) -> Layout:
     """Check what the schema cannot and return the build's Layout.
 
-    Raises ConfigError naming the key: split fractions that do not add up to 1, percentiles out
-    of order, a reserved version name, an exclusions file that does not exist, a data_dir that
-    is missing or lacks link.csv, or an out_dir inside data_dir (the build must never write into
-    the raw data) or the reverse.
+    Puts ``resample`` in its canonical form (numbers). Raises ConfigError naming the key: split
+    fractions that do not add up to 1, percentiles out of order, a resample grid beyond its
+    limits, a reserved version name, an exclusions file that does not exist, a data_dir that
+    is missing or lacks link.csv, or an out_dir inside data_dir (the build must never write
+    into the raw data) or the reverse.
     """
     splits = config["splits"]
     total = sum(splits.values())
@@ -71,6 +74,13 @@ def check_config(config: dict) -> Layout:
     low, high = config["qc"]["percentiles"]
     if not low < high:
         raise ConfigError(f"qc.percentiles: {low} must be below {high}")
+    try:
+        grid = ResampleGrid.from_config(config.get("resample"))
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    # One spelling of the grid (numbers, not the text --config gives): the same grid must give
+    # the same job parameters and manifest however it was typed.
+    config["resample"] = None if grid is None else grid.as_config()
     if config["version"] in RESERVED_NAMES:
         raise ConfigError(f"version: {config['version']!r} is reserved for the workflow's own use")
     layout = Layout.from_config(config)
@@ -109,7 +119,9 @@ def command_line_values_typed(config: dict[str, Any]) -> None:
 
 def _typed(value: Any, schema: dict[str, Any]) -> Any:
     if isinstance(value, dict):
-        properties = schema.get("properties", {})
+        # An object, or an object among alternatives (``resample``: null or a grid).
+        branches = [schema, *schema.get("oneOf", []), *schema.get("anyOf", [])]
+        properties = next((b["properties"] for b in branches if "properties" in b), {})
         for key, item in value.items():
             if key in properties:
                 value[key] = _typed(item, properties[key])

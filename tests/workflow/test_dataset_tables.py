@@ -25,6 +25,12 @@ INDEX_COLUMNS = {
     "image_dtype": "string", "has_omask": "bool", "mask_pixels": "int64",
     "omask_pixels": "int64", "icontour": "string", "ocontour": "string",
     "i_outside_o": "double", "flags": "string",
+    "pixel_spacing_row": "double", "pixel_spacing_col": "double",
+    "source_spacing_row": "double", "source_spacing_col": "double",
+    "grid_origin_row": "double", "grid_origin_col": "double",
+    "slice_thickness": "double", "slice_location": "double",
+    "image_position": "fixed_size_list<element: double>[3]",
+    "image_orientation": "fixed_size_list<element: double>[6]",
 }  # fmt: skip
 VALIDATION_COLUMNS = {
     "study_id": "string", "slice": "int32", "path": "string", "contour": "string",

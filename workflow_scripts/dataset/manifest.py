@@ -25,6 +25,7 @@ from workflow_scripts.files import flush_to_disk, folder_names, write_bytes_atom
 from workflow_scripts.layout import Layout
 from workflow_scripts.raw.contours import CONTOUR_KINDS
 from workflow_scripts.raw.pairing import contour_folder
+from workflow_scripts.study.resample import ResampleGrid
 
 __all__ = [
     "EXCLUSIONS_INPUT",
@@ -38,7 +39,7 @@ __all__ = [
 SOFTWARE = ("pydicom", "numpy", "Pillow", "pandas", "pyarrow", "matplotlib", "snakemake")
 #: Configuration keys that shape the dataset (data_dir and out_dir are only locations: the
 #: inputs' digests stand for the data).
-BUILD_KEYS = ("version", "contours", "splits", "split_seed", "checks", "qc")
+BUILD_KEYS = ("version", "contours", "splits", "split_seed", "checks", "qc", "resample")
 #: The key of the reviewed exclusions file (config ``exclusions``) among the manifest's inputs.
 #: The other inputs are paths relative to data_dir; this entry also records the ``path`` as
 #: configured, since the file usually lives elsewhere. Only its content shapes the dataset:
@@ -47,9 +48,17 @@ EXCLUSIONS_INPUT = "exclusions.csv"
 
 
 def build_config(config: Mapping[str, Any], phantom: bool) -> dict[str, Any]:
-    """The part of the configuration that shapes the dataset (with ``phantom`` when built)."""
+    """The part of the configuration that shapes the dataset (with ``phantom`` when built).
+
+    ``resample`` appears in its canonical form (numbers, not text) and only when it is set,
+    so a native build's record is the same as before the key existed.
+    """
     keys = (*BUILD_KEYS, "phantom") if phantom else BUILD_KEYS
-    return {key: config[key] for key in keys if key in config}
+    shaping = {key: config[key] for key in keys if key in config}
+    grid = ResampleGrid.from_config(shaping.pop("resample", None))
+    if grid is not None:
+        shaping["resample"] = grid.as_config()
+    return shaping
 
 
 def top_listing(data_dir: str | Path) -> dict[str, list[str]]:

@@ -50,6 +50,19 @@ INDEX_SCHEMA = pa.schema(
         ("ocontour", pa.string()),
         ("i_outside_o", pa.float64()),
         ("flags", pa.string()),
+        # Geometry, in mm (README "What a build produces"): the stored arrays' pixel spacing,
+        # row then column; the DICOM's own PixelSpacing; the DICOM pixel-grid coordinates
+        # (row, column) of stored pixel (0, 0); and the DICOM's slice and orientation tags.
+        ("pixel_spacing_row", pa.float64()),
+        ("pixel_spacing_col", pa.float64()),
+        ("source_spacing_row", pa.float64()),
+        ("source_spacing_col", pa.float64()),
+        ("grid_origin_row", pa.float64()),
+        ("grid_origin_col", pa.float64()),
+        ("slice_thickness", pa.float64()),
+        ("slice_location", pa.float64()),
+        ("image_position", pa.list_(pa.float64(), 3)),
+        ("image_orientation", pa.list_(pa.float64(), 6)),
     ]
 )
 

@@ -3,7 +3,9 @@
 An overlay shows the slice in a display window (the DICOM's own window when it has one, else the
 1st to 99th percentile), each mask tinted, each contour's polygon outlined, and a caption strip
 naming the study and slice (and the problem codes when the slice was flagged). Pixel geometry is
-unchanged: overlay pixel (r, c) is image pixel (r, c), below the caption strip.
+unchanged: overlay pixel (r, c) is pixel (r, c) of the sample's stored image, below the caption
+strip; in a resampled build that is the slice on the common grid, with its contours mapped onto
+that grid (the caption ends with the grid's spacing).
 """
 
 from __future__ import annotations

@@ -7,13 +7,14 @@ dimensions is refused without allocating its array.
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pydicom
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import get_decoder
 
+from workflow_scripts.raw.geometry import SliceGeometry, read_geometry
 from workflow_scripts.raw.problems import InputProblem
 
 __all__ = ["DicomSlice", "read_dicom_slice"]
@@ -28,12 +29,15 @@ class DicomSlice:
     ``window``: (center, width) from the file's first VOI window, or None.
     ``instance_number``: the InstanceNumber tag, or None when absent.
     ``has_file_meta``: False when the file lacked the DICOM preamble/file meta and was read raw.
+    ``geometry``: pixel spacing (mm, row then column), slice thickness and position,
+    orientation (:class:`~workflow_scripts.raw.geometry.SliceGeometry`).
     """
 
     pixels: np.ndarray
     instance_number: int | None
     window: tuple[float, float] | None
     has_file_meta: bool
+    geometry: SliceGeometry = field(default_factory=SliceGeometry)
 
 
 def read_dicom_slice(data: bytes, max_pixels: int) -> DicomSlice:
@@ -77,6 +81,7 @@ def read_dicom_slice(data: bytes, max_pixels: int) -> DicomSlice:
         instance_number=_optional_int(dataset, "InstanceNumber"),
         window=_window(dataset),
         has_file_meta=has_file_meta,
+        geometry=read_geometry(dataset),
     )
 
 

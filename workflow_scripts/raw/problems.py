@@ -40,6 +40,14 @@ CODES: dict[str, tuple[str, str]] = {
         "the DICOM's InstanceNumber differs from its file number: the contour may "
         "belong to another slice",
     ),
+    "pixel_spacing_missing": (
+        WARNING,
+        "the DICOM has no valid PixelSpacing: the sample is kept, its spacing is unknown",
+    ),
+    "resample_spacing_missing": (
+        ERROR,
+        "with `resample`, a DICOM without valid PixelSpacing cannot be put on the common grid",
+    ),
     # contour files
     "contour_name_unrecognized": (
         ERROR,
@@ -50,6 +58,10 @@ CODES: dict[str, tuple[str, str]] = {
     "contour_not_finite": (ERROR, "the contour file holds NaN or infinite coordinates"),
     "contour_too_few_points": (ERROR, "fewer than 3 points: not a polygon"),
     "contour_out_of_bounds": (ERROR, "contour points lie outside the image"),
+    "contour_outside_grid": (
+        ERROR,
+        "with `resample`, contour points fall outside the centre-cropped grid",
+    ),
     "ocontour_unpaired": (ERROR, "an o-contour whose slice yields no sample (see its other rows)"),
     # labels that look wrong (kept, flagged)
     "mask_empty": (WARNING, "the polygon covers no pixel centre"),

@@ -39,6 +39,7 @@ from workflow_scripts.study.checks import flag_suspicious_labels, leave_out_odd_
 from workflow_scripts.study.masks import contour_to_mask
 from workflow_scripts.study.options import BuildOptions
 from workflow_scripts.study.outputs import BuiltStudy, write_study_outputs
+from workflow_scripts.study.resample import ResampleGrid
 from workflow_scripts.study.slices import LabelledSlice
 
 __all__ = ["build_study", "build_study_job"]
@@ -113,7 +114,7 @@ def build_study(
             _read_slice(item, inputs, options)
     leave_out_odd_shapes(labelled)
     for item in labelled:
-        _make_masks(item)
+        _make_masks(item, options.resample)
     built = BuiltStudy(link, pairing.slices, labelled)
     flag_suspicious_labels(built.samples, options)
     rows, outputs = write_study_outputs(built, layout, options)
@@ -194,27 +195,59 @@ def _read_slice(item: LabelledSlice, inputs: _Inputs, options: BuildOptions) -> 
             f"InstanceNumber {number} but file number {pair.slice}",
             pair.dicom,
         )
+        return
+    problem = item.dicom.geometry.spacing_problem
+    if problem is not None and options.resample is None:
+        item.note("pixel_spacing_missing", f"{problem}: spacing unknown", pair.dicom)
+    elif problem is not None:
+        grid = f"the {options.resample.spacing_mm:g} mm grid"
+        item.fail("resample_spacing_missing", f"{problem}: cannot put it on {grid}", pair.dicom)
 
 
-def _make_masks(item: LabelledSlice) -> None:
-    """Rasterize each contour that lies inside the image; record those that do not."""
+def _make_masks(item: LabelledSlice, grid: ResampleGrid | None) -> None:
+    """Rasterize each contour that fits, on the native grid or on ``grid``, and record those
+    that do not. Sets the slice's stored ``image`` (and, on ``grid``, its ``placement``)."""
     if not item.is_sample:
         return
-    rows, columns = item.dicom.pixels.shape
+    pixels, shape = item.dicom.pixels, item.dicom.pixels.shape
+    if grid is not None:
+        item.placement = grid.place(shape, item.dicom.geometry.pixel_spacing)
+        shape = item.placement.shape
     for kind in sorted(item.contours):
-        points = item.contours[kind]
-        outside = _out_of_bounds(points, rows, columns)
-        if outside:
-            message = f"{outside} of {len(points)} points outside the {rows}x{columns} image"
-            item.reject_contour(kind, "contour_out_of_bounds", message)
+        problem = _fit_contour(item, kind)
+        if problem is not None:
+            item.reject_contour(kind, *problem)
             if not item.is_sample:
                 return
             continue
-        item.masks[kind] = contour_to_mask(points, (rows, columns))
+        item.masks[kind] = contour_to_mask(item.contours[kind], shape)
+    item.image = pixels if item.placement is None else item.placement.image(pixels)
 
 
-def _out_of_bounds(points: np.ndarray, rows: int, columns: int) -> int:
-    """How many vertices lie beyond the image's outer pixel edges (centres at integers)."""
+def _fit_contour(item: LabelledSlice, kind: str) -> tuple[str, str] | None:
+    """Check that a contour lies inside its image and, on a resample grid, inside the grid,
+    moving its vertices to the grid's coordinates; (code, message) when it does not fit."""
+    points, shape = item.contours[kind], item.dicom.pixels.shape
+    outside = _out_of_bounds(points, shape)
+    if outside:
+        where = f"the {shape[0]}x{shape[1]} image"
+        return "contour_out_of_bounds", f"{outside} of {len(points)} points outside {where}"
+    if item.placement is None:
+        return None
+    points = item.contours[kind] = item.placement.points(points)
+    rows, columns = item.placement.shape
+    outside = _out_of_bounds(points, (rows, columns))
+    if outside:
+        spacing = item.placement.rows.spacing
+        where = f"the {rows}x{columns} grid of {spacing:g} mm (centre-cropped)"
+        return "contour_outside_grid", f"{outside} of {len(points)} points outside {where}"
+    return None
+
+
+def _out_of_bounds(points: np.ndarray, shape: tuple[int, int]) -> int:
+    """How many vertices lie beyond the outer pixel edges of a (rows, columns) grid (centres
+    at integers)."""
+    rows, columns = shape
     x, y = points[:, 0], points[:, 1]
     return int(np.count_nonzero((x < -0.5) | (x > columns - 0.5) | (y < -0.5) | (y > rows - 0.5)))
 
@@ -237,7 +270,8 @@ def build_study_job(
     link: dict, layout: Layout, options: dict, log_path: str | Path, exclusions: list = ()
 ) -> dict:
     """build_study from a job's plain parameters: the link.csv row as a dict, the
-    ``contours``/``checks``/``qc`` config sections and the study's reviewed exclusions."""
+    ``contours``/``checks``/``qc`` config sections (and ``resample`` when it is set) and the
+    study's reviewed exclusions."""
     return build_study(
         StudyLink(**link), layout, BuildOptions.from_config(options), log_path, exclusions
     )

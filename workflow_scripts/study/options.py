@@ -1,9 +1,12 @@
-"""How a study is built: the ``contours``, ``checks`` and ``qc`` sections of the configuration."""
+"""How a study is built: the ``contours``, ``checks``, ``qc`` and ``resample`` sections of the
+configuration."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+
+from workflow_scripts.study.resample import ResampleGrid
 
 __all__ = ["BuildOptions"]
 
@@ -18,6 +21,7 @@ class BuildOptions:
     median/f or larger than median*f, the median taken over the study's samples. ``window``:
     ``"dicom"`` (the file's display window when it has one) or ``"percentile"`` (always the
     ``percentiles`` range); ``sheet_columns``: tiles per row of the contact sheet.
+    ``resample``: the common grid every slice is put on, or None for the native pixel grid.
     """
 
     contour_kinds: tuple[str, ...]
@@ -28,10 +32,12 @@ class BuildOptions:
     window: str
     percentiles: tuple[float, float]
     sheet_columns: int
+    resample: ResampleGrid | None = None
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> BuildOptions:
-        """Options from a validated configuration (or just its contours/checks/qc sections)."""
+        """Options from a validated configuration (or just its contours/checks/qc sections, and
+        ``resample`` when it is set)."""
         checks, qc = config["checks"], config["qc"]
         return cls(
             contour_kinds=tuple(config["contours"]),
@@ -42,4 +48,5 @@ class BuildOptions:
             window=str(qc["window"]),
             percentiles=tuple(qc["percentiles"]),
             sheet_columns=int(qc["sheet_columns"]),
+            resample=ResampleGrid.from_config(config.get("resample")),
         )

@@ -123,7 +123,7 @@ def write_study_outputs(
 
 
 def _arrays(item: LabelledSlice) -> dict:
-    arrays = {"image": item.dicom.pixels, "mask": item.masks["i"]}
+    arrays = {"image": item.image, "mask": item.masks["i"]}
     if "o" in item.masks:
         arrays["omask"] = item.masks["o"]
     return arrays
@@ -132,14 +132,16 @@ def _arrays(item: LabelledSlice) -> dict:
 def _overlay(item: LabelledSlice, options: BuildOptions):
     codes = item.codes
     window = item.dicom.window if options.window == "dicom" else None
-    grey = window_image(item.dicom.pixels, window, options.percentiles)
+    grey = window_image(item.image, window, options.percentiles)
     caption = f"{item.study} slice {item.number}" + (f"  {' '.join(codes)}" if codes else "")
+    if item.placement is not None:  # last: the codes matter more where the strip is too short
+        caption += f"  {item.placement.rows.spacing:g} mm grid"
     drawn = {kind: item.contours[kind] for kind in item.masks}
     return render_overlay(grey, item.masks, drawn, caption, flagged=bool(codes))
 
 
 def _index_row(study: BuiltStudy, item: LabelledSlice, npz: str, png: str) -> dict[str, Any]:
-    image, masks = item.dicom.pixels, item.masks
+    image, masks = item.image, item.masks
     return {
         "study_id": study.study_id,
         "original_id": study.link.original_id,
@@ -156,6 +158,31 @@ def _index_row(study: BuiltStudy, item: LabelledSlice, npz: str, png: str) -> di
         "omask_pixels": int(masks["o"].sum()) if "o" in masks else None,
         "i_outside_o": item.i_outside_o,
         "flags": ",".join(item.codes),
+        **_geometry_columns(item),
+    }
+
+
+def _geometry_columns(item: LabelledSlice) -> dict[str, Any]:
+    """The index's geometry columns (see the README): the stored arrays' spacing, and the
+    DICOM's own geometry with where the stored pixel (0, 0) lies on its pixel grid."""
+    geometry, placement = item.dicom.geometry, item.placement
+    source = geometry.pixel_spacing or (None, None)
+    if placement is None:
+        spacing, origin = source, (0.0, 0.0)
+    else:
+        spacing = (placement.rows.spacing, placement.columns.spacing)
+        origin = placement.origin
+    return {
+        "pixel_spacing_row": spacing[0],
+        "pixel_spacing_col": spacing[1],
+        "source_spacing_row": source[0],
+        "source_spacing_col": source[1],
+        "grid_origin_row": origin[0],
+        "grid_origin_col": origin[1],
+        "slice_thickness": geometry.slice_thickness,
+        "slice_location": geometry.slice_location,
+        "image_position": geometry.image_position,
+        "image_orientation": geometry.image_orientation,
     }
 
 

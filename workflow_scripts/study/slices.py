@@ -16,6 +16,7 @@ import numpy as np
 from workflow_scripts.raw.dicom_slice import DicomSlice
 from workflow_scripts.raw.pairing import SlicePair
 from workflow_scripts.raw.problems import Problem
+from workflow_scripts.study.resample import Placement
 
 __all__ = ["LabelledSlice"]
 
@@ -25,7 +26,11 @@ class LabelledSlice:
     """A slice with at least one contour file, as its study's build goes along.
 
     ``contours``: kind -> (N, 2) vertices, (x, y) = (column, row) pixel coordinates, of the
-    contour files that parsed. ``masks``: kind -> bool (rows, columns) mask. ``failure``: the
+    contour files that parsed; once masks are made, in the coordinates of the stored grid.
+    ``image``: the array stored as the sample's ``image`` (the DICOM's pixels, or with
+    ``resample`` those pixels on the common grid, float32); ``placement``: where the slice was
+    put on the resample grid, None on the native grid. ``masks``: kind -> bool (rows, columns)
+    mask, the same shape as ``image``. ``failure``: the
     error that keeps the slice out of the dataset (None for a sample). ``problems``: every row
     of this slice. ``rejected``: contour kinds that already have an error row of their own.
     ``i_outside_o``: fraction of the i-mask outside the o-mask, when both exist.
@@ -40,6 +45,8 @@ class LabelledSlice:
     masks: dict[str, np.ndarray] = field(default_factory=dict)
     rejected: set[str] = field(default_factory=set)
     i_outside_o: float | None = None
+    image: np.ndarray | None = None
+    placement: Placement | None = None
 
     @property
     def number(self) -> int:

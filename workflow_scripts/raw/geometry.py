@@ -1,0 +1,83 @@
+"""A DICOM slice's geometry: pixel spacing, slice thickness and position, orientation.
+
+All lengths are in millimetres, as DICOM stores them. The values are taken from the header as
+they are (no defaults are invented): a tag that is absent, or whose value is malformed, gives
+None. Only PixelSpacing has a reason attached when it is unusable, because the build reports
+it (problem codes ``pixel_spacing_missing``, ``resample_spacing_missing``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+__all__ = ["SliceGeometry", "read_geometry"]
+
+
+@dataclass(frozen=True)
+class SliceGeometry:
+    """Where a slice's pixels are, from its DICOM header.
+
+    ``pixel_spacing``: (row spacing, column spacing) in mm, i.e. the distance between the
+    centres of adjacent rows and of adjacent columns: DICOM's PixelSpacing, in its order.
+    None when the tag is absent or not two positive finite numbers; ``spacing_problem`` then
+    says which.
+    ``slice_thickness``: SliceThickness in mm. ``slice_location``: SliceLocation in mm.
+    ``image_position``: ImagePositionPatient (x, y, z), the centre of the first stored pixel
+    (row 0, column 0) in the patient coordinate system, mm.
+    ``image_orientation``: ImageOrientationPatient, the direction cosines of the first row
+    (towards increasing column) then of the first column (towards increasing row).
+    Each is None when absent or malformed.
+    """
+
+    pixel_spacing: tuple[float, float] | None = None
+    spacing_problem: str | None = "no PixelSpacing element"
+    slice_thickness: float | None = None
+    slice_location: float | None = None
+    image_position: tuple[float, float, float] | None = None
+    image_orientation: tuple[float, float, float, float, float, float] | None = None
+
+
+def read_geometry(dataset) -> SliceGeometry:
+    """The geometry tags of a pydicom ``dataset`` (see SliceGeometry). Never raises."""
+    spacing, problem = _pixel_spacing(dataset)
+    return SliceGeometry(
+        pixel_spacing=spacing,
+        spacing_problem=problem,
+        slice_thickness=_numbers(dataset, "SliceThickness", 1),
+        slice_location=_numbers(dataset, "SliceLocation", 1),
+        image_position=_numbers(dataset, "ImagePositionPatient", 3),
+        image_orientation=_numbers(dataset, "ImageOrientationPatient", 6),
+    )
+
+
+def _pixel_spacing(dataset) -> tuple[tuple[float, float] | None, str | None]:
+    if "PixelSpacing" not in dataset:
+        return None, "no PixelSpacing element"
+    values = _numbers(dataset, "PixelSpacing", 2)
+    if values is None or min(values) <= 0:
+        try:
+            text = repr(dataset["PixelSpacing"].value)
+        except Exception:  # a malformed element may fail to convert
+            text = "(unreadable)"
+        return None, f"PixelSpacing {text} is not two positive numbers (mm)"
+    return (values[0], values[1]), None
+
+
+def _numbers(dataset, keyword: str, count: int):
+    """``count`` finite floats from the element (a float when count is 1), or None."""
+    try:
+        if keyword not in dataset:
+            return None
+        value = dataset[keyword].value
+        if value is None or value == "":
+            return None
+        items = [value] if isinstance(value, int | float | str | bytes) else list(value)
+        if len(items) != count:
+            return None
+        numbers = tuple(float(item) for item in items)
+    except Exception:  # malformed DS/IS text, wrong types
+        return None
+    if not all(math.isfinite(number) for number in numbers):
+        return None
+    return numbers[0] if count == 1 else numbers
