@@ -51,9 +51,9 @@ RAW = "raw limit: np.load + np.stack, 1 thread"
 
 
 def load_helpers():
-    """tests/loader_helpers.py, the dataset builder the tests use (imported by path)."""
+    """The dataset builder of the loader tests (tests/loader_tests/loader_helpers.py), by path."""
     spec = importlib.util.spec_from_file_location(
-        "loader_helpers", ROOT / "tests/loader_helpers.py"
+        "loader_helpers", ROOT / "tests/loader_tests/loader_helpers.py"
     )
     module = importlib.util.module_from_spec(spec)
     sys.modules["loader_helpers"] = module  # dataclasses look their module up

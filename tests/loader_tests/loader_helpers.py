@@ -2,15 +2,17 @@
 
 ``build_dataset`` writes ``slices/{study}/{slice:04d}.npz`` with
 ``loader.sample_file.encode_sample``, an ``index.parquet`` with the contract's columns (sorted by
-study and slice), and a ``manifest.json`` through ``loader.manifest.write_manifest`` whose
-``outputs`` come from ``file_digest``. Images are random and distinct per sample, and each mask
-is ``image > 0``, so a test can tell samples apart by content and check that a transform hit
-image and mask alike.
+study and slice), and a ``manifest.json`` in the workflow's format (written here with ``json`` and
+``hashlib``, independently of the code that reads it). Images are random and distinct per
+sample, and each mask is ``image > 0``, so a test can tell samples apart by content and check
+that a transform hit image and mask alike.
 The benchmark uses the same builder (imported by path).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +21,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from loader.manifest import file_digest, write_manifest
 from loader.sample_file import encode_sample
 
 SPLIT_CYCLE = ("train", "train", "val", "test")
@@ -172,20 +173,19 @@ def write_test_manifest(
     outputs = {}
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         relpath = path.relative_to(root).as_posix()
-        if relpath == "manifest.json" or relpath.startswith(".manifest.json."):
+        if relpath == "manifest.json":
             continue
-        sha256, size = file_digest(path)
-        outputs[relpath] = {"sha256": sha256, "size": size}
-    write_manifest(
-        root,
-        {
-            "version": version,
-            "built_at": built_at,
-            "config": {"data_dir": "", "out_dir": str(root.parent), "version": version},
-            "code": {"package_version": "0.1.0", "git_commit": None, "git_dirty": None},
-            "software": {"numpy": np.__version__},
-            "inputs": {},
-            "outputs": outputs,
-            "counts": {"studies": studies, "samples": samples, "problems": {}},
-        },
-    )
+        data = path.read_bytes()
+        outputs[relpath] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+    manifest = {
+        "format": 1,  # the manifest format the loader reads (loader.manifest.MANIFEST_FORMAT)
+        "version": version,
+        "built_at": built_at,
+        "config": {"data_dir": "", "out_dir": str(root.parent), "version": version},
+        "code": {"package_version": "0.1.0", "git_commit": None, "git_dirty": None},
+        "software": {"numpy": np.__version__},
+        "inputs": {},
+        "outputs": outputs,
+        "counts": {"studies": studies, "samples": samples, "problems": {}},
+    }
+    (root / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")

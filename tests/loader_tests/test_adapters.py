@@ -5,16 +5,14 @@ from __future__ import annotations
 import subprocess
 import sys
 import types
-from pathlib import Path
 
 import numpy as np
 import pytest
 from loader_helpers import build_dataset
 
 import loader.adapters
+from conftest import REPO
 from loader import BatchLoader, keras_dataset, torch_dataset
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")

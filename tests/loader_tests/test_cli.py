@@ -6,15 +6,13 @@ import math
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from loader_helpers import build_dataset
 
+from conftest import REPO
 from loader.cli import main
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
