@@ -13,7 +13,8 @@ import their framework only when called). ``python -m loader --help`` lists the 
 from loader.adapters import keras_dataset, torch_dataset
 from loader.batch_loader import BatchLoader
 from loader.cache import CacheTooLargeError
-from loader.index import DatasetIndex, DatasetIndexError
+from loader.index import DatasetIndex
+from loader.index_columns import DatasetIndexError
 from loader.manifest import DatasetNotFinishedError, DatasetVerificationError
 from loader.sample_file import SampleFileError
 

@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from loader.batch_loader import BatchLoader
-from loader.index import INDEX_NAME, DatasetIndex, DatasetIndexError
+from loader.index import DatasetIndex
+from loader.index_columns import INDEX_NAME, DatasetIndexError
 from loader.manifest import (
     MANIFEST_NAME,
     DatasetNotFinishedError,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +24,15 @@ import pyarrow.parquet as pq
 from loader.sample_file import encode_sample
 
 SPLIT_CYCLE = ("train", "train", "val", "test")
+#: The geometry columns of index.parquet and their Arrow types (the contract of DESIGN.md).
+GEOMETRY_TYPES = {
+    "pixel_spacing_row": pa.float64(),
+    "pixel_spacing_col": pa.float64(),
+    "slice_thickness": pa.float64(),
+    "slice_location": pa.float64(),
+    "image_position": pa.list_(pa.float64()),
+    "image_orientation": pa.list_(pa.float64()),
+}
 
 
 @dataclass
@@ -35,14 +44,20 @@ class BuiltDataset:
     slices: list[int] = field(default_factory=list)
     splits: list[str] = field(default_factory=list)
     npz: list[str] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)
     images: list[np.ndarray] = field(default_factory=list)
     masks: list[np.ndarray] = field(default_factory=list)
+    #: The o-contour mask of each row, None where the sample has none.
+    omasks: list[np.ndarray | None] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.npz)
 
     def rows_of_split(self, split: str) -> list[int]:
         return [row for row, s in enumerate(self.splits) if s == split]
+
+    def rows_with_omask(self) -> list[int]:
+        return [row for row, omask in enumerate(self.omasks) if omask is not None]
 
     def row_of(self, image: np.ndarray) -> int:
         """The row whose stored image equals ``image`` (by value)."""
@@ -61,6 +76,10 @@ def build_dataset(
     splits: Sequence[str] | None = None,
     image_dtype: str = "int16",
     omask_every: int = 2,
+    omask_rows: Collection[int] | None = None,
+    nested: bool = True,
+    flags: Mapping[int, str] | None = None,
+    spacings: Sequence[tuple[float, float] | None] | None = None,
     seed: int = 0,
     keep_arrays: bool = True,
     manifest: bool = True,
@@ -76,6 +95,15 @@ def build_dataset(
         splits: split of each study; default cycles train, train, val, test.
         image_dtype: stored dtype of the images (``int16``, or ``float32`` as for rescaled DICOMs).
         omask_every: every n-th sample also gets an ``omask`` member (0: none).
+        omask_rows: the rows that get an ``omask`` (overrides ``omask_every``).
+        nested: the o-contour mask (``image > -500``) contains the mask (``image > 0``); False
+            leaves the brightest pixels (``image > 800``) out of it, so that some mask pixels
+            lie outside the o-contour, as where hand-drawn contours cross.
+        flags: the ``flags`` text of rows (comma-separated codes); every other row has "".
+        spacings: (row, col) pixel spacing in mm per study, None for unknown (null); writes the
+            geometry columns (spacings, thickness 8 mm, location and position from the slice
+            number, axial orientation). None (default) writes no geometry column, as the
+            datasets built before the workflow recorded them.
         seed: seed of the random pixel values.
         keep_arrays: keep the written arrays in the result (turn off for big benchmark sets).
         manifest: write manifest.json (False leaves an unfinished version folder).
@@ -85,23 +113,24 @@ def build_dataset(
     root.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     built = BuiltDataset(root=root)
-    columns: dict[str, list] = {
-        name: []
-        for name in (
-            "version",
-            "study_id",
-            "original_id",
-            "slice",
-            "npz",
-            "qc",
-            "split",
-            "height",
-            "width",
-            "image_dtype",
-            "has_omask",
-            "mask_pixels",
-        )
-    }
+    names = [
+        "version",
+        "study_id",
+        "original_id",
+        "slice",
+        "npz",
+        "qc",
+        "split",
+        "height",
+        "width",
+        "image_dtype",
+        "has_omask",
+        "mask_pixels",
+        "flags",
+    ]
+    if spacings is not None:
+        names += [*GEOMETRY_TYPES]
+    columns: dict[str, list] = {name: [] for name in names}
     row = 0
     for number, size in enumerate(study_sizes):
         study = f"SCD{number:07d}"
@@ -113,34 +142,53 @@ def build_dataset(
                 image += np.asarray(0.25, dtype=image_dtype)  # not representable as integers
             mask = image > 0
             arrays = {"image": image, "mask": mask}
-            has_omask = bool(omask_every) and row % omask_every == 0
+            if omask_rows is not None:
+                has_omask = row in omask_rows
+            else:
+                has_omask = bool(omask_every) and row % omask_every == 0
+            omask = None
             if has_omask:
-                arrays["omask"] = image > -500
+                omask = image > -500 if nested else (image > -500) & (image <= 800)
+                arrays["omask"] = omask
             relpath = f"slices/{study}/{slice_number:04d}.npz"
             (root / relpath).parent.mkdir(parents=True, exist_ok=True)
             (root / relpath).write_bytes(encode_sample(arrays))
-            for name, value in (
-                ("version", version),
-                ("study_id", study),
-                ("original_id", f"SC-TEST-{number}"),
-                ("slice", slice_number),
-                ("npz", relpath),
-                ("qc", f"qc/{study}/{slice_number:04d}.png"),
-                ("split", split),
-                ("height", height),
-                ("width", width),
-                ("image_dtype", image_dtype),
-                ("has_omask", has_omask),
-                ("mask_pixels", int(mask.sum())),
-            ):
+            values = {
+                "version": version,
+                "study_id": study,
+                "original_id": f"SC-TEST-{number}",
+                "slice": slice_number,
+                "npz": relpath,
+                "qc": f"qc/{study}/{slice_number:04d}.png",
+                "split": split,
+                "height": height,
+                "width": width,
+                "image_dtype": image_dtype,
+                "has_omask": has_omask,
+                "mask_pixels": int(mask.sum()),
+                "flags": (flags or {}).get(row, ""),
+            }
+            if spacings is not None:
+                spacing = spacings[number]
+                values.update(
+                    pixel_spacing_row=None if spacing is None else spacing[0],
+                    pixel_spacing_col=None if spacing is None else spacing[1],
+                    slice_thickness=8.0,
+                    slice_location=10.0 * slice_number,
+                    image_position=[-150.0, -140.0, 10.0 * slice_number],
+                    image_orientation=[1.0, 0.0, 0.0, 0.0, 1.0, 0.0],
+                )
+            for name, value in values.items():
                 columns[name].append(value)
             built.study_ids.append(study)
             built.slices.append(slice_number)
             built.splits.append(split)
             built.npz.append(relpath)
+            built.flags.append(values["flags"])
             if keep_arrays:
                 built.images.append(image)
                 built.masks.append(mask)
+                built.omasks.append(omask)
             row += 1
     write_index(root, columns)
     if manifest:
@@ -156,6 +204,7 @@ def write_index(root: Path, columns: dict[str, list]) -> None:
         "width": pa.int32(),
         "has_omask": pa.bool_(),
         "mask_pixels": pa.int64(),
+        **GEOMETRY_TYPES,
     }
     table = pa.table(
         {

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from loader_helpers import build_dataset
 
-import loader.batch_loader
+import loader.batch_reader
 import loader.cache
 from loader import (
     BatchLoader,
@@ -502,8 +502,8 @@ def test_only_files_named_in_the_index_are_read(tmp_path, monkeypatch):
     data = build_dataset(tmp_path, study_sizes=(3, 2))
     (data.root / "slices" / "stray.npz").write_bytes(b"not read")
     read = []
-    real = loader.batch_loader.read_sample
-    monkeypatch.setattr(loader.batch_loader, "read_sample", lambda p: read.append(p) or real(p))
+    real = loader.batch_reader.read_sample
+    monkeypatch.setattr(loader.batch_reader, "read_sample", lambda p: read.append(p) or real(p))
     collect(BatchLoader(data.root, batch_size=2, verify="none"))
     assert sorted(Path(p) for p in read) == sorted(data.root / p for p in data.npz)
 
