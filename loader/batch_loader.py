@@ -202,6 +202,11 @@ class BatchLoader:
         return self._reader.cached
 
     @property
+    def with_rows(self) -> bool:
+        """Whether each batch ends with the samples' row numbers."""
+        return self._reader.with_rows
+
+    @property
     def image_shape(self) -> tuple[int, int]:
         """(height, width) of every slice served, in pixels."""
         return self._reader.image_shape
