@@ -8,7 +8,7 @@ Optional columns, read when present (datasets built by older versions of the wor
 some): ``has_omask`` (bool), ``mask_pixels`` (integer), ``flags`` (comma-separated problem codes;
 null reads as no flag), and the slice geometry, in millimetres and the patient coordinate system
 of DICOM, NaN where null or absent: ``pixel_spacing_row``, ``pixel_spacing_col`` (mm per pixel
-of the stored arrays, > 0), ``slice_thickness`` (mm, > 0), ``slice_location`` (mm),
+of the stored arrays, > 0), ``slice_thickness`` (mm), ``slice_location`` (mm),
 ``image_position`` (3 floats per sample: x, y, z of the first pixel's centre) and
 ``image_orientation`` (6 floats: direction cosines of the rows, then of the columns).
 """
@@ -26,11 +26,12 @@ INDEX_NAME = "index.parquet"
 REQUIRED_COLUMNS = ("study_id", "slice", "npz", "split", "height", "width", "image_dtype")
 _INTEGERS = ("slice", "height", "width", "mask_pixels")
 _STRINGS = ("study_id", "split", "image_dtype")
-#: Optional float columns, and whether a known value must be positive.
+#: Optional float columns, and whether a known value must be positive (the spacings, which the
+#: workflow derives; the others are copied from the DICOM as they are, e.g. SliceThickness 0).
 GEOMETRY_SCALARS = {
     "pixel_spacing_row": True,
     "pixel_spacing_col": True,
-    "slice_thickness": True,
+    "slice_thickness": False,
     "slice_location": False,
 }
 #: Optional list columns, and the number of floats per sample.

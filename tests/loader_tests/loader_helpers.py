@@ -30,8 +30,8 @@ GEOMETRY_TYPES = {
     "pixel_spacing_col": pa.float64(),
     "slice_thickness": pa.float64(),
     "slice_location": pa.float64(),
-    "image_position": pa.list_(pa.float64()),
-    "image_orientation": pa.list_(pa.float64()),
+    "image_position": pa.list_(pa.float64(), 3),
+    "image_orientation": pa.list_(pa.float64(), 6),
 }
 
 

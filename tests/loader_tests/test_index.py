@@ -159,7 +159,7 @@ def test_null_vectors_read_as_nan_rows(tmp_path):
     data = build_dataset(tmp_path, study_sizes=(2,), spacings=[(1.0, 1.0)])
     rewrite_index(
         data.root,
-        image_position=pa.array([None, [1.0, 2.0, 3.0]], type=pa.list_(pa.float64())),
+        image_position=pa.array([None, [1.0, 2.0, 3.0]], type=pa.list_(pa.float64(), 3)),
     )
     position = DatasetIndex(data.root, verify="none").image_position
     assert np.isnan(position[0]).all()
@@ -170,7 +170,7 @@ def test_null_vectors_read_as_nan_rows(tmp_path):
     ("column", "values", "message"),
     [
         ("pixel_spacing_row", pa.array([1.0, 0.0]), r"row 1: pixel_spacing_row 0\.0 is not a pos"),
-        ("slice_thickness", pa.array([-2.0, 1.0]), r"row 0: slice_thickness -2\.0 is not a pos"),
+        ("pixel_spacing_col", pa.array([-2.0, 1.0]), r"row 0: pixel_spacing_col -2\.0 is not a p"),
         ("slice_location", pa.array([1.0, float("inf")]), "row 1: slice_location inf is not a f"),
         ("pixel_spacing_col", pa.array(["1.0", "1.0"]), "'pixel_spacing_col' must hold numbers"),
         (
@@ -185,3 +185,12 @@ def test_bad_geometry_values_are_refused_naming_column_and_row(tmp_path, column,
     rewrite_index(data.root, **{column: values})
     with pytest.raises(DatasetIndexError, match=message):
         DatasetIndex(data.root, verify="none")
+
+
+def test_dicom_geometry_is_kept_as_the_dicom_gives_it(tmp_path):
+    # SliceThickness 0 and negative locations occur in real files; only spacings must be > 0
+    data = build_dataset(tmp_path, study_sizes=(2,), spacings=[(1.0, 1.0)])
+    rewrite_index(data.root, slice_thickness=[0.0, 5.0], slice_location=[-12.5, 0.0])
+    index = DatasetIndex(data.root, verify="none")
+    np.testing.assert_array_equal(index.slice_thickness, [0.0, 5.0])
+    np.testing.assert_array_equal(index.slice_location, [-12.5, 0.0])
