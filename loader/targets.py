@@ -39,7 +39,6 @@ TARGET_DTYPES: dict[str, np.dtype] = {
     "omask": np.dtype(bool),
     "labels": np.dtype(np.uint8),
 }
-BACKGROUND, BLOOD_POOL, MYOCARDIUM = 0, 1, 2
 
 
 def parse_targets(targets: str | Sequence[str]) -> tuple[str, ...]:
@@ -82,11 +81,11 @@ def labels_from_masks(mask: np.ndarray, omask: np.ndarray) -> np.ndarray:
         ...                   np.array([True, True, False, False])).tolist()
         [1, 2, 0, 1]
     """
-    # Arithmetic on the masks' bytes (bool is one byte, 0 or 1): a masked copy (np.copyto with
+    # Arithmetic on the masks' bytes (a bool is one byte, 0 or 1): a masked copy (np.copyto with
     # where=) took 40x as long on real-looking masks, and made labels 6x slower to serve.
     myocardium = np.greater(omask, mask)  # inside the o-contour, outside the i-contour
-    labels = np.multiply(myocardium.view(np.uint8), MYOCARDIUM, dtype=np.uint8)
-    np.bitwise_or(labels, mask.view(np.uint8), out=labels)  # BLOOD_POOL is 1
+    labels = np.multiply(myocardium.view(np.uint8), 2, dtype=np.uint8)  # 2: myocardium
+    np.bitwise_or(labels, mask.view(np.uint8), out=labels)  # 1: blood pool (0 where myocardium)
     return labels
 
 
@@ -123,15 +122,15 @@ def sample_arrays(
     image = arrays["image"]
     if image.shape != shape or image.dtype != image_dtype:
         raise SampleFileError(
-            f"{path}: image is {shape_text(image.shape)} {image.dtype}, but index.parquet says "
-            f"{shape_text(shape)} {image_dtype}"
+            f"{path}: image is {_shape_text(image.shape)} {image.dtype}, but index.parquet says "
+            f"{_shape_text(shape)} {image_dtype}"
         )
     for name in ("mask", "omask"):
         member = arrays.get(name)
         if name in wanted and (member.shape != shape or member.dtype != np.bool_):
             raise SampleFileError(
-                f"{path}: {name} is {shape_text(member.shape)} {member.dtype}, expected "
-                f"{shape_text(shape)} bool like the image"
+                f"{path}: {name} is {_shape_text(member.shape)} {member.dtype}, expected "
+                f"{_shape_text(shape)} bool like the image"
             )
     made = [image]
     for name in targets:
@@ -142,6 +141,6 @@ def sample_arrays(
     return made
 
 
-def shape_text(shape: tuple[int, ...]) -> str:
+def _shape_text(shape: tuple[int, ...]) -> str:
     """``(256, 208)`` -> ``"256x208"``; ``()`` -> ``"scalar"``."""
     return "x".join(str(n) for n in shape) if shape else "scalar"

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -238,3 +238,41 @@ def write_test_manifest(
         "counts": {"studies": studies, "samples": samples, "problems": {}},
     }
     (root / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+
+
+def datasets_by_size(tmp_path_factory) -> Callable[[int], BuiltDataset]:
+    """Datasets of ``n`` samples (studies of 5 slices), each built on first use, for property
+    tests that draw the size (the builder of a module-scoped fixture)."""
+    made: dict[int, BuiltDataset] = {}
+
+    def get(n: int) -> BuiltDataset:
+        if n not in made:
+            sizes = [5] * (n // 5) + ([n % 5] if n % 5 else [])
+            made[n] = build_dataset(tmp_path_factory.mktemp(f"n{n}"), study_sizes=sizes)
+        return made[n]
+
+    return get
+
+
+def dihedral(array: np.ndarray) -> list[np.ndarray]:
+    """The 8 symmetries of a square array, written out independently of loader.augment: quarter
+    turns counter-clockwise 0 to 3, then the same each flipped left-right."""
+    turns = [array, array.T[::-1], array[::-1, ::-1], array.T[:, ::-1]]
+    return turns + [t[:, ::-1] for t in turns]
+
+
+def collect(batches, limit=None):
+    """(images, masks) of a pass, as lists; stops after ``limit`` batches."""
+    out = []
+    if limit == 0:
+        return out
+    for batch in batches:
+        out.append(batch)
+        if len(out) == limit:
+            break
+    return out
+
+
+def rows_served(built: BuiltDataset, batches) -> list[int]:
+    """The row of each served image, identified by content (the stored images are all distinct)."""
+    return [built.row_of(image) for images, *_ in batches for image in images]

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from loader_helpers import build_dataset
+from loader_helpers import build_dataset, datasets_by_size
 
 from loader import BatchLoader, DatasetIndex, DatasetIndexError
 
@@ -186,15 +186,7 @@ def test_the_default_batch_has_no_rows_and_with_rows_appends_them(data):
 
 @pytest.fixture(scope="module")
 def sized(tmp_path_factory):
-    made = {}
-
-    def get(n: int):
-        if n not in made:
-            sizes = [5] * (n // 5) + ([n % 5] if n % 5 else [])
-            made[n] = build_dataset(tmp_path_factory.mktemp(f"n{n}"), study_sizes=sizes)
-        return made[n]
-
-    return get
+    return datasets_by_size(tmp_path_factory)
 
 
 @property_settings

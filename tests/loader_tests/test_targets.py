@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from loader_helpers import build_dataset
+from loader_helpers import build_dataset, dihedral
 
 import loader.cache
 from loader import BatchLoader, DatasetIndexError, SampleFileError
@@ -34,12 +34,6 @@ def expected_labels(mask: np.ndarray, omask: np.ndarray) -> np.ndarray:
         elif omask[position]:
             labels[position] = 2
     return labels
-
-
-def dihedral(array: np.ndarray) -> list[np.ndarray]:
-    """The 8 symmetries of a square array, written out independently of loader.augment."""
-    turns = [array, array.T[::-1], array[::-1, ::-1], array.T[:, ::-1]]  # 0, 90, 180, 270 ccw
-    return turns + [t[:, ::-1] for t in turns]
 
 
 @pytest.fixture(scope="module")
