@@ -1,14 +1,14 @@
 """Throughput of the BatchLoader against two baselines measured in the same run.
 
-Builds a synthetic dataset (256 x 256 int16 slices, bool masks, every other sample with an
-o-contour mask, as the real data) or takes one with ``--dataset``, then prints samples/s for one
-shuffled epoch at batch size 8 for:
+Builds a synthetic dataset (256 x 256 int16 slices, bool masks and o-contour masks, so that the
+mask and the labels rows read the same files) or takes one with ``--dataset``, then prints
+samples/s for one shuffled epoch at batch size 8 for:
 
 - the np.load baseline: ``np.load`` of every file in the epoch's random order plus ``np.stack``,
   in one thread (what a user writes first);
 - the BatchLoader cold (``prefetch=0``), with prefetch, and its cached epochs (``cache=True``);
-- the BatchLoader serving ``targets="labels"`` (built from mask and omask per sample) beside the
-  same settings serving masks;
+- the BatchLoader serving ``targets="labels"`` (made from mask and omask per sample) beside the
+  same settings serving masks, over the same samples;
 - the in-memory gather baseline: a fancy-index gather from arrays preloaded in memory, in the
   stored dtype and in the loader's output dtype (float32);
 - ``torch.utils.data.DataLoader`` (0 and 2 workers, one intra-op thread) over the same files,
@@ -76,7 +76,7 @@ def build(out_dir: Path, samples: int, version: str) -> Path:
     """A synthetic dataset of ``samples`` 256x256 int16 slices in studies of 20 slices."""
     sizes = [20] * (samples // 20) + ([samples % 20] if samples % 20 else [])
     built = load_helpers().build_dataset(
-        out_dir, sizes, version=version, shape=(256, 256), keep_arrays=False, omask_every=2
+        out_dir, sizes, version=version, shape=(256, 256), keep_arrays=False, omask_every=1
     )
     return built.root
 

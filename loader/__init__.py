@@ -1,4 +1,5 @@
-"""Batches of (images, masks) for training, read from a built, versioned dataset.
+"""Batches of images and their targets (masks, o-contour masks or labels) for training, read from
+a built, versioned dataset.
 
 >>> from loader import BatchLoader
 >>> batches = BatchLoader("results/1.0.0", batch_size=8, seed=0, split="train")  # doctest: +SKIP

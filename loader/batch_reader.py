@@ -20,7 +20,7 @@ from loader.cache import SampleCache
 from loader.index import DatasetIndex
 from loader.index_columns import DatasetIndexError
 from loader.sample_file import read_sample
-from loader.targets import TARGET_DTYPES, sample_arrays
+from loader.targets import TARGET_DTYPES, check_sample, write_sample
 
 __all__ = ["Batch", "BatchReader"]
 
@@ -131,25 +131,34 @@ class BatchReader:
                 codes = transform_codes(
                     self.seed, epoch, self.rows[positions], square=height == width
                 ).tolist()
+                # untransformed samples are read into these, then copied transformed into the
+                # batch (one set per call: batches may be made in several threads at once)
+                scratch = [np.empty(self.image_shape, dtype=out.dtype) for out in outs]
             for slot, position in enumerate(positions.tolist()):
-                if cache is not None and cache.filled[position]:
+                if cache is not None:
                     arrays = cache.sample(position)
-                else:
-                    arrays = self._read(position)
-                    if cache is not None:
-                        cache.put(position, arrays)
+                    if not cache.filled[position]:
+                        self._read(position, into=arrays)
+                        cache.mark_filled(position)
+                elif codes is not None:
+                    arrays = scratch
+                    self._read(position, into=arrays)
+                else:  # straight into the batch: no array made or copied twice
+                    self._read(position, into=[out[slot] for out in outs])
+                    continue
                 for out, array in zip(outs, arrays, strict=True):
                     out[slot] = array if codes is None else apply_transform(array, codes[slot])
         if self.with_rows:
             outs.append(self.rows[positions])
         return tuple(outs)
 
-    def _read(self, position: int) -> list[np.ndarray]:
-        """One sample's image and targets from its file, checked against the index."""
+    def _read(self, position: int, into: list[np.ndarray]) -> None:
+        """Read one sample's file, check it against the index, and write its image and targets
+        into ``into`` (2D destinations: batch slots, cache slots or scratch arrays)."""
         path = self._paths[position]
-        return sample_arrays(
-            read_sample(path), path, self.image_shape, self._stored_dtypes[position], self.targets
-        )
+        arrays = read_sample(path)
+        check_sample(arrays, path, self.image_shape, self._stored_dtypes[position], self.targets)
+        write_sample(arrays, self.targets, into)
 
 
 def _mixed_shapes_message(index: DatasetIndex, rows: np.ndarray) -> str:

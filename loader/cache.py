@@ -4,7 +4,7 @@ that guards it."""
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -106,16 +106,14 @@ class SampleCache:
         """The dtype the images are kept in."""
         return self.arrays[0].dtype
 
-    def put(self, position: int, arrays: Sequence[np.ndarray]) -> None:
-        """Store a sample's image and targets (copied); the slot counts as filled only after all
-        of them are in."""
-        for stored, array in zip(self.arrays, arrays, strict=True):
-            stored[position] = array
-        self.filled[position] = True
-
     def sample(self, position: int) -> list[np.ndarray]:
-        """The image and targets of a filled slot (views into the cache)."""
+        """The image and targets of slot ``position``: views into the cache, to read a filled
+        slot or to write a sample into (then :meth:`mark_filled`)."""
         return [stored[position] for stored in self.arrays]
+
+    def mark_filled(self, position: int) -> None:
+        """Count slot ``position`` as filled: call after writing all of its arrays."""
+        self.filled[position] = True
 
     @property
     def complete(self) -> bool:

@@ -27,10 +27,12 @@ from loader.sample_file import SampleFileError
 
 __all__ = [
     "TARGET_DTYPES",
+    "check_sample",
     "labels_from_masks",
     "needs_omask",
     "parse_targets",
-    "sample_arrays",
+    "write_labels",
+    "write_sample",
 ]
 
 #: The dtype of each target, by name.
@@ -81,22 +83,29 @@ def labels_from_masks(mask: np.ndarray, omask: np.ndarray) -> np.ndarray:
         ...                   np.array([True, True, False, False])).tolist()
         [1, 2, 0, 1]
     """
-    # Arithmetic on the masks' bytes (a bool is one byte, 0 or 1): a masked copy (np.copyto with
-    # where=) took 40x as long on real-looking masks, and made labels 6x slower to serve.
-    myocardium = np.greater(omask, mask)  # inside the o-contour, outside the i-contour
-    labels = np.multiply(myocardium.view(np.uint8), 2, dtype=np.uint8)  # 2: myocardium
-    np.bitwise_or(labels, mask.view(np.uint8), out=labels)  # 1: blood pool (0 where myocardium)
-    return labels
+    return write_labels(mask, omask, np.empty(mask.shape, dtype=np.uint8))
 
 
-def sample_arrays(
+def write_labels(mask: np.ndarray, omask: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Write the labels of ``mask`` and ``omask`` (see :func:`labels_from_masks`) into ``out``
+    (uint8, same shape; e.g. a slot of a batch array) and return it."""
+    # Arithmetic on the masks' bytes (a bool is one byte, 0 or 1), in place: a masked copy
+    # (np.copyto with where=) took 40x as long on real-looking masks, and made labels 6x slower
+    # to serve.
+    np.greater(omask, mask, out=out.view(np.bool_))  # inside the o-contour, outside the mask
+    np.multiply(out, 2, out=out)  # 2: myocardium
+    np.bitwise_or(out, mask.view(np.uint8), out=out)  # 1: blood pool (0 where myocardium)
+    return out
+
+
+def check_sample(
     arrays: Mapping[str, np.ndarray],
     path: str,
     shape: tuple[int, int],
     image_dtype: np.dtype,
     targets: Sequence[str],
-) -> list[np.ndarray]:
-    """``[image, *targets]`` of one sample from the arrays of its file, checked.
+) -> None:
+    """Check that the arrays of a sample's file hold what ``targets`` need, as the index says.
 
     Args:
         arrays: the members of the sample file (``loader.sample_file.read_sample``).
@@ -132,13 +141,20 @@ def sample_arrays(
                 f"{path}: {name} is {_shape_text(member.shape)} {member.dtype}, expected "
                 f"{_shape_text(shape)} bool like the image"
             )
-    made = [image]
-    for name in targets:
+
+
+def write_sample(
+    arrays: Mapping[str, np.ndarray], targets: Sequence[str], into: Sequence[np.ndarray]
+) -> None:
+    """Write a checked sample's image and targets into ``into`` (the image's destination, then
+    one per target, each (H, W); the image is cast to its destination's dtype): slots of a batch
+    or of the cache, so that nothing is allocated or copied twice."""
+    into[0][...] = arrays["image"]
+    for name, out in zip(targets, into[1:], strict=True):
         if name == "labels":
-            made.append(labels_from_masks(arrays["mask"], arrays["omask"]))
+            write_labels(arrays["mask"], arrays["omask"], out)
         else:
-            made.append(arrays[name])
-    return made
+            out[...] = arrays[name]
 
 
 def _shape_text(shape: tuple[int, ...]) -> str:

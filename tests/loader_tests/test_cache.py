@@ -29,7 +29,10 @@ def test_a_slot_counts_as_filled_once_written():
     cache = SampleCache(3, (2, 2), np.int16, {"mask": np.dtype(bool)}, memory_limit=10**6)
     assert not cache.complete and not cache.filled.any()
     for position in range(3):
-        cache.put(position, [np.full((2, 2), position, np.int16), np.eye(2, dtype=bool)])
+        image, mask = cache.sample(position)
+        image[...], mask[...] = np.full((2, 2), position), np.eye(2, dtype=bool)
+        assert not cache.filled[position]
+        cache.mark_filled(position)
     assert cache.complete and cache.filled.all()
     image, mask = cache.sample(2)
     np.testing.assert_array_equal(image, np.full((2, 2), 2))
