@@ -35,9 +35,11 @@ def fingerprint(
 ) -> dict[str, Any]:
     """What identifies a loader's sequence of batches: the dataset version, the selection (as
     asked for, and a digest of the samples it gave), the targets and the order settings."""
+    splits = _sorted_names(split)
     return {
         "version": index.version,
-        "split": split if split is None or isinstance(split, str) else _sorted_names(split),
+        # one split as a string, as states saved before lists of splits were allowed have it
+        "split": splits[0] if splits is not None and len(splits) == 1 else splits,
         "studies": _sorted_names(studies),
         "exclude_flags": _sorted_names(exclude_flags),
         "targets": list(targets),

@@ -133,9 +133,13 @@ def test_a_state_is_refused_by_a_loader_over_another_selection(data):
     state = BatchLoader(data.root, batch_size=2, exclude_flags="mask_empty").state_dict()
     with pytest.raises(ValueError, match=r"exclude_flags: saved \['mask_empty'\]"):
         BatchLoader(data.root, batch_size=2).load_state_dict(state)
-    # the same selection, spelled in another order, is the same loader
+    # the same selection, spelled in another order or as a list of one, is the same loader
     state = BatchLoader(data.root, batch_size=2, split=["val", "train"]).state_dict()
     BatchLoader(data.root, batch_size=2, split=("train", "val")).load_state_dict(state)
+    state = BatchLoader(data.root, batch_size=2, split="val").state_dict()
+    BatchLoader(data.root, batch_size=2, split=["val"]).load_state_dict(state)
+    with pytest.raises(ValueError, match=r"split: saved 'val', this loader \['test', 'val'\]"):
+        BatchLoader(data.root, batch_size=2, split=["val", "test"]).load_state_dict(state)
 
 
 @property_settings
