@@ -1,28 +1,39 @@
-"""Throughput of the BatchLoader against the raw reading limit and the in-memory ceiling.
+"""Throughput of the BatchLoader against two baselines measured in the same run.
 
-Builds a synthetic dataset (256 x 256 int16 slices, bool masks, every other sample with an
-o-contour mask, as the real data) or takes one with ``--dataset``, then prints samples/s for one
-shuffled epoch at batch size 8 for:
+Builds a synthetic dataset (256 x 256 int16 slices, bool masks and o-contour masks, so that the
+mask and the labels rows read the same files) or takes one with ``--dataset``, then prints
+samples/s for one shuffled epoch at batch size 8 for:
 
-- the raw limit: ``np.load`` of every file in the epoch's random order plus ``np.stack``, in
-  one thread;
+- the np.load baseline: ``np.load`` of every file in the epoch's random order plus ``np.stack``,
+  in one thread (what a user writes first);
 - the BatchLoader cold (``prefetch=0``), with prefetch, and its cached epochs (``cache=True``);
-- the ceiling: a fancy-index gather from arrays preloaded in memory, in the stored dtype and in
-  the loader's output dtype (float32);
+- the BatchLoader serving ``targets="labels"`` (made from mask and omask per sample) beside the
+  same settings serving masks, over the same samples;
+- the in-memory gather baseline: a fancy-index gather from arrays preloaded in memory, in the
+  stored dtype and in the loader's output dtype (float32);
 - ``torch.utils.data.DataLoader`` (0 and 2 workers, one intra-op thread) over the same files,
   when torch is installed;
+- ``loader.torch_dataset`` in a ``DataLoader`` with 1 and with 2 worker processes, with a short
+  training step per batch that releases the GIL (``--worker-step-ms``, shorter than a worker's
+  time per batch, so that the workers are the bottleneck);
 - the wall time of an epoch with a simulated training step that releases the GIL (as a
   framework's compute does), without and with prefetch: what prefetching hides;
 
-all in the same run, as ratios to the raw limit. Rows are measured in interleaved rounds (each
-row once per round, ``--rounds`` rounds). The machine is shared and noisy, and noise only ever
-slows a run down, so the ratios use each row's best round (as ``timeit`` advises); the median is
-printed beside it. Files are read once before timing, so every row sees a warm page cache.
+all in the same run, as ratios to the np.load baseline. Rows are measured in interleaved rounds
+(each row once per round, ``--rounds`` rounds). The machine is shared and noisy, and noise only
+ever slows a run down, so the ratios use each row's best round (as ``timeit`` advises); the
+median is printed beside it. The labels and workers ratios are also measured as ``--pairs``
+back-to-back pairs of epochs (the two rows of a pair see the same load on the machine), whose
+median ratio is steadier than a ratio of two best rounds. Files are read once before timing, so
+every row sees a warm page cache.
 
 Then it measures the peak RSS of a fresh process running one uncached epoch (prefetch on) on two
 dataset sizes, to show that memory does not grow with the dataset.
 
-Run: ``python benchmarks/loader_benchmark.py`` (about a minute; ``--help`` for options).
+Run: ``python benchmarks/loader_benchmark.py`` (about two minutes; ``--help`` for options).
+
+One script of about 400 lines, longer than this project's modules: its rows must be timed in the
+same interleaved rounds of one process, and the peak-RSS child runs this very file.
 """
 
 from __future__ import annotations
@@ -47,13 +58,15 @@ from loader import BatchLoader, DatasetIndex  # noqa: E402
 from loader.sample_file import read_sample  # noqa: E402
 from loader.sampler import EpochSampler  # noqa: E402
 
-RAW = "raw limit: np.load + np.stack, 1 thread"
+BASELINE = "np.load baseline: np.load + np.stack, 1 thread"
+GATHER32 = "in-memory gather baseline, float32"
+GATHER16 = "in-memory gather baseline, int16 (stored)"
 
 
 def load_helpers():
-    """tests/loader_helpers.py, the dataset builder the tests use (imported by path)."""
+    """The dataset builder of the loader tests (tests/loader_tests/loader_helpers.py), by path."""
     spec = importlib.util.spec_from_file_location(
-        "loader_helpers", ROOT / "tests/loader_helpers.py"
+        "loader_helpers", ROOT / "tests/loader_tests/loader_helpers.py"
     )
     module = importlib.util.module_from_spec(spec)
     sys.modules["loader_helpers"] = module  # dataclasses look their module up
@@ -65,7 +78,7 @@ def build(out_dir: Path, samples: int, version: str) -> Path:
     """A synthetic dataset of ``samples`` 256x256 int16 slices in studies of 20 slices."""
     sizes = [20] * (samples // 20) + ([samples % 20] if samples % 20 else [])
     built = load_helpers().build_dataset(
-        out_dir, sizes, version=version, shape=(256, 256), keep_arrays=False, omask_every=2
+        out_dir, sizes, version=version, shape=(256, 256), keep_arrays=False, omask_every=1
     )
     return built.root
 
@@ -101,8 +114,12 @@ def main() -> int:
     parser.add_argument("--samples", type=int, default=2000, help="synthetic size (2000)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (5)")
+    parser.add_argument("--pairs", type=int, default=11, help="back-to-back pairs (11)")
     parser.add_argument("--min-seconds", type=float, default=0.3, help="per measurement (0.3)")
     parser.add_argument("--step-ms", type=float, default=1.0, help="simulated step (1.0 ms)")
+    parser.add_argument(
+        "--worker-step-ms", type=float, default=0.2, help="step in the worker rows (0.2 ms)"
+    )
     parser.add_argument("--no-rss", action="store_true", help="skip the peak-RSS measurement")
     parser.add_argument("--workdir", type=Path, help="where to build (default: a temp folder)")
     parser.add_argument("--rss-child", type=Path, help=argparse.SUPPRESS)
@@ -144,7 +161,7 @@ def run(dataset: Path, args: argparse.Namespace) -> None:
     for path in paths:  # warm the page cache for every row alike
         Path(path).read_bytes()
 
-    def raw_limit(epoch: int) -> int:
+    def np_load_baseline(epoch: int) -> int:
         for positions in batches(epoch):
             images, masks = [], []
             for position in positions.tolist():
@@ -154,10 +171,15 @@ def run(dataset: Path, args: argparse.Namespace) -> None:
             np.stack(images), np.stack(masks)
         return count
 
-    def loader_epochs(loader: BatchLoader) -> Callable[[int], int]:
+    def loader_epochs(loader, step_ms: float = 0.0) -> Callable[[int], int]:
+        """One pass over ``loader`` (any iterable of batches), with a step per batch."""
+        pause = step_ms / 1000
+
         def run_epoch(epoch: int) -> int:
             served = 0
-            for images, _ in loader:
+            for images, *_ in loader:
+                if pause:
+                    time.sleep(pause)  # a step that releases the GIL, as torch/keras compute does
                 served += len(images)
             return served
 
@@ -165,6 +187,8 @@ def run(dataset: Path, args: argparse.Namespace) -> None:
 
     cold = BatchLoader(index, batch_size, seed=0, prefetch=0)
     prefetched = BatchLoader(index, batch_size, seed=0, prefetch=2)
+    cold_labels = BatchLoader(index, batch_size, seed=0, prefetch=0, targets="labels")
+    labels = BatchLoader(index, batch_size, seed=0, prefetch=2, targets="labels")
     cached = BatchLoader(index, batch_size, seed=0, cache=True)
     cached16 = BatchLoader(index, batch_size, seed=0, cache=True, dtype=np.int16)
     start = time.perf_counter()
@@ -172,14 +196,14 @@ def run(dataset: Path, args: argparse.Namespace) -> None:
         for _ in loader:
             pass
     fill_seconds = (time.perf_counter() - start) / 2
-    # The ceiling's arrays: every sample preloaded into one array per kind.
+    # The gather baseline's arrays: every sample preloaded into one array per kind.
     samples = [read_sample(path) for path in paths]
     images16 = np.stack([sample["image"] for sample in samples])
     masks = np.stack([sample["mask"] for sample in samples])
     images32 = images16.astype(np.float32)
     del samples
 
-    def ceiling(images: np.ndarray) -> Callable[[int], int]:
+    def gather(images: np.ndarray) -> Callable[[int], int]:
         def run_epoch(epoch: int) -> int:
             for positions in batches(epoch):
                 images[positions], masks[positions]
@@ -187,32 +211,24 @@ def run(dataset: Path, args: argparse.Namespace) -> None:
 
         return run_epoch
 
-    def step_epoch(loader: BatchLoader) -> Callable[[int], int]:
-        pause = args.step_ms / 1000
-
-        def run_epoch(epoch: int) -> int:
-            served = 0
-            for images, _ in loader:
-                time.sleep(pause)  # a step that releases the GIL, as torch/keras compute does
-                served += len(images)
-            return served
-
-        return run_epoch
-
     rows_to_time: dict[str, Callable[[int], int]] = {
-        RAW: raw_limit,
+        BASELINE: np_load_baseline,
         "BatchLoader cold (prefetch=0)": loader_epochs(cold),
+        "BatchLoader cold, targets='labels'": loader_epochs(cold_labels),
         "BatchLoader prefetch=2": loader_epochs(prefetched),
+        "BatchLoader prefetch=2, targets='labels'": loader_epochs(labels),
         "BatchLoader cached epochs (cache=True)": loader_epochs(cached),
         "BatchLoader cached epochs, dtype=int16": loader_epochs(cached16),
-        "ceiling: in-memory gather, float32": ceiling(images32),
-        "ceiling: in-memory gather, int16 (stored)": ceiling(images16),
+        GATHER32: gather(images32),
+        GATHER16: gather(images16),
     }
+    workers = worker_rows(index, batch_size, args.worker_step_ms, loader_epochs)
     torch_rows = torch_loaders(paths, batches)
     if torch_rows is None:
         print("torch is not installed: its rows are skipped")
     else:
         rows_to_time.update(torch_rows)
+        rows_to_time.update(workers)
 
     def step_alone(epoch: int) -> int:
         for _ in batches(epoch):
@@ -221,57 +237,131 @@ def run(dataset: Path, args: argparse.Namespace) -> None:
 
     step_rows = {
         f"a {args.step_ms:g} ms step alone, per batch (the bound)": step_alone,
-        f"with a {args.step_ms:g} ms step: BatchLoader prefetch=0": step_epoch(cold),
-        f"with a {args.step_ms:g} ms step: BatchLoader prefetch=2": step_epoch(prefetched),
+        f"with a {args.step_ms:g} ms step: BatchLoader prefetch=0": loader_epochs(
+            cold, args.step_ms
+        ),
+        f"with a {args.step_ms:g} ms step: BatchLoader prefetch=2": loader_epochs(
+            prefetched, args.step_ms
+        ),
     }
     rows_to_time.update(step_rows)
 
     results: dict[str, list[float]] = {name: [] for name in rows_to_time}
     for _ in range(args.rounds):
         for name, run_epoch in rows_to_time.items():
-            slow = name.startswith("torch")
+            slow = "DataLoader" in name  # one epoch each: they take seconds
             results[name].append(timed_epochs(run_epoch, 0 if slow else args.min_seconds))
     best = {name: max(values) for name, values in results.items()}
     medians = {name: statistics.median(values) for name, values in results.items()}
-    raw = best[RAW]
+    baseline = best[BASELINE]
 
     shape_text = ", ".join(f"{h}x{w}" for h, w in shapes)
     print(
-        f"dataset {dataset}: {count} samples, {shape_text}, {', '.join(dtypes)}; "
-        f"batch size {batch_size}; {args.rounds} interleaved rounds; warm page cache"
+        f"dataset {dataset}: {count} samples ({labels.num_samples} with an o-contour), "
+        f"{shape_text}, {', '.join(dtypes)}; batch size {batch_size}; {args.rounds} "
+        "interleaved rounds; warm page cache"
     )
-    print(f"{'samples/s (best round; median)':52} {'best':>9} {'median':>9} {'x raw':>6}")
+    print(f"{'samples/s (best round; median)':60} {'best':>9} {'median':>9} {'x np.load':>9}")
     for name, value in best.items():
-        print(f"{name:52} {value:9.0f} {medians[name]:9.0f} {value / raw:6.2f}")
+        print(f"{name:60} {value:9.0f} {medians[name]:9.0f} {value / baseline:9.2f}")
     print(
         f"(the cache-filling first epoch: {count / fill_seconds:.0f} samples/s, including the "
         "first touch of fresh memory, which is slow in a VM)"
     )
     ratios = [
-        ("uncached, prefetch on / raw limit", "BatchLoader prefetch=2", RAW, 1.5),
+        ("uncached, prefetch on / np.load baseline", "BatchLoader prefetch=2", BASELINE, 1.5),
         (
-            "cached float32 / gather float32 ceiling",
+            "cached float32 / gather baseline float32",
             "BatchLoader cached epochs (cache=True)",
-            "ceiling: in-memory gather, float32",
+            GATHER32,
             0.8,
         ),
         (
-            "cached int16 / gather int16 ceiling",
+            "cached int16 / gather baseline int16",
             "BatchLoader cached epochs, dtype=int16",
-            "ceiling: in-memory gather, int16 (stored)",
+            GATHER16,
             0.8,
+        ),
+        (
+            "labels / masks, prefetch=0",
+            "BatchLoader cold, targets='labels'",
+            "BatchLoader cold (prefetch=0)",
+            0.9,
+        ),
+        (
+            "labels / masks, prefetch=2",
+            "BatchLoader prefetch=2, targets='labels'",
+            "BatchLoader prefetch=2",
+            0.9,
         ),
     ]
+    if workers:
+        one, two = workers
+        ratios.append(("torch_dataset 2 workers / 1 worker", two, one, 1.6))
     print()
+    print("ratios of best rounds:")
     for label, numerator, denominator, target in ratios:
         ratio = best[numerator] / best[denominator]
         verdict = "met" if ratio >= target else "NOT met"
-        print(f"{label} = {ratio:.2f} (target >= {target}: {verdict})")
+        print(f"  {label} = {ratio:.2f} (target >= {target}: {verdict})")
+    # Best rounds of two rows may come from different moments of a shared machine's load; pairs
+    # measured back to back (in alternating order) see the same moment, so their ratios are
+    # steadier. Each pair: one epoch of each row.
+    print(f"ratios of {args.pairs} back-to-back pairs (median [quartiles]):")
+    for label, numerator, denominator, target in ratios[-3 if workers else -2 :]:
+        pair_ratios = paired_ratios(rows_to_time[numerator], rows_to_time[denominator], args.pairs)
+        low, median, high = np.percentile(pair_ratios, [25, 50, 75])
+        verdict = "met" if median >= target else "NOT met"
+        print(f"  {label} = {median:.2f} [{low:.2f}, {high:.2f}] (target >= {target}: {verdict})")
     alone, without, with_prefetch = (best[name] for name in step_rows)
     print(
         f"with a {args.step_ms:g} ms step: prefetch=2 / prefetch=0 = "
         f"{with_prefetch / without:.2f}; prefetch=2 / step alone = {with_prefetch / alone:.2f}"
     )
+
+
+def paired_ratios(
+    numerator: Callable[[int], int], denominator: Callable[[int], int], pairs: int
+) -> list[float]:
+    """Ratios of samples/s of one epoch of each row, measured back to back, alternating which
+    goes first."""
+    ratios = []
+    for pair in range(pairs):
+        if pair % 2:
+            below = timed_epochs(denominator, 0)
+            above = timed_epochs(numerator, 0)
+        else:
+            above = timed_epochs(numerator, 0)
+            below = timed_epochs(denominator, 0)
+        ratios.append(above / below)
+    return ratios
+
+
+def worker_rows(
+    index: DatasetIndex, batch_size: int, step_ms: float, loader_epochs
+) -> dict[str, Callable[[int], int]]:
+    """``torch_dataset`` in a DataLoader with 1 and 2 persistent workers, a step per batch.
+
+    The workers' loaders do not prefetch themselves (``prefetch=0``): DataLoader already reads
+    ahead (``prefetch_factor``), and a thread per worker would compete for the same two cores.
+    """
+    try:
+        from torch.utils.data import DataLoader
+    except ImportError:
+        return {}
+    from loader import torch_dataset
+
+    rows = {}
+    for workers in (1, 2):
+        dataset = torch_dataset(BatchLoader(index, batch_size, seed=0, prefetch=0))
+        data = DataLoader(dataset, batch_size=None, num_workers=workers, persistent_workers=True)
+        for _ in data:  # start the workers and warm them up
+            pass
+        plural = "s" if workers > 1 else ""
+        rows[f"torch_dataset DataLoader, {workers} worker{plural}, {step_ms:g} ms step"] = (
+            loader_epochs(data, step_ms)
+        )
+    return rows
 
 
 def torch_loaders(paths: list[str], batches) -> dict[str, Callable[[int], int]] | None:

@@ -1,4 +1,5 @@
-"""Batches of (images, masks) for training, read from a built, versioned dataset.
+"""Batches of images and their targets (masks, o-contour masks or labels) for training, read from
+a built, versioned dataset.
 
 >>> from loader import BatchLoader
 >>> batches = BatchLoader("results/1.0.0", batch_size=8, seed=0, split="train")  # doctest: +SKIP
@@ -13,7 +14,8 @@ import their framework only when called). ``python -m loader --help`` lists the 
 from loader.adapters import keras_dataset, torch_dataset
 from loader.batch_loader import BatchLoader
 from loader.cache import CacheTooLargeError
-from loader.index import DatasetIndex, DatasetIndexError
+from loader.index import DatasetIndex
+from loader.index_columns import DatasetIndexError
 from loader.manifest import DatasetNotFinishedError, DatasetVerificationError
 from loader.sample_file import SampleFileError
 

@@ -1,4 +1,4 @@
-"""Random flips and 90-degree rotations, applied alike to an image and its mask.
+"""Random flips and 90-degree rotations, applied alike to an image and each of its targets.
 
 Each sample's transform is drawn from its own counter-based random stream, keyed by
 ``(seed, epoch, sample)`` where ``sample`` is the row number in ``index.parquet``: the same sample

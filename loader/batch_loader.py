@@ -1,33 +1,35 @@
-"""``BatchLoader``: batches of ``(images, masks)`` numpy arrays from a built dataset."""
+"""``BatchLoader``: batches of numpy arrays (images, then the chosen targets) from a built
+dataset, reshuffled every epoch: its options, its cursor over (epoch, batch) and the passes that
+move it.
+
+The rest lives beside it: the selection of samples in ``loader.index``, the order of an epoch in
+``loader.sampler``, making a batch's arrays in ``loader.batch_reader`` (targets in
+``loader.targets``), reading ahead in ``loader.prefetch``, the saved state in ``loader.state``.
+This module is longer than 300 lines because of the class docstring, the loader's reference for
+its users (about 110 lines); the code is under 260.
+"""
 
 from __future__ import annotations
 
 import operator
-import os
-import queue
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from loader.augment import apply_transform, transform_codes
-from loader.buffers import ArrayPool
-from loader.cache import SampleCache
-from loader.index import DatasetIndex, DatasetIndexError, Verify
-from loader.sample_file import SampleFileError, read_sample
+from loader.batch_reader import Batch, BatchReader
+from loader.index import DatasetIndex, Verify, counted
+from loader.prefetch import Prefetcher
 from loader.sampler import EpochSampler
+from loader.state import fingerprint, restored_position, saved_state
+from loader.targets import needs_omask, parse_targets
 
-__all__ = ["STATE_FORMAT", "BatchLoader"]
-
-STATE_FORMAT = 1
-
-Batch = tuple[np.ndarray, np.ndarray]
+__all__ = ["BatchLoader"]
 
 
 class BatchLoader:
-    """Batches of ``(images, masks)`` from a built dataset version, reshuffled every epoch.
+    """Batches of ``(images, *targets)`` from a built dataset version, reshuffled every epoch.
 
     One pass (``for images, masks in loader``) is one epoch: every sample of this rank's shard
     exactly once, in an order that is a pure function of ``seed`` and the epoch number. After a
@@ -44,33 +46,49 @@ class BatchLoader:
         drop_last: drop the samples that would make a short batch (see Notes). Default False.
         rank: this process's shard, ``0 <= rank < world_size``. Default 0.
         world_size: number of data-parallel processes. Default 1.
-        split: serve only the samples of this split (``"train"``, ``"val"``, ``"test"``); None,
-            the default, serves every sample.
+        split: serve only the samples of this split (``"train"``, ``"val"``, ``"test"``) or of
+            these splits (``["train", "val"]``); None, the default, serves every split.
+        studies: serve only the samples of these study ids (``["SCD0000101"]``); None: all. An id
+            the index does not have is refused, naming it.
+        exclude_flags: leave out the samples whose ``flags`` (problem codes the workflow attached
+            to the sample, e.g. ``"mask_area_outlier"``) list any of these codes. A code that
+            occurs in no sample of the version only warns (the version may simply have none).
+        targets: what each batch carries after the images: ``"mask"`` (default), ``"omask"``,
+            ``"labels"``, or a sequence of them (``("mask", "omask")``), in that order; see
+            ``loader.targets``. With ``"omask"`` or ``"labels"`` only the selected samples that
+            have an o-contour are served (``has_omask`` in index.parquet).
+        with_rows: append to each batch an int64 array ``(B,)`` of the samples' row numbers in
+            index.parquet, exact under shuffling, shards, resume, prefetch and cache. Default
+            False.
         dtype: dtype of the image batches. Default float32. Must hold the stored values
             exactly (int16 images can be served as int16, int32, float32 or float64, not as uint8
             or float16); float images may also be narrowed to another float type (float16).
-        augment: apply a random flip / 90-degree rotation to each sample, image and mask alike,
-            drawn from the sample's own random stream (``loader.augment``). Default False.
+        augment: apply a random flip / 90-degree rotation to each sample, the image and every
+            target alike, drawn from the sample's own random stream (``loader.augment``).
+            Default False.
         prefetch: batches read ahead by a background thread while the caller works on the current
             one; 0 reads in the caller's thread. Default 2.
-        cache: keep every sample in RAM after its first read, so that later epochs do not touch
-            the disk. Refused with :class:`~loader.cache.CacheTooLargeError` when the selection
-            needs more than 80% of MemAvailable. Default False.
+        cache: keep every sample (image and targets) in RAM after its first read, so that later
+            epochs do not touch the disk. Refused with :class:`~loader.cache.CacheTooLargeError`
+            when the selection needs more than 80% of MemAvailable. Default False.
         verify: check of the dataset against its manifest when opening it: ``"fast"`` (default;
             every file present with its size), ``"full"`` (also sha256), ``"none"``. Ignored
             when ``dataset`` is an open DatasetIndex.
 
     Yields:
-        ``images`` of shape ``(B, H, W)`` and ``dtype``, and ``masks`` ``(B, H, W)`` bool: fresh
-        arrays the caller owns. ``B`` is ``batch_size`` except for a short last batch when
-        ``drop_last=False``.
+        ``images`` ``(B, H, W)`` of ``dtype``, then one array ``(B, H, W)`` per target
+        (``mask``/``omask`` bool, ``labels`` uint8: 0 background, 1 blood pool, 2 myocardium),
+        then, with ``with_rows``, the rows ``(B,)`` int64: fresh arrays the caller owns. ``B`` is
+        ``batch_size`` except for a short last batch when ``drop_last=False``.
 
     Raises:
         DatasetNotFinishedError, DatasetVerificationError: when opening (see DatasetIndex).
         DatasetIndexError: the selected samples have more than one slice shape (the message lists
-            them), or the index is malformed.
-        SampleFileError: a sample file is missing, corrupt or disagrees with the index; the
-            message names the file.
+            them), the index is malformed, or lacks a column an option needs.
+        ValueError: a selection that is empty or names what the index does not have (see
+            :meth:`DatasetIndex.rows`), or an option value refused.
+        SampleFileError: a sample file is missing, corrupt or disagrees with the index (e.g. no
+            ``omask`` where the index says there is one); the message names the file.
 
     Notes:
         - Shards: each epoch's order is split into ``world_size`` interleaved shards with equal
@@ -80,14 +98,13 @@ class BatchLoader:
           served twice per epoch, on different ranks. With ``drop_last=True`` the last
           ``N mod (world_size * batch_size)`` samples of the epoch's order are left out, so all
           batches are full. With one rank and ``drop_last=False``, every sample exactly once.
-        - Sample indices (``sample_indices``, ``peek``, augmentation streams) are row numbers of
-          ``index.parquet``, whatever the split.
+        - Sample indices (``sample_indices``, ``with_rows``, ``peek``, augmentation streams) are
+          row numbers of ``index.parquet``, whatever the selection.
         - Only one pass may be active at a time: starting a new one, ``set_epoch`` or
           ``load_state_dict`` ends the previous iterator (it raises RuntimeError if used again).
-        - Prefetching uses one thread: file reads and array copies release the GIL, so it
-          overlaps the caller's training step; more threads were slower on two cores. Once
-          every sample is cached, batches are gathered in the caller's thread (a gather is
-          faster than handing a batch between threads).
+        - Prefetching uses one thread (``loader.prefetch``). Once every sample is cached, batches
+          are gathered in the caller's thread (a gather is faster than handing a batch between
+          threads).
         - Reads only the files named in ``index.parquet``, never unpickles.
 
     Example:
@@ -95,6 +112,8 @@ class BatchLoader:
         >>> for epoch in range(10):  # doctest: +SKIP
         ...     for images, masks in batches:
         ...         ...  # images: (8, 256, 256) float32; masks: (8, 256, 256) bool
+        >>> labelled = BatchLoader("results/1.0.0", batch_size=8, targets="labels")
+        >>> images, labels = next(iter(labelled))  # doctest: +SKIP
     """
 
     def __init__(
@@ -107,7 +126,11 @@ class BatchLoader:
         drop_last: bool = False,
         rank: int = 0,
         world_size: int = 1,
-        split: str | None = None,
+        split: str | Sequence[str] | None = None,
+        studies: str | Iterable[str] | None = None,
+        exclude_flags: str | Iterable[str] | None = None,
+        targets: str | Sequence[str] = "mask",
+        with_rows: bool = False,
         dtype: Any = np.float32,
         augment: bool = False,
         prefetch: int = 2,
@@ -116,9 +139,13 @@ class BatchLoader:
     ):
         index = dataset if isinstance(dataset, DatasetIndex) else DatasetIndex(dataset, verify)
         self.index = index
-        self.split = split
+        self.targets: tuple[str, ...] = parse_targets(targets)
+        selected = index.rows(split, studies=studies, exclude_flags=exclude_flags)
+        self.num_selected = len(selected)
         #: Row numbers in index.parquet of the samples served, by position.
-        self.rows: np.ndarray = index.rows(split)
+        self.rows: np.ndarray = (
+            index.rows_with_omask(selected) if needs_omask(self.targets) else selected
+        )
         self.sampler = EpochSampler(
             num_samples=len(self.rows),
             batch_size=batch_size,
@@ -128,52 +155,25 @@ class BatchLoader:
             rank=rank,
             world_size=world_size,
         )
-        shapes = index.shapes(self.rows)
-        if len(shapes) > 1:
-            raise DatasetIndexError(_mixed_shapes_message(index, self.rows, split))
-        self.image_shape: tuple[int, int] = next(iter(shapes))
-        self.dtype = np.dtype(dtype)
-        if self.dtype.kind not in "iuf":
-            raise ValueError(f"dtype must be an integer or float type, got {self.dtype}")
-        stored = sorted(index.dtypes(self.rows))
-        for name in stored:
-            source = np.dtype(name)
-            exact = np.can_cast(source, self.dtype, casting="safe")
-            if not exact and not (source.kind == "f" and self.dtype.kind == "f"):
-                raise ValueError(
-                    f"dtype {self.dtype} cannot hold the stored {name} images exactly; use "
-                    "np.float32 (the default) or a wider type"
-                )
-        self.augment = bool(augment)
         self.prefetch = operator.index(prefetch)
         if self.prefetch < 0:
             raise ValueError(f"prefetch must be >= 0, got {self.prefetch}")
-        dtype_of = {name: np.dtype(name) for name in stored}
-        root = str(index.root)
-        self._paths = [os.path.join(root, index.npz[row]) for row in self.rows.tolist()]
-        self._stored_dtypes = [dtype_of[index.image_dtype[row]] for row in self.rows.tolist()]
-        self._cache = (
-            SampleCache(len(self.rows), self.image_shape, np.result_type(*stored))
-            if cache
-            else None
+        self._reader = BatchReader(
+            index,
+            self.rows,
+            batch_size=self.sampler.batch_size,
+            targets=self.targets,
+            with_rows=bool(with_rows),
+            dtype=dtype,
+            augment=bool(augment),
+            seed=self.sampler.seed,
+            cache=cache,
+            # The batch the caller holds, the queued ones and the one being made.
+            pool_capacity=self.prefetch + 3,
         )
-        self._fingerprint = {
-            "version": index.version,
-            "split": split,
-            "samples": len(self.rows),
-            "samples_digest": index.digest(self.rows),
-            "shuffle": self.sampler.shuffle,
-            "seed": self.sampler.seed,
-            "batch_size": self.sampler.batch_size,
-            "drop_last": self.sampler.drop_last,
-            "rank": self.sampler.rank,
-            "world_size": self.sampler.world_size,
-        }
-        # Enough arrays for the batch the caller holds, the queued ones and the one being made.
-        capacity = self.prefetch + 3
-        batch_shape = (self.sampler.batch_size, *self.image_shape)
-        self._image_pool = ArrayPool(batch_shape, self.dtype, capacity)
-        self._mask_pool = ArrayPool(batch_shape, np.dtype(bool), capacity)
+        self._fingerprint = fingerprint(
+            index, self.rows, self.sampler, split, studies, exclude_flags, self.targets
+        )
         self._epoch = 0
         self._batches_served = 0
         self._generation = 0
@@ -187,7 +187,8 @@ class BatchLoader:
 
     @property
     def num_samples(self) -> int:
-        """Samples selected (the split's, or all), before sharding."""
+        """Samples served per epoch, before sharding: the selection's, less those without an
+        o-contour when a target needs one (``num_selected`` counts them all)."""
         return len(self.rows)
 
     @property
@@ -198,15 +199,41 @@ class BatchLoader:
     @property
     def cached(self) -> bool:
         """Whether every sample is in the in-memory cache (always False without ``cache``)."""
-        return self._cache is not None and self._cache.complete
+        return self._reader.cached
+
+    @property
+    def with_rows(self) -> bool:
+        """Whether each batch ends with the samples' row numbers."""
+        return self._reader.with_rows
+
+    @property
+    def image_shape(self) -> tuple[int, int]:
+        """(height, width) of every slice served, in pixels."""
+        return self._reader.image_shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The dtype of the image batches."""
+        return self._reader.dtype
 
     def __repr__(self) -> str:
         fp = self._fingerprint
+        served = f"samples={fp['samples']}"
+        if self.num_selected != fp["samples"]:
+            left_out = self.num_selected - fp["samples"]
+            served += (
+                f" (of {self.num_selected} selected; {counted(left_out, 'sample')} without an "
+                "o-contour left out)"
+            )
+        selection = "".join(
+            f", {key}={fp[key]!r}" for key in ("studies", "exclude_flags") if fp[key] is not None
+        )
+        targets = self.targets[0] if len(self.targets) == 1 else self.targets
         return (
-            f"BatchLoader({str(self.index.root)!r}, split={fp['split']!r}, "
-            f"samples={fp['samples']}, batch_size={fp['batch_size']}, shuffle={fp['shuffle']}, "
-            f"seed={fp['seed']}, drop_last={fp['drop_last']}, rank={fp['rank']}, "
-            f"world_size={fp['world_size']})"
+            f"BatchLoader({str(self.index.root)!r}, split={fp['split']!r}{selection}, "
+            f"targets={targets!r}, {served}, batch_size={fp['batch_size']}, "
+            f"shuffle={fp['shuffle']}, seed={fp['seed']}, drop_last={fp['drop_last']}, "
+            f"rank={fp['rank']}, world_size={fp['world_size']})"
         )
 
     def sample_indices(self, epoch: int | None = None) -> list[np.ndarray]:
@@ -232,42 +259,19 @@ class BatchLoader:
 
         Plain JSON types. Taken at any time, including inside the loop body: the batch being
         processed counts as served, so a loader restored from it serves exactly the batches not
-        yet served, in the same order.
+        yet served, in the same order. The fingerprint holds the dataset version, the selection
+        (split, studies, exclude_flags, and a digest of the samples served), the targets and the
+        order settings.
         """
-        return {
-            "format": STATE_FORMAT,
-            "epoch": self._epoch,
-            "batches_served": self._batches_served,
-            "fingerprint": dict(self._fingerprint),
-        }
+        return saved_state(self._epoch, self._batches_served, self._fingerprint)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a cursor saved by :meth:`state_dict` (ends an active pass).
 
-        Raises ValueError when the state comes from a loader with a different dataset, split or
-        order settings (naming the differences), or is malformed.
+        Raises ValueError when the state comes from a loader with a different dataset,
+        selection, targets or order settings (naming the differences), or is malformed.
         """
-        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-            raise ValueError(f"not a BatchLoader state (format {STATE_FORMAT}): {state!r}")
-        saved = state.get("fingerprint")
-        if saved != self._fingerprint:
-            saved = saved if isinstance(saved, dict) else {}
-            differences = [
-                f"{key}: saved {saved.get(key)!r}, this loader {value!r}"
-                for key, value in self._fingerprint.items()
-                if saved.get(key) != value
-            ]
-            raise ValueError(
-                "the state was saved by a loader over other samples or with other settings: "
-                + "; ".join(differences)
-            )
-        epoch, served = state.get("epoch"), state.get("batches_served")
-        if type(epoch) is not int or epoch < 0:
-            raise ValueError(f"state epoch must be an integer >= 0, got {epoch!r}")
-        if type(served) is not int or not 0 <= served < len(self):
-            raise ValueError(
-                f"state batches_served must be an integer in [0, {len(self)}), got {served!r}"
-            )
+        epoch, served = restored_position(state, self._fingerprint, len(self))
         self._epoch, self._batches_served = epoch, served
         self._generation += 1
 
@@ -296,7 +300,27 @@ class BatchLoader:
         batches = self._batches(epoch)
         if not 0 <= number < len(batches):
             raise IndexError(f"batch {number} out of range: {len(batches)} batches per epoch")
-        return self._load(epoch, batches[number])
+        return self._reader.load(epoch, batches[number])
+
+    def iter_batches(self, epoch: int, numbers: Iterable[int] | None = None) -> Iterator[Batch]:
+        """Batches ``numbers`` (default: all, in order) of ``epoch``, read now and prefetched as
+        configured; the cursor does not move.
+
+        For readers that split an epoch between them, e.g. the worker processes of a PyTorch
+        ``DataLoader`` (``loader.adapters``): worker ``w`` of ``W`` reads
+        ``range(w, len(loader), W)``.
+        """
+        batches = self._batches(epoch)
+        numbers = range(len(batches)) if numbers is None else list(numbers)
+        for number in numbers:
+            if not 0 <= number < len(batches):
+                raise IndexError(f"batch {number} out of range: {len(batches)} batches per epoch")
+        source = self._read_ahead(epoch, ((number, batches[number]) for number in numbers))
+        try:
+            for _, batch in source:
+                yield batch
+        finally:
+            _close(source)
 
     def _serve(self, epochs: int | None) -> Iterator[Batch]:
         self._generation += 1
@@ -308,9 +332,11 @@ class BatchLoader:
         count = len(self)
         passes = 0
         while epochs is None or passes < epochs:
-            source = self._epoch_batches(epoch, first)
+            batches = self._batches(epoch)
+            plan = ((number, batches[number]) for number in range(first, len(batches)))
+            source = self._read_ahead(epoch, plan)
             try:
-                for number, images, masks in source:
+                for number, batch in source:
                     if self._generation != generation:
                         raise RuntimeError(
                             "this BatchLoader iterator was ended by a newer pass, set_epoch or "
@@ -320,22 +346,20 @@ class BatchLoader:
                         self._epoch, self._batches_served = epoch + 1, 0
                     else:
                         self._batches_served = number + 1
-                    yield images, masks
+                    yield batch
             finally:
-                close = getattr(source, "close", None)
-                if close is not None:
-                    close()
+                _close(source)
             epoch, first, passes = epoch + 1, 0, passes + 1
 
-    def _epoch_batches(
-        self, epoch: int, first: int
-    ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-        """Batches ``first..`` of ``epoch`` as (number, images, masks), prefetched if enabled."""
-        batches = self._batches(epoch)
-        plan = ((number, batches[number]) for number in range(first, len(batches)))
+    def _read_ahead(
+        self, epoch: int, plan: Iterator[tuple[int, np.ndarray]]
+    ) -> Iterable[tuple[int, Batch]]:
+        """``(number, batch)`` for each ``(number, positions)`` of ``plan``, prefetched if on."""
         if self.prefetch == 0 or self.cached:
-            return ((number, *self._load(epoch, positions)) for number, positions in plan)
-        return _Prefetcher(lambda positions: self._load(epoch, positions), plan, self.prefetch)
+            return ((number, self._reader.load(epoch, positions)) for number, positions in plan)
+        return Prefetcher(
+            lambda positions: self._reader.load(epoch, positions), plan, self.prefetch
+        )
 
     def _batches(self, epoch: int) -> list[np.ndarray]:
         memo = self._memo
@@ -345,143 +369,8 @@ class BatchLoader:
         self._memo = (epoch, batches)
         return batches
 
-    # --------------------------------------------------------------------------------- reading
 
-    def _load(self, epoch: int, positions: np.ndarray) -> Batch:
-        """Read (or gather from the cache) the samples at ``positions`` into batch arrays that
-        nothing else references (fresh, or reused from the pools)."""
-        count = len(positions)
-        height, width = self.image_shape
-        if count == self.sampler.batch_size:
-            images, masks = self._image_pool.take(), self._mask_pool.take()
-        else:
-            images = np.empty((count, height, width), dtype=self.dtype)
-            masks = np.empty((count, height, width), dtype=bool)
-        cache = self._cache
-        if (
-            cache is not None
-            and not self.augment
-            and cache.complete
-            and cache.images.dtype == self.dtype
-        ):
-            # Positions come from the sampler and are always in range; mode="clip" only spares
-            # numpy's bounds-checking copy through a temporary buffer.
-            cache.images.take(positions, 0, images, "clip")
-            cache.masks.take(positions, 0, masks, "clip")
-            return images, masks
-        codes = None
-        if self.augment:
-            codes = transform_codes(
-                self.sampler.seed, epoch, self.rows[positions], square=height == width
-            ).tolist()
-        for slot, position in enumerate(positions.tolist()):
-            if cache is not None and cache.filled[position]:
-                image, mask = cache.images[position], cache.masks[position]
-            else:
-                image, mask = self._read(position)
-                if cache is not None:
-                    cache.put(position, image, mask)
-            if codes is not None:
-                image = apply_transform(image, codes[slot])
-                mask = apply_transform(mask, codes[slot])
-            images[slot] = image
-            masks[slot] = mask
-        return images, masks
-
-    def _read(self, position: int) -> tuple[np.ndarray, np.ndarray]:
-        """One sample's image and mask from its file, checked against the index."""
-        path = self._paths[position]
-        arrays = read_sample(path)
-        image, mask = arrays.get("image"), arrays.get("mask")
-        if image is None or mask is None:
-            raise SampleFileError(
-                f"{path}: needs members 'image' and 'mask', has {sorted(arrays) or 'none'}"
-            )
-        expected = self._stored_dtypes[position]
-        if image.shape != self.image_shape or image.dtype != expected:
-            height, width = self.image_shape
-            raise SampleFileError(
-                f"{path}: image is {_shape_text(image.shape)} {image.dtype}, but "
-                f"index.parquet says {height}x{width} {expected}"
-            )
-        if mask.shape != self.image_shape or mask.dtype != np.bool_:
-            raise SampleFileError(
-                f"{path}: mask is {_shape_text(mask.shape)} {mask.dtype}, expected "
-                f"{_shape_text(self.image_shape)} bool like the image"
-            )
-        return image, mask
-
-
-class _Failure:
-    def __init__(self, error: BaseException):
-        self.error = error
-
-
-_END = object()
-
-
-class _Prefetcher:
-    """Runs ``load`` over ``plan`` in one background thread, ``depth`` batches ahead.
-
-    Iterating yields ``(number, images, masks)`` in plan order; an exception in the thread is
-    raised in the consumer. ``close()`` stops the thread (called when the pass ends or is left).
-    """
-
-    def __init__(
-        self,
-        load: Callable[[np.ndarray], Batch],
-        plan: Iterator[tuple[int, np.ndarray]],
-        depth: int,
-    ):
-        self._queue: queue.Queue = queue.Queue(maxsize=depth)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, args=(load, plan), name="loader-prefetch", daemon=True
-        )
-        self._thread.start()
-
-    def _run(self, load: Callable[[np.ndarray], Batch], plan) -> None:
-        try:
-            for number, positions in plan:
-                if self._stop.is_set():
-                    return
-                self._queue.put((number, *load(positions)))
-            self._queue.put(_END)
-        except BaseException as error:  # handed to the consumer, raised there
-            self._queue.put(_Failure(error))
-
-    def __iter__(self) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-        while True:
-            item = self._queue.get()
-            if item is _END:
-                return
-            if isinstance(item, _Failure):
-                raise item.error
-            yield item
-
-    def close(self) -> None:
-        self._stop.set()
-        while True:  # unblock a producer waiting to put
-            try:
-                self._queue.get_nowait()
-            except queue.Empty:
-                break
-        self._thread.join(timeout=30)
-
-
-def _shape_text(shape: tuple[int, ...]) -> str:
-    return "x".join(str(n) for n in shape) if shape else "scalar"
-
-
-def _mixed_shapes_message(index: DatasetIndex, rows: np.ndarray, split: str | None) -> str:
-    heights, widths = index.height[rows], index.width[rows]
-    parts = []
-    for (height, width), count in index.shapes(rows).most_common():
-        first = rows[np.flatnonzero((heights == height) & (widths == width))[0]]
-        parts.append(f"{height}x{width} ({count} samples, e.g. {index.npz[first]})")
-    selection = "the samples" if split is None else f"the samples of split {split!r}"
-    return (
-        f"{index.root}: {selection} have {len(parts)} different slice shapes and cannot be "
-        f"stacked into batches: {'; '.join(parts)}. Resample them to one shape when building "
-        "the dataset, or select a split whose slices share a shape."
-    )
+def _close(source: Iterable) -> None:
+    close = getattr(source, "close", None)
+    if close is not None:
+        close()

@@ -48,6 +48,14 @@ class ArrayPool:
         self._arrays.clear()
         self._lock = threading.Lock()
 
+    def __getstate__(self) -> dict:
+        # A copy for another process (a spawned DataLoader worker) starts with no arrays and a
+        # lock of its own; a lock cannot be pickled.
+        return {"shape": self.shape, "dtype": self.dtype, "capacity": self.capacity}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["shape"], state["dtype"], state["capacity"])
+
     def take(self) -> np.ndarray:
         """An array nobody else references (contents undefined), reused when possible."""
         with self._lock:

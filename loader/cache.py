@@ -1,8 +1,10 @@
-"""The opt-in in-memory cache of a loader's samples, and the memory check that guards it."""
+"""The opt-in in-memory cache of a loader's samples (images and targets), and the memory check
+that guards it."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -43,22 +45,26 @@ def format_bytes(count: float) -> str:
 
 
 class SampleCache:
-    """Images and masks of ``num_samples`` same-shaped samples, filled as they are first read.
+    """Images and targets of ``num_samples`` same-shaped samples, filled as they are first read.
 
     The images are kept in their stored dtype (int16 for the Sunnybrook data: half the memory of
-    float32) and converted when a batch is gathered. The arrays are allocated up front with
-    ``np.empty``; the operating system commits their pages only as samples are written, so the
-    process grows during the first epoch and stays flat after it.
+    float32) and converted when a batch is gathered; each target is kept in its own dtype
+    (``mask``/``omask`` bool, ``labels`` uint8, made once when the sample is first read). The
+    arrays are allocated up front with ``np.empty``; the operating system commits their pages
+    only as samples are written, so the process grows during the first epoch and stays flat
+    after it.
 
     Args:
         num_samples: number of slots (the loader's samples, by position).
         shape: (height, width) of every sample.
         image_dtype: dtype the images are kept in.
+        targets: target name -> dtype, in the order the loader serves them.
         memory_limit: bytes the cache may take; None means ``MEMORY_FRACTION`` of
             :func:`available_memory`.
 
     Raises:
-        CacheTooLargeError: the cache would need more than the limit; the message gives both.
+        CacheTooLargeError: the cache would need more than the limit; the message gives both and
+            what one sample holds.
     """
 
     def __init__(
@@ -66,11 +72,12 @@ class SampleCache:
         num_samples: int,
         shape: tuple[int, int],
         image_dtype: np.dtype,
+        targets: Mapping[str, np.dtype],
         memory_limit: int | None = None,
     ):
-        image_dtype = np.dtype(image_dtype)
+        dtypes = [np.dtype(image_dtype), *(np.dtype(d) for d in targets.values())]
         height, width = shape
-        needed = num_samples * height * width * (image_dtype.itemsize + 1)
+        needed = num_samples * height * width * sum(dtype.itemsize for dtype in dtypes)
         if memory_limit is None:
             available = available_memory()
             memory_limit = None if available is None else int(available * MEMORY_FRACTION)
@@ -81,25 +88,31 @@ class SampleCache:
         else:
             source = "the given memory limit"
         if memory_limit is not None and needed > memory_limit:
+            parts = " + ".join(
+                f"{dtype} {name}" for dtype, name in zip(dtypes, ["image", *targets], strict=True)
+            )
             raise CacheTooLargeError(
                 f"cache=True needs {format_bytes(needed)} ({num_samples} samples of "
-                f"{height}x{width}: {image_dtype} image + bool mask) but only "
-                f"{format_bytes(memory_limit)} may be used ({source}). Use cache=False, a "
-                "split, or a larger machine."
+                f"{height}x{width}: {parts}) but only {format_bytes(memory_limit)} may be used "
+                f"({source}). Use cache=False, a smaller selection, or a larger machine."
             )
-        self.nbytes = needed
-        self.images = np.empty((num_samples, height, width), dtype=image_dtype)
-        self.masks = np.empty((num_samples, height, width), dtype=bool)
+        #: The image array, then one array per target: each (num_samples, height, width).
+        self.arrays = [np.empty((num_samples, height, width), dtype=dtype) for dtype in dtypes]
         self.filled = np.zeros(num_samples, dtype=bool)
         self._complete = False
 
-    def __len__(self) -> int:
-        return len(self.filled)
+    @property
+    def image_dtype(self) -> np.dtype:
+        """The dtype the images are kept in."""
+        return self.arrays[0].dtype
 
-    def put(self, position: int, image: np.ndarray, mask: np.ndarray) -> None:
-        """Store a sample (copied); the slot counts as filled only after both arrays are in."""
-        self.images[position] = image
-        self.masks[position] = mask
+    def sample(self, position: int) -> list[np.ndarray]:
+        """The image and targets of slot ``position``: views into the cache, to read a filled
+        slot or to write a sample into (then :meth:`mark_filled`)."""
+        return [stored[position] for stored in self.arrays]
+
+    def mark_filled(self, position: int) -> None:
+        """Count slot ``position`` as filled: call after writing all of its arrays."""
         self.filled[position] = True
 
     @property

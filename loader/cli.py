@@ -1,19 +1,30 @@
 """``python -m loader``: look at, check and list built datasets.
 
-Commands (exit codes: 0 ok, 1 problems found, 2 not a finished dataset or bad usage):
+Commands:
 
-- ``info DIR``: samples, studies, splits, slice shapes, dtypes, mask coverage.
-- ``peek DIR [--epochs 2] [--batch-size 8] [--seed 0] [--split S] ...``: the sample indices
-  (rows of index.parquet) of each batch of each epoch, as the BatchLoader would serve them.
+- ``info DIR``: samples, studies, splits, o-contours, slice shapes, dtypes, pixel spacings, mask
+  coverage, problem flags.
+- ``peek DIR [--epochs 2] [--batch-size 8] [--seed 0] [--split S[,S]] [--studies ID[,ID]]
+  [--exclude-flags CODE[,CODE]] [--targets T[,T]] ...``: the sample indices (rows of
+  index.parquet) of each batch of each epoch, as the BatchLoader would serve them.
 - ``verify DIR [--full]``: compare the files with the manifest (sizes; sha256 with ``--full``)
   and check the index; prints every problem, or that all is well.
 - ``versions OUT_DIR``: the finished versions (subfolders with a manifest), with their sample
   counts and build times.
+
+``DIR`` is a version folder (``OUT_DIR/1.0.0``); given a folder of versions instead, the
+commands list the versions in it and say which to pass.
+
+Exit codes: 0 ok; 1 problems found in a dataset; 2 not a finished dataset (or not the kind of
+folder the command takes: a folder of versions for ``info``/``peek``/``verify``, a version
+folder or a folder without finished versions for ``versions``) or bad usage; 141 (128 +
+SIGPIPE, as Unix tools) when the reader of the output closed it early (``| head``), quietly.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,7 +32,8 @@ from pathlib import Path
 import numpy as np
 
 from loader.batch_loader import BatchLoader
-from loader.index import INDEX_NAME, DatasetIndex, DatasetIndexError
+from loader.index import DatasetIndex, counted
+from loader.index_columns import INDEX_NAME, DatasetIndexError
 from loader.manifest import (
     MANIFEST_NAME,
     DatasetNotFinishedError,
@@ -33,8 +45,12 @@ from loader.sample_file import SampleFileError, read_sample
 
 __all__ = ["main"]
 
-EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_BROKEN_PIPE = 0, 1, 2, 141
 _DATASET_PARTS = (INDEX_NAME, "slices", "pairs", "qc", "validation.parquet")
+
+
+class _WrongFolder(Exception):
+    """The folder given is not the kind the command takes; the message says what to pass."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -42,14 +58,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     try:
-        return args.run(args)
+        code = args.run(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at exit where it cannot be handled
+        return code
+    except BrokenPipeError:
+        # The reader went away (``peek ... | head``): stop quietly, as Unix tools do. Point
+        # stdout at /dev/null so that Python's own flush at exit does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except (DatasetVerificationError, DatasetIndexError, SampleFileError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_PROBLEMS
-    except (FileNotFoundError, ValueError, TypeError) as exc:
-        # no manifest (DatasetNotFinishedError), no such folder, or an option value refused
+    except (_WrongFolder, FileNotFoundError, ValueError, TypeError) as exc:
+        # a folder of the wrong kind, no manifest (DatasetNotFinishedError), no such folder, or
+        # an option value refused
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def _names(text: str) -> list[str]:
+    """A comma-separated option value as a list of names."""
+    return [name.strip() for name in text.split(",") if name.strip()]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -69,7 +98,16 @@ def _parser() -> argparse.ArgumentParser:
     peek.add_argument("--first-epoch", type=int, default=0, help="first epoch shown (default 0)")
     peek.add_argument("--batch-size", type=int, default=8, help="default 8")
     peek.add_argument("--seed", type=int, default=0, help="default 0")
-    peek.add_argument("--split", default=None, help="train, val or test (default: all samples)")
+    peek.add_argument("--split", type=_names, help="split(s), e.g. train or train,val")
+    peek.add_argument("--studies", type=_names, help="study ids, comma-separated")
+    peek.add_argument("--exclude-flags", type=_names, help="problem codes, comma-separated")
+    peek.add_argument(
+        "--targets",
+        type=_names,
+        default=["mask"],
+        help="mask (default), omask, labels or a list: omask and labels select the samples "
+        "with an o-contour",
+    )
     peek.add_argument("--no-shuffle", action="store_true", help="index order")
     peek.add_argument("--drop-last", action="store_true", help="leave out short batches")
     peek.add_argument("--rank", type=int, default=0, help="default 0")
@@ -88,19 +126,35 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _info(args: argparse.Namespace) -> int:
+    _check_version_folder(args.dataset, "info")
     index = DatasetIndex(args.dataset, verify="none")
     manifest = index.manifest
     rows = index.rows()
     print(f"dataset    {index.root}")
     print(f"version    {index.version} (built {manifest.get('built_at', 'unknown')})")
-    print(f"samples    {len(index)} from {len(set(index.study_id.tolist()))} studies")
+    print(f"samples    {len(index)} from {_studies(index.study_id)}")
     for split, count in sorted(index.split_counts().items()):
-        studies = len(set(index.study_id[index.split == split].tolist()))
-        print(f"  {split:8} {count} samples from {studies} studies")
+        in_split = index.split == split
+        line = f"  {split:8} {counted(count, 'sample')} from {_studies(index.study_id[in_split])}"
+        if index.has_omask is not None:
+            line += f", {int(index.has_omask[in_split].sum())} with an o-contour"
+        print(line)
+    if index.has_omask is not None:
+        with_omask = int(index.has_omask.sum())
+        print(
+            f"omasks     {with_omask} of {counted(len(index), 'sample')} "
+            f"{'has' if with_omask == 1 else 'have'} an o-contour: targets 'omask' and 'labels' "
+            "serve these"
+        )
     shapes = ", ".join(f"{h}x{w} ({n})" for (h, w), n in index.shapes(rows).most_common())
     print(f"shapes     {shapes or 'none'}")
     dtypes = ", ".join(f"{name} ({n})" for name, n in index.dtypes(rows).most_common())
     print(f"dtypes     images {dtypes or 'none'}; masks bool")
+    spacings = index.spacings(rows)
+    unknown = spacings.pop(None, 0)
+    listed = [f"{row!r}x{col!r} mm ({n})" for (row, col), n in spacings.most_common()]
+    listed += [f"unknown ({unknown})"] if unknown else []
+    print(f"spacing    {', '.join(listed)}")
     coverage = _mask_coverage(index)
     if len(coverage):
         print(
@@ -108,13 +162,21 @@ def _info(args: argparse.Namespace) -> int:
             f"mean {coverage.mean():.2%}, min {coverage.min():.2%}, max {coverage.max():.2%}, "
             f"{int((coverage == 0).sum())} empty"
         )
-    if index.has_omask is not None:
-        print(f"omasks     {int(index.has_omask.sum())} samples also have an o-contour mask")
+    if index.flags is not None:
+        codes = [code for text in index.flags.tolist() for code in text.split(",") if code]
+        found = sorted({code: codes.count(code) for code in codes}.items())
+        flagged = sum(1 for text in index.flags.tolist() if text)
+        listed = ", ".join(f"{code} ({n})" for code, n in found)
+        print(f"flags      {counted(flagged, 'sample')} flagged{': ' + listed if listed else ''}")
     problems = manifest.get("counts", {}).get("problems", {})
     if problems:
         listed = ", ".join(f"{code} ({n})" for code, n in sorted(problems.items()))
         print(f"problems   {sum(problems.values())} in validation.parquet: {listed}")
     return EXIT_OK
+
+
+def _studies(study_ids: np.ndarray) -> str:
+    return counted(len(set(study_ids.tolist())), "study", "studies")
 
 
 def _mask_coverage(index: DatasetIndex) -> np.ndarray:
@@ -132,6 +194,8 @@ def _peek(args: argparse.Namespace) -> int:
     if args.epochs < 1 or args.first_epoch < 0:
         print("error: --epochs must be >= 1 and --first-epoch >= 0", file=sys.stderr)
         return EXIT_USAGE
+    _check_version_folder(args.dataset, "peek")
+    split = args.split[0] if args.split and len(args.split) == 1 else args.split
     batches = BatchLoader(
         args.dataset,
         batch_size=args.batch_size,
@@ -140,10 +204,13 @@ def _peek(args: argparse.Namespace) -> int:
         drop_last=args.drop_last,
         rank=args.rank,
         world_size=args.world_size,
-        split=args.split,
+        split=split,
+        studies=args.studies,
+        exclude_flags=args.exclude_flags,
+        targets=args.targets,
         verify="none",
     )
-    print(f"{batches}: {len(batches)} batches per epoch")
+    print(f"{batches}: {counted(len(batches), 'batch', 'batches')} per epoch")
     for epoch in range(args.first_epoch, args.first_epoch + args.epochs):
         print(f"epoch {epoch}")
         for number, rows in enumerate(batches.sample_indices(epoch)):
@@ -153,9 +220,7 @@ def _peek(args: argparse.Namespace) -> int:
 
 def _verify(args: argparse.Namespace) -> int:
     root = args.dataset
-    if not root.is_dir():
-        print(f"error: {root}: no such folder", file=sys.stderr)
-        return EXIT_USAGE
+    _check_version_folder(root, "verify")
     manifest = read_manifest(root)  # DatasetNotFinishedError -> exit 2 in main()
     problems = verify_dataset(root, full=args.full)
     if not any(p.startswith(f"{INDEX_NAME}:") for p in problems):
@@ -169,11 +234,12 @@ def _verify(args: argparse.Namespace) -> int:
     if problems:
         for problem in problems:
             print(problem)
-        print(f"{root}: {len(problems)} problem(s) ({kind} checked)")
+        print(f"{root}: {counted(len(problems), 'problem')} ({kind} checked)")
         return EXIT_PROBLEMS
+    files = len(manifest.get("outputs", {}))
     print(
-        f"{root}: ok, version {manifest.get('version')}: "
-        f"{len(manifest.get('outputs', {}))} files match the manifest ({kind} checked)"
+        f"{root}: ok, version {manifest.get('version')}: {counted(files, 'file')} "
+        f"{'matches' if files == 1 else 'match'} the manifest ({kind} checked)"
     )
     return EXIT_OK
 
@@ -181,8 +247,28 @@ def _verify(args: argparse.Namespace) -> int:
 def _versions(args: argparse.Namespace) -> int:
     out_dir = args.out_dir
     if not out_dir.is_dir():
-        print(f"error: {out_dir}: no such folder", file=sys.stderr)
-        return EXIT_USAGE
+        raise _WrongFolder(f"{out_dir}: no such folder")
+    if (out_dir / MANIFEST_NAME).is_file():
+        version = read_manifest(out_dir).get("version", out_dir.name)
+        raise _WrongFolder(
+            f"{out_dir} is a dataset version folder (version {version}), not a folder of "
+            f"versions; pass its parent: python -m loader versions {out_dir.parent}"
+        )
+    finished, unfinished = _scan_versions(out_dir)
+    if finished:
+        print(f"{'version':12} {'built_at':26} {'samples':>8} {'studies':>8}  folder")
+        for built_at, version, name, samples, studies in finished:
+            print(f"{version:12} {built_at or '?':26} {samples!s:>8} {studies!s:>8}  {name}")
+    else:
+        print(f"{out_dir}: no finished dataset versions")
+    for line in unfinished:
+        print(f"ignored: {line}")
+    return EXIT_OK if finished else EXIT_USAGE
+
+
+def _scan_versions(out_dir: Path) -> tuple[list[tuple], list[str]]:
+    """The finished versions in ``out_dir`` as (built_at, version, folder name, samples,
+    studies), oldest first, and one line per unfinished or unreadable version folder."""
     finished, unfinished = [], []
     for folder in sorted(p for p in out_dir.iterdir() if p.is_dir()):
         try:
@@ -204,15 +290,22 @@ def _versions(args: argparse.Namespace) -> int:
                 counts.get("studies", "?"),
             )
         )
+    return sorted(finished), unfinished
+
+
+def _check_version_folder(path: Path, command: str) -> None:
+    """Refuse a folder of versions given where a version folder is expected, listing them."""
+    if not path.is_dir() or (path / MANIFEST_NAME).is_file():
+        return  # DatasetIndex and read_manifest say what is wrong with these
+    finished, _ = _scan_versions(path)
     if finished:
-        print(f"{'version':12} {'built_at':26} {'samples':>8} {'studies':>8}  folder")
-        for built_at, version, name, samples, studies in sorted(finished):
-            print(f"{version:12} {built_at or '?':26} {samples!s:>8} {studies!s:>8}  {name}")
-    else:
-        print(f"{out_dir}: no finished dataset versions")
-    for line in unfinished:
-        print(f"ignored: {line}")
-    return EXIT_OK
+        names = ", ".join(name for _, _, name, _, _ in finished)
+        latest = finished[-1][2]
+        raise _WrongFolder(
+            f"{path} is a folder of dataset versions, not a version: it holds "
+            f"{counted(len(finished), 'finished version')} ({names}). Pass one of them, e.g. "
+            f"python -m loader {command} {path / latest}"
+        )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,53 +1,34 @@
-"""Opening a finished dataset version: its manifest check and its sample index (``index.parquet``).
+"""Opening a finished dataset version (its manifest check and its sample table,
+``index.parquet``), and selecting samples by split, study and problem flag.
 
 The sample index is the row number in ``index.parquet`` (sorted by study and slice): shuffling,
-``peek``, augmentation draws and saved loader state all refer to samples by it.
+``peek``, augmentation draws, ``with_rows`` batches and saved loader state all refer to samples
+by it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections import Counter
-from pathlib import Path, PurePosixPath
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
+from loader.index_columns import INDEX_NAME, DatasetIndexError, read_index_columns
 from loader.manifest import (
     DatasetVerificationError,
     check_dataset,
     read_manifest,
 )
 
-__all__ = ["INDEX_NAME", "DatasetIndex", "DatasetIndexError"]
+__all__ = ["DatasetIndex", "Verify", "counted"]
 
-INDEX_NAME = "index.parquet"
 VERIFY_MODES = ("fast", "full", "none")
-REQUIRED_COLUMNS = ("study_id", "slice", "npz", "split", "height", "width", "image_dtype")
-OPTIONAL_COLUMNS = ("has_omask", "mask_pixels")
 
 Verify = Literal["fast", "full", "none"]
-
-
-class DatasetIndexError(ValueError):
-    """``index.parquet`` is missing, malformed, or names files the loader must not read."""
-
-
-def check_relative_path(relpath: object, row: int) -> str:
-    """Return ``relpath`` if it is a plain relative POSIX path inside the version folder.
-
-    Raises DatasetIndexError (naming the row and the path) for anything else: not a string, empty,
-    absolute, with a backslash or drive, or with a ``..`` component.
-    """
-    if not isinstance(relpath, str) or not relpath:
-        raise DatasetIndexError(f"{INDEX_NAME} row {row}: npz path {relpath!r} is not a path")
-    parts = PurePosixPath(relpath).parts
-    if relpath.startswith("/") or "\\" in relpath or ":" in parts[0] or ".." in parts:
-        raise DatasetIndexError(
-            f"{INDEX_NAME} row {row}: npz path {relpath!r} escapes the version folder "
-            "(absolute paths, drives, backslashes and '..' are refused)"
-        )
-    return relpath
 
 
 class DatasetIndex:
@@ -55,14 +36,30 @@ class DatasetIndex:
 
     Opening reads ``manifest.json`` (a folder without one is refused as unfinished), checks the
     files against it, then reads ``index.parquet`` into numpy arrays (one element per sample, in
-    row order) and validates them: required columns present and non-null, npz paths relative and
-    inside the folder, and, when verifying, every npz path listed in the manifest.
+    row order; ``loader.index_columns`` lists and validates the columns), and, when verifying,
+    checks that every npz path is listed in the manifest.
 
     Args:
         path: the version folder, ``{out_dir}/{version}``.
         verify: ``"fast"`` (default) checks that every file the manifest lists exists with its
             recorded size (one ``stat`` per file); ``"full"`` also recomputes every sha256 (reads
             the whole dataset); ``"none"`` skips the file checks but still requires a manifest.
+
+    Attributes:
+        study_id, split, image_dtype: object arrays of str, one per sample.
+        slice, height, width: int64 arrays (slice number; slice shape in pixels).
+        npz: list of str, the sample files relative to the version folder.
+        has_omask: bool array, or None when the index has no such column (built before it).
+        mask_pixels: int64 array, or None when absent.
+        flags: object array of str (comma-separated problem codes, "" for none), or None when
+            absent.
+        pixel_spacing_row, pixel_spacing_col: float64 arrays, mm per pixel of the stored arrays
+            along a column (between rows) and along a row (between columns); NaN where unknown or
+            where the index has no such column (datasets built before it).
+        slice_thickness, slice_location: float64 arrays, mm; NaN where unknown or absent.
+        image_position: float64 (N, 3), mm, patient coordinates of the first pixel's centre;
+            image_orientation: float64 (N, 6), direction cosines of the rows then the columns;
+            rows of NaN where unknown or absent.
 
     Raises:
         DatasetNotFinishedError: no ``manifest.json``.
@@ -86,7 +83,7 @@ class DatasetIndex:
             self.manifest: dict[str, Any] = read_manifest(self.root)
         else:
             self.manifest = check_dataset(self.root, full=verify == "full")
-        columns = _read_columns(self.root / INDEX_NAME)
+        columns = read_index_columns(self.root / INDEX_NAME)
         self.study_id: np.ndarray = columns["study_id"]
         self.slice: np.ndarray = columns["slice"]
         self.npz: list[str] = columns["npz"]
@@ -96,6 +93,18 @@ class DatasetIndex:
         self.image_dtype: np.ndarray = columns["image_dtype"]
         self.mask_pixels: np.ndarray | None = columns.get("mask_pixels")
         self.has_omask: np.ndarray | None = columns.get("has_omask")
+        self.flags: np.ndarray | None = columns.get("flags")
+        unknown = np.full(len(self.npz), np.nan)
+        self.pixel_spacing_row: np.ndarray = columns.get("pixel_spacing_row", unknown)
+        self.pixel_spacing_col: np.ndarray = columns.get("pixel_spacing_col", unknown)
+        self.slice_thickness: np.ndarray = columns.get("slice_thickness", unknown)
+        self.slice_location: np.ndarray = columns.get("slice_location", unknown)
+        self.image_position: np.ndarray = columns.get(
+            "image_position", np.full((len(self.npz), 3), np.nan)
+        )
+        self.image_orientation: np.ndarray = columns.get(
+            "image_orientation", np.full((len(self.npz), 6), np.nan)
+        )
         if verify != "none":
             unlisted = self.unlisted_files()
             if unlisted:
@@ -125,20 +134,114 @@ class DatasetIndex:
         """Path of the npz file of sample ``row`` (under the version folder)."""
         return self.root / self.npz[row]
 
-    def rows(self, split: str | None = None) -> np.ndarray:
-        """Row numbers (int64, ascending) of the samples of ``split``; all rows for None.
+    # ------------------------------------------------------------------------------- selection
 
-        Raises ValueError naming the splits present when ``split`` has no samples.
+    def rows(
+        self,
+        split: str | Iterable[str] | None = None,
+        *,
+        studies: str | Iterable[str] | None = None,
+        exclude_flags: str | Iterable[str] | None = None,
+    ) -> np.ndarray:
+        """Row numbers (int64, ascending) of the samples selected; all rows by default.
+
+        The selection is the intersection of the filters given.
+
+        Args:
+            split: a split name (``"train"``) or several (``["train", "val"]``); None: all.
+            studies: study ids (a single id may be given as a string); None: all.
+            exclude_flags: problem codes (e.g. ``"mask_area_outlier"``): leave out the samples
+                whose ``flags`` column lists any of them; None: leave out nothing.
+
+        Raises:
+            ValueError: a split without samples or a study id not in the index (naming them and
+                what the index has), an empty list, or a selection that leaves no sample (giving
+                the count after each filter).
+            DatasetIndexError: ``exclude_flags`` given but the index has no ``flags`` column.
+
+        Warns:
+            UserWarning: a code of ``exclude_flags`` occurs in no sample of this version (a
+                typo, or a code this version never raised); nothing is left out for it.
         """
-        if split is None:
-            return np.arange(len(self), dtype=np.int64)
-        rows = np.flatnonzero(self.split == split).astype(np.int64)
-        if len(rows) == 0:
-            present = ", ".join(f"{k!r} ({n})" for k, n in sorted(self.split_counts().items()))
-            raise ValueError(
-                f"split {split!r} has no samples in {self.root}; the index has: {present or 'none'}"
+        keep = np.ones(len(self), dtype=bool)
+        funnel = [f"{INDEX_NAME} has {counted(len(self), 'sample')}"]
+        splits = _names(split, "split")
+        if splits is not None:
+            counts = self.split_counts()
+            absent = [name for name in splits if name not in counts]
+            if absent:
+                present = ", ".join(f"{k!r} ({n})" for k, n in sorted(counts.items()))
+                raise ValueError(
+                    f"split {', '.join(map(repr, absent))} has no samples in {self.root}; the "
+                    f"index has: {present or 'none'}"
+                )
+            keep &= np.isin(self.split, splits)
+            funnel.append(f"{int(keep.sum())} in split {', '.join(map(repr, splits))}")
+        wanted_studies = _names(studies, "studies")
+        if wanted_studies is not None:
+            known = sorted(set(self.study_id.tolist()))
+            unknown = sorted(set(wanted_studies) - set(known))
+            if unknown:
+                shown = ", ".join(known[:10]) + (", ..." if len(known) > 10 else "")
+                raise ValueError(
+                    f"studies not in {self.root / INDEX_NAME}: {', '.join(map(repr, unknown))} "
+                    f"(it has {counted(len(known), 'study', 'studies')}: {shown})"
+                )
+            keep &= np.isin(self.study_id, wanted_studies)
+            funnel.append(f"{int(keep.sum())} of studies {', '.join(wanted_studies)}")
+        codes = _names(exclude_flags, "exclude_flags")
+        if codes is not None:
+            keep &= ~self._flagged(codes)
+            funnel.append(f"{int(keep.sum())} without flags {', '.join(codes)}")
+        if not keep.any():
+            raise ValueError(f"no sample is selected in {self.root}: {'; '.join(funnel)}")
+        return np.flatnonzero(keep).astype(np.int64)
+
+    def _flagged(self, codes: tuple[str, ...]) -> np.ndarray:
+        """bool per row: whether its flags list any of ``codes``; warns about absent codes."""
+        if self.flags is None:
+            raise DatasetIndexError(
+                f"{self.root / INDEX_NAME} has no 'flags' column (built before the workflow "
+                "recorded flags): exclude_flags cannot be applied; rebuild the version, or "
+                "leave exclude_flags out"
             )
-        return rows
+        row_codes = [set(filter(None, text.split(","))) for text in self.flags.tolist()]
+        present = set().union(*row_codes)
+        absent = [code for code in codes if code not in present]
+        if absent:
+            warnings.warn(
+                f"exclude_flags {', '.join(map(repr, absent))} occur in no sample of "
+                f"{self.root} (flags present: {', '.join(sorted(present)) or 'none'}); "
+                "nothing is left out for them",
+                UserWarning,
+                stacklevel=4,
+            )
+        wanted = set(codes)
+        return np.array([not wanted.isdisjoint(found) for found in row_codes], dtype=bool)
+
+    def rows_with_omask(self, rows: np.ndarray) -> np.ndarray:
+        """The rows among ``rows`` (int64, order kept) whose sample has an o-contour mask.
+
+        Raises:
+            DatasetIndexError: the index has no ``has_omask`` column.
+            ValueError: none of ``rows`` has an o-contour.
+        """
+        if self.has_omask is None:
+            raise DatasetIndexError(
+                f"{self.root / INDEX_NAME} has no 'has_omask' column: this version does not say "
+                "which samples have an o-contour, so 'omask' and 'labels' cannot be served; "
+                "rebuild it with contours=[i,o]"
+            )
+        kept = rows[self.has_omask[rows]]
+        if len(kept) == 0:
+            raise ValueError(
+                f"none of the {counted(len(rows), 'selected sample')} of {self.root} has an "
+                "o-contour, so 'omask' and 'labels' cannot be served; build the version with "
+                "contours=[i,o] (or select samples that have one)"
+            )
+        return kept
+
+    # ---------------------------------------------------------------------------- description
 
     def split_counts(self) -> dict[str, int]:
         """Samples per split."""
@@ -154,72 +257,39 @@ class DatasetIndex:
         rows = self.rows() if rows is None else rows
         return Counter(self.image_dtype[rows].tolist())
 
+    def spacings(self, rows: np.ndarray | None = None) -> Counter:
+        """Counter of (row spacing, column spacing) in mm over ``rows`` (all by default); None
+        counts the samples whose spacing is unknown (NaN in either)."""
+        rows = self.rows() if rows is None else rows
+        pairs = zip(
+            self.pixel_spacing_row[rows].tolist(),
+            self.pixel_spacing_col[rows].tolist(),
+            strict=True,
+        )
+        return Counter(
+            None if np.isnan(row_mm) or np.isnan(col_mm) else (row_mm, col_mm)
+            for row_mm, col_mm in pairs
+        )
+
     def digest(self, rows: np.ndarray) -> str:
         """A short digest of the npz paths of ``rows``, in order (to recognise a selection)."""
         text = "\n".join(self.npz[row] for row in rows.tolist())
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _read_columns(path: Path) -> dict[str, Any]:
-    """Read and validate the columns of ``index.parquet`` into numpy arrays / lists."""
-    import pyarrow.parquet as pq  # deferred: importing pyarrow costs ~0.2 s
+def _names(value: str | Iterable[str] | None, option: str) -> tuple[str, ...] | None:
+    """A selection option as a tuple of distinct names (a string is one name); None stays None."""
+    if value is None:
+        return None
+    names = (value,) if isinstance(value, str) else tuple(value)
+    if not names:
+        raise ValueError(f"{option} is empty; pass None to leave this filter out")
+    bad = [name for name in names if not isinstance(name, str) or not name]
+    if bad:
+        raise TypeError(f"{option} must hold non-empty strings, got {bad[0]!r}")
+    return tuple(dict.fromkeys(names))
 
-    if not path.is_file():
-        raise DatasetIndexError(f"{path}: no {INDEX_NAME} in the dataset folder")
-    try:
-        schema = pq.read_schema(path)
-        present = set(schema.names)
-        missing = [c for c in REQUIRED_COLUMNS if c not in present]
-        if missing:
-            raise DatasetIndexError(
-                f"{path}: missing column(s) {', '.join(missing)} (has: {', '.join(schema.names)})"
-            )
-        wanted = [c for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS) if c in present]
-        table = pq.read_table(path, columns=wanted)
-    except DatasetIndexError:
-        raise
-    except Exception as exc:  # pyarrow raises several types for a corrupt file
-        raise DatasetIndexError(f"{path}: cannot read {INDEX_NAME}: {exc}") from exc
-    columns: dict[str, Any] = {}
-    for name in wanted:
-        column = table.column(name)
-        if column.null_count:
-            row = next(i for i, v in enumerate(column.to_pylist()) if v is None)
-            raise DatasetIndexError(f"{path}: column {name!r} is empty (null) at row {row}")
-        values = column.to_pylist()
-        if name in ("slice", "height", "width", "mask_pixels"):
-            if not all(type(v) is int for v in values):
-                raise DatasetIndexError(f"{path}: column {name!r} must hold integers")
-            columns[name] = np.asarray(values, dtype=np.int64)
-        elif name == "has_omask":
-            columns[name] = np.asarray(values, dtype=bool)
-        elif name == "npz":
-            columns[name] = [check_relative_path(v, row) for row, v in enumerate(values)]
-        else:
-            if not all(isinstance(v, str) for v in values):
-                raise DatasetIndexError(f"{path}: column {name!r} must hold strings")
-            columns[name] = np.asarray(values, dtype=object)
-    for name in ("height", "width"):
-        bad = np.flatnonzero(columns[name] <= 0)
-        if len(bad):
-            raise DatasetIndexError(
-                f"{path}: row {bad[0]}: {name} {columns[name][bad[0]]} is not positive"
-            )
-    dtype_names = columns["image_dtype"].tolist()
-    for name in set(dtype_names):
-        try:
-            kind = np.dtype(name).kind
-        except TypeError:
-            kind = None
-        if kind is None or kind not in "iuf":
-            raise DatasetIndexError(
-                f"{path}: row {dtype_names.index(name)}: image_dtype {name!r} is not a numpy "
-                "integer or float type"
-            )
-    first_row: dict[str, int] = {}
-    for row, relpath in enumerate(columns["npz"]):
-        if first_row.setdefault(relpath, row) != row:
-            raise DatasetIndexError(
-                f"{path}: rows {first_row[relpath]} and {row} name the same file {relpath!r}"
-            )
-    return columns
+
+def counted(number: int, singular: str, plural: str | None = None) -> str:
+    """``1 sample``, ``2 samples``; ``plural`` for irregular words (``studies``)."""
+    return f"{number} {singular if number == 1 else plural or singular + 's'}"

@@ -48,19 +48,51 @@ def test_loader_serves_the_phantom_build(phantom_version):
         check_one_epoch(phantom_version, split)
 
 
-def test_loader_serves_the_real_build(tmp_path):
+@pytest.fixture(scope="module")
+def real_version(tmp_path_factory):
+    """The real studies built with o-contours (``contours=[i,o]``)."""
     if not (REAL_DATA / "link.csv").is_file():
         pytest.skip(f"real data not found at {REAL_DATA}")
-    run_workflow(tmp_path, "--config", f"data_dir={REAL_DATA}", "out_dir=out")
-    version_dir = tmp_path / "out" / "1.0.0"
-    check_one_epoch(version_dir)
+    workdir = tmp_path_factory.mktemp("real_for_loader")
+    run_workflow(workdir, "--config", f"data_dir={REAL_DATA}", "out_dir=out", "contours=[i,o]")
+    return workdir / "out" / "1.0.0"
+
+
+@pytest.mark.realdata
+def test_loader_serves_the_real_build(real_version):
+    check_one_epoch(real_version)
     # the batches hold the very pixels of the samples, in the order the loader reports
-    batches = BatchLoader(version_dir, batch_size=4, shuffle=False)
+    batches = BatchLoader(real_version, batch_size=4, shuffle=False)
     images, masks = next(iter(batches))
-    index = pd.read_parquet(version_dir / "index.parquet")
-    first = np.load(version_dir / index["npz"][0], allow_pickle=False)
+    index = pd.read_parquet(real_version / "index.parquet")
+    first = np.load(real_version / index["npz"][0], allow_pickle=False)
     np.testing.assert_array_equal(images[0], first["image"].astype(np.float32))
     np.testing.assert_array_equal(masks[0], first["mask"])
+
+
+@pytest.mark.realdata
+def test_real_labels_are_the_stored_mask_and_omask_of_every_sample_with_both(real_version):
+    index = pd.read_parquet(real_version / "index.parquet")
+    with_omask = sorted(np.flatnonzero(index["has_omask"].to_numpy()).tolist())
+    assert with_omask  # the real studies have o-contours
+    batches = BatchLoader(real_version, batch_size=8, seed=1, targets="labels", with_rows=True)
+    assert batches.num_samples == len(with_omask) < len(index)
+    served, nested = [], 0
+    for images, labels, rows in batches:
+        assert labels.dtype == np.uint8
+        for image, label, row in zip(images, labels, rows.tolist(), strict=True):
+            served.append(row)
+            with np.load(real_version / index["npz"][row], allow_pickle=False) as stored:
+                np.testing.assert_array_equal(image, stored["image"].astype(np.float32))
+                mask, omask = stored["mask"], stored["omask"]  # the sample has an o-contour
+            assert set(np.unique(label).tolist()) <= {0, 1, 2}
+            np.testing.assert_array_equal(label == 1, mask)  # class 1 is the stored mask
+            np.testing.assert_array_equal(label == 2, omask & ~mask)
+            if not (mask & ~omask).any():  # the contours nest: classes 1 and 2 are the omask
+                nested += 1
+                np.testing.assert_array_equal(label > 0, omask)
+    assert sorted(served) == with_omask  # each sample with an o-contour once, no other
+    assert nested > 0
 
 
 @pytest.fixture

@@ -21,17 +21,22 @@ def test_available_memory_on_this_machine_is_positive():
 def test_a_cache_larger_than_the_limit_is_refused_with_both_sizes():
     # 10 samples x 100 x 100 pixels x (4 bytes float32 + 1 byte mask) = 500,000 B = 488.3 KiB
     with pytest.raises(CacheTooLargeError, match=r"needs 488\.3 KiB .* only 390\.6 KiB"):
-        SampleCache(10, (100, 100), np.float32, memory_limit=400_000)
-    SampleCache(10, (100, 100), np.float32, memory_limit=500_000)
+        SampleCache(10, (100, 100), np.float32, {"mask": np.dtype(bool)}, memory_limit=400_000)
+    SampleCache(10, (100, 100), np.float32, {"mask": np.dtype(bool)}, memory_limit=500_000)
 
 
 def test_a_slot_counts_as_filled_once_written():
-    cache = SampleCache(3, (2, 2), np.int16, memory_limit=10**6)
+    cache = SampleCache(3, (2, 2), np.int16, {"mask": np.dtype(bool)}, memory_limit=10**6)
     assert not cache.complete and not cache.filled.any()
     for position in range(3):
-        cache.put(position, np.full((2, 2), position, np.int16), np.eye(2, dtype=bool))
+        image, mask = cache.sample(position)
+        image[...], mask[...] = np.full((2, 2), position), np.eye(2, dtype=bool)
+        assert not cache.filled[position]
+        cache.mark_filled(position)
     assert cache.complete and cache.filled.all()
-    np.testing.assert_array_equal(cache.images[2], np.full((2, 2), 2))
+    image, mask = cache.sample(2)
+    np.testing.assert_array_equal(image, np.full((2, 2), 2))
+    np.testing.assert_array_equal(mask, np.eye(2, dtype=bool))
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -124,3 +125,72 @@ def test_one_open_index_can_serve_several_loaders(tmp_path):
     val = BatchLoader(index, batch_size=2, split="val")
     assert (train.num_samples, val.num_samples) == (4, 3)
     assert train.index is val.index
+
+
+# ----------------------------------------------------------------------------------- geometry
+
+
+def test_geometry_columns_are_read_with_nan_where_unknown(tmp_path):
+    data = build_dataset(tmp_path, study_sizes=(2, 1, 1), spacings=[(1.25, 1.5), None, (0.7, 0.7)])
+    index = DatasetIndex(data.root)
+    nan = float("nan")
+    np.testing.assert_array_equal(index.pixel_spacing_row, [1.25, 1.25, nan, 0.7])
+    np.testing.assert_array_equal(index.pixel_spacing_col, [1.5, 1.5, nan, 0.7])
+    assert index.pixel_spacing_row.dtype == np.float64
+    np.testing.assert_array_equal(index.slice_thickness, [8.0] * 4)
+    np.testing.assert_array_equal(index.slice_location, [100.0, 110.0, 100.0, 100.0])
+    assert index.image_position.shape == (4, 3) and index.image_orientation.shape == (4, 6)
+    np.testing.assert_array_equal(index.image_position[1], [-150.0, -140.0, 110.0])
+    np.testing.assert_array_equal(index.image_orientation[3], [1, 0, 0, 0, 1, 0])
+    assert index.spacings() == {(1.25, 1.5): 2, None: 1, (0.7, 0.7): 1}
+    assert index.spacings(np.array([0, 2])) == {(1.25, 1.5): 1, None: 1}
+
+
+def test_an_index_built_before_the_geometry_columns_reads_them_as_unknown(tmp_path):
+    data = build_dataset(tmp_path, study_sizes=(3,))
+    index = DatasetIndex(data.root)
+    for values in (index.pixel_spacing_row, index.pixel_spacing_col, index.slice_location):
+        assert values.shape == (3,) and np.isnan(values).all()
+    assert index.image_position.shape == (3, 3) and np.isnan(index.image_position).all()
+    assert index.spacings() == {None: 3}
+
+
+def test_null_vectors_read_as_nan_rows(tmp_path):
+    data = build_dataset(tmp_path, study_sizes=(2,), spacings=[(1.0, 1.0)])
+    rewrite_index(
+        data.root,
+        image_position=pa.array([None, [1.0, 2.0, 3.0]], type=pa.list_(pa.float64(), 3)),
+    )
+    position = DatasetIndex(data.root, verify="none").image_position
+    assert np.isnan(position[0]).all()
+    np.testing.assert_array_equal(position[1], [1.0, 2.0, 3.0])
+
+
+@pytest.mark.parametrize(
+    ("column", "values", "message"),
+    [
+        ("pixel_spacing_row", pa.array([1.0, 0.0]), r"row 1: pixel_spacing_row 0\.0 is not a pos"),
+        ("pixel_spacing_col", pa.array([-2.0, 1.0]), r"row 0: pixel_spacing_col -2\.0 is not a p"),
+        ("slice_location", pa.array([1.0, float("inf")]), "row 1: slice_location inf is not a f"),
+        ("pixel_spacing_col", pa.array(["1.0", "1.0"]), "'pixel_spacing_col' must hold numbers"),
+        (
+            "image_orientation",
+            pa.array([[1.0, 0.0, 0.0, 0.0, 1.0, 0.0], [1.0, 0.0]]),
+            r"row 1: image_orientation \[1\.0, 0\.0\] is not 6 finite numbers",
+        ),
+    ],
+)
+def test_bad_geometry_values_are_refused_naming_column_and_row(tmp_path, column, values, message):
+    data = build_dataset(tmp_path, study_sizes=(2,), spacings=[(1.0, 1.0)])
+    rewrite_index(data.root, **{column: values})
+    with pytest.raises(DatasetIndexError, match=message):
+        DatasetIndex(data.root, verify="none")
+
+
+def test_dicom_geometry_is_kept_as_the_dicom_gives_it(tmp_path):
+    # SliceThickness 0 and negative locations occur in real files; only spacings must be > 0
+    data = build_dataset(tmp_path, study_sizes=(2,), spacings=[(1.0, 1.0)])
+    rewrite_index(data.root, slice_thickness=[0.0, 5.0], slice_location=[-12.5, 0.0])
+    index = DatasetIndex(data.root, verify="none")
+    np.testing.assert_array_equal(index.slice_thickness, [0.0, 5.0])
+    np.testing.assert_array_equal(index.slice_location, [-12.5, 0.0])

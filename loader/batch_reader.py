@@ -1,0 +1,175 @@
+"""Making the arrays of one batch: reading the samples' files (or gathering them from the
+cache), applying the augmentation to the image and every target alike, and filling batch arrays
+from the reuse pools.
+
+``BatchReader`` knows what a batch holds (image dtype, targets, rows); it does not know which
+samples go into which batch or epoch: ``loader.batch_loader`` decides that.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from loader.augment import apply_transform, transform_codes
+from loader.buffers import ArrayPool
+from loader.cache import SampleCache
+from loader.index import DatasetIndex
+from loader.index_columns import DatasetIndexError
+from loader.sample_file import read_sample
+from loader.targets import TARGET_DTYPES, check_sample, write_sample
+
+__all__ = ["Batch", "BatchReader"]
+
+Batch = tuple[np.ndarray, ...]
+
+
+class BatchReader:
+    """The batches of the samples at given positions of ``rows``.
+
+    Args:
+        index: the open dataset.
+        rows: row numbers in index.parquet of the samples, by position (int64).
+        batch_size: the size of full batches (short ones are allocated, not pooled).
+        targets: target names (``loader.targets``), in serving order.
+        with_rows: append the samples' row numbers (int64) to each batch.
+        dtype: dtype of the image batches; must hold the stored images exactly (a float may be
+            narrowed to another float).
+        augment: transform each sample by its code for (seed, epoch, row) (``loader.augment``).
+        seed: the seed of the augmentation streams.
+        cache: keep the samples in memory after their first read (``loader.cache``).
+        pool_capacity: batch arrays kept for reuse per kind (``loader.buffers``).
+
+    Raises:
+        DatasetIndexError: the samples have more than one slice shape (naming the shapes).
+        ValueError: ``dtype`` is not an integer or float type that holds the stored images.
+        CacheTooLargeError: ``cache`` and the samples do not fit in memory.
+    """
+
+    def __init__(
+        self,
+        index: DatasetIndex,
+        rows: np.ndarray,
+        *,
+        batch_size: int,
+        targets: Sequence[str],
+        with_rows: bool,
+        dtype: Any,
+        augment: bool,
+        seed: int,
+        cache: bool,
+        pool_capacity: int,
+    ):
+        shapes = index.shapes(rows)
+        if len(shapes) > 1:
+            raise DatasetIndexError(_mixed_shapes_message(index, rows))
+        self.image_shape: tuple[int, int] = next(iter(shapes))
+        self.dtype = np.dtype(dtype)
+        if self.dtype.kind not in "iuf":
+            raise ValueError(f"dtype must be an integer or float type, got {self.dtype}")
+        stored = sorted(index.dtypes(rows))
+        for name in stored:
+            source = np.dtype(name)
+            exact = np.can_cast(source, self.dtype, casting="safe")
+            if not exact and not (source.kind == "f" and self.dtype.kind == "f"):
+                raise ValueError(
+                    f"dtype {self.dtype} cannot hold the stored {name} images exactly; use "
+                    "np.float32 (the default) or a wider type"
+                )
+        self.rows = rows
+        self.targets = tuple(targets)
+        self.with_rows = with_rows
+        self.augment = augment
+        self.seed = seed
+        dtype_of = {name: np.dtype(name) for name in stored}
+        root = str(index.root)
+        self._paths = [os.path.join(root, index.npz[row]) for row in rows.tolist()]
+        self._stored_dtypes = [dtype_of[index.image_dtype[row]] for row in rows.tolist()]
+        target_dtypes = {name: TARGET_DTYPES[name] for name in self.targets}
+        self._cache = (
+            SampleCache(len(rows), self.image_shape, np.result_type(*stored), target_dtypes)
+            if cache
+            else None
+        )
+        self._batch_size = batch_size
+        self._dtypes = [self.dtype, *target_dtypes.values()]
+        batch_shape = (batch_size, *self.image_shape)
+        self._pools = [ArrayPool(batch_shape, dtype, pool_capacity) for dtype in self._dtypes]
+
+    @property
+    def cached(self) -> bool:
+        """Whether every sample is in the in-memory cache (always False without ``cache``)."""
+        return self._cache is not None and self._cache.complete
+
+    def load(self, epoch: int, positions: np.ndarray) -> Batch:
+        """The batch of the samples at ``positions`` in ``epoch`` (the epoch keys augmentation):
+        images, then each target, then the rows if asked for; arrays nothing else references
+        (fresh, or reused from the pools)."""
+        count = len(positions)
+        if count == self._batch_size:
+            outs = [pool.take() for pool in self._pools]
+        else:
+            outs = [np.empty((count, *self.image_shape), dtype=dtype) for dtype in self._dtypes]
+        cache = self._cache
+        if (
+            cache is not None
+            and not self.augment
+            and cache.complete
+            and cache.image_dtype == self.dtype
+        ):
+            # Positions come from the sampler and are always in range; mode="clip" only spares
+            # numpy's bounds-checking copy through a temporary buffer.
+            for stored, out in zip(cache.arrays, outs, strict=True):
+                stored.take(positions, 0, out, "clip")
+        else:
+            codes = None
+            if self.augment:
+                height, width = self.image_shape
+                codes = transform_codes(
+                    self.seed, epoch, self.rows[positions], square=height == width
+                ).tolist()
+                # untransformed samples are read into these, then copied transformed into the
+                # batch (one set per call: batches may be made in several threads at once)
+                scratch = [np.empty(self.image_shape, dtype=out.dtype) for out in outs]
+            for slot, position in enumerate(positions.tolist()):
+                if cache is not None:
+                    arrays = cache.sample(position)
+                    if not cache.filled[position]:
+                        self._read(position, into=arrays)
+                        cache.mark_filled(position)
+                elif codes is not None:
+                    arrays = scratch
+                    self._read(position, into=arrays)
+                else:  # straight into the batch: no array made or copied twice
+                    self._read(position, into=[out[slot] for out in outs])
+                    continue
+                for out, array in zip(outs, arrays, strict=True):
+                    out[slot] = array if codes is None else apply_transform(array, codes[slot])
+        if self.with_rows:
+            outs.append(self.rows[positions])
+        return tuple(outs)
+
+    def _read(self, position: int, into: list[np.ndarray]) -> None:
+        """Read one sample's file, check it against the index, and write its image and targets
+        into ``into`` (2D destinations: batch slots, cache slots or scratch arrays)."""
+        path = self._paths[position]
+        arrays = read_sample(path)
+        check_sample(arrays, path, self.image_shape, self._stored_dtypes[position], self.targets)
+        write_sample(arrays, self.targets, into)
+
+
+def _mixed_shapes_message(index: DatasetIndex, rows: np.ndarray) -> str:
+    heights, widths = index.height[rows], index.width[rows]
+    parts = []
+    for (height, width), count in index.shapes(rows).most_common():
+        first = rows[np.flatnonzero((heights == height) & (widths == width))[0]]
+        parts.append(f"{height}x{width} ({count} samples, e.g. {index.npz[first]})")
+    selection = "the samples" if len(rows) == len(index) else "the selected samples"
+    return (
+        f"{index.root}: {selection} have {len(parts)} different slice shapes and cannot be "
+        f"stacked into batches: {'; '.join(parts)}. Resample them to one shape when building "
+        "the dataset, or select a split (or studies) whose slices share a shape."
+    )
