@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 import subprocess
 import sys
@@ -15,6 +17,30 @@ REPO = Path(__file__).resolve().parent.parent
 REAL_DATA = Path(
     os.environ.get("LVDS_REAL_DATA") or REPO.parent / "shared" / "data" / "sunnybrook"
 ).resolve()
+#: Content digest of the copy of the real studies this project's tests were written against
+#: (../shared/data/sunnybrook: 4 of the 5 studies link.csv lists, 74 i- and 37 o-contours).
+#: Counts that hold only for that copy are checked only when REAL_DATA has this digest; every
+#: other real-data check holds for any correct copy.
+KNOWN_REAL_DATA_DIGEST = "373ad0a6fccd0528d1e1c508dd85675b61337e3f563a911f913c3dd5c8735948"
+
+
+def content_digest(root: Path) -> str:
+    """sha256 over the sorted (relative path, sha256) of every file under ``root``."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        with open(path, "rb") as handle:
+            file_digest = hashlib.file_digest(handle, "sha256").hexdigest()
+        digest.update(f"{path.relative_to(root).as_posix()}\t{file_digest}\n".encode())
+    return digest.hexdigest()
+
+
+@functools.cache
+def is_known_real_data() -> bool:
+    """Whether REAL_DATA is the copy the fixture-specific counts were taken from (by content,
+    not by path)."""
+    return (REAL_DATA / "link.csv").is_file() and content_digest(
+        REAL_DATA
+    ) == KNOWN_REAL_DATA_DIGEST
 
 
 @pytest.fixture
