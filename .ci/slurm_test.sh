@@ -150,29 +150,79 @@ phase "start SLURM"
 "$HERE/start.sh"
 sinfo
 
-# --- the two builds ----------------------------------------------------------------
+# --- the builds ---------------------------------------------------------------------
 cd "$WORKDIR"
-phase "local build (--cores $CORES)"
-t0=$SECONDS
-timeout -k 30 "$LOCAL_TIMEOUT" "$PYTHON" -m snakemake --snakefile "$SNAKEFILE" --cores "$CORES" \
-    --config out_dir="$TMP/local" "${EXTRA_CONFIG[@]}" \
-    || die "local build failed or timed out (exit $?)"
-local_s=$((SECONDS - t0))
 
-phase "SLURM build (--profile $PROFILE ${SLURM_ARGS[*]})"
-t0=$SECONDS
-# A hung executor ignores SIGTERM ("will exit after finishing currently running
-# jobs"): timeout -k kills it 30 s later.
-timeout -k 30 "$SLURM_TIMEOUT" "$PYTHON" -m snakemake --snakefile "$SNAKEFILE" --profile "$PROFILE" \
-    --slurm-logdir "$TMP/slurm_logs" "${SLURM_ARGS[@]}" --config out_dir="$TMP/slurm" "${EXTRA_CONFIG[@]}" 2>&1 \
-    | tee "$TMP/slurm_build.log" \
-    || die "SLURM build failed or timed out (exit ${PIPESTATUS[0]})"
-slurm_s=$((SECONDS - t0))
-n_cluster_jobs=$(grep -c 'has been submitted with SLURM jobid' "$TMP/slurm_build.log" || true)
-((n_cluster_jobs > 0)) || die "the SLURM build submitted no cluster job (nothing ran through SLURM)"
+# local_build NAME CONFIG...: build into $TMP/NAME/local.
+local_build() {
+    local name=$1
+    shift
+    phase "$name: local build (--cores $CORES)"
+    timeout -k 30 "$LOCAL_TIMEOUT" "$PYTHON" -m snakemake --snakefile "$SNAKEFILE" --cores "$CORES" \
+        --config out_dir="$TMP/$name/local" "$@" "${EXTRA_CONFIG[@]}" \
+        || die "$name: local build failed or timed out (exit $?)"
+}
 
-# --- compare --------------------------------------------------------------------------
-phase "compare $TMP/local/$VERSION with $TMP/slurm/$VERSION"
-"$PYTHON" "$HERE/compare_datasets.py" "$TMP/local/$VERSION" "$TMP/slurm/$VERSION" \
-    || die "the SLURM build differs from the local build"
-log "local build ${local_s}s; SLURM build ${slurm_s}s in $n_cluster_jobs cluster jobs"
+# slurm_build NAME STUDIES_PER_JOB CONFIG...: build into $TMP/NAME/slurm through the
+# executor, batches of STUDIES_PER_JOB studies on one CPU each; sets WALL (seconds)
+# and JOBS (cluster jobs submitted).
+slurm_build() {
+    local name=$1 per_job=$2 t0
+    shift 2
+    phase "$name: SLURM build (--profile $PROFILE, $per_job studies per job, 1 CPU each)"
+    t0=$(date +%s.%N)
+    # A hung executor ignores SIGTERM ("will exit after finishing currently running
+    # jobs"): timeout -k kills it 30 s later.
+    timeout -k 30 "$SLURM_TIMEOUT" "$PYTHON" -m snakemake --snakefile "$SNAKEFILE" \
+        --profile "$PROFILE" --slurm-logdir "$TMP/slurm_logs" --set-threads build_studies=1 \
+        "${SLURM_ARGS[@]}" \
+        --config out_dir="$TMP/$name/slurm" studies_per_job="$per_job" "$@" "${EXTRA_CONFIG[@]}" \
+        2>&1 | tee "$TMP/$name/slurm_build.log" \
+        || die "$name: SLURM build failed or timed out (exit ${PIPESTATUS[0]})"
+    WALL=$(awk -v t0="$t0" -v t1="$(date +%s.%N)" 'BEGIN { printf "%.1f", t1 - t0 }')
+    JOBS=$(grep -c 'has been submitted with SLURM jobid' "$TMP/$name/slurm_build.log" || true)
+    ((JOBS > 0)) || die "$name: the SLURM build submitted no cluster job (nothing ran through SLURM)"
+    log "$name: SLURM build ${WALL}s in $JOBS cluster jobs"
+}
+
+# at_once NAME: the most build_studies cluster jobs that ran at the same time, from
+# their start and end times (squeue keeps finished jobs for MinJobAge).
+at_once() {
+    "$PYTHON" "$HERE/jobs_at_once.py" "$TMP/$1/slurm_build.log" build_studies
+}
+
+compare() {
+    phase "$1: compare $TMP/$1/local/$VERSION with $TMP/$1/slurm/$VERSION"
+    "$PYTHON" "$HERE/compare_datasets.py" "$TMP/$1/local/$VERSION" "$TMP/$1/slurm/$VERSION" \
+        || die "$1: the SLURM build differs from the local build"
+}
+
+SMALL=(phantom.size=64)
+mkdir -p "$TMP/phantom" "$TMP/n100" "$TMP/n2"
+
+# 1. the built-in phantom: 20 studies (+1 listed but missing) in 2 batches
+local_build phantom
+slurm_build phantom 11
+phantom_wall=$WALL phantom_jobs=$JOBS
+compare phantom
+phantom_at_once=$(at_once phantom)
+((phantom_at_once >= 2)) || die "phantom: batch jobs ran one at a time (at most $phantom_at_once at once)"
+
+# 2. 100 studies (+1 missing) of 64x64 in 2 batches
+local_build n100 phantom.studies=100 "${SMALL[@]}"
+slurm_build n100 51 phantom.studies=100 "${SMALL[@]}"
+n100_wall=$WALL n100_jobs=$JOBS
+compare n100
+n100_at_once=$(at_once n100)
+((n100_at_once >= 2)) || die "n100: batch jobs ran one at a time (at most $n100_at_once at once)"
+
+# 3. the fixed latency: the same job graph with 2 studies (+1 missing)
+slurm_build n2 2 phantom.studies=2 "${SMALL[@]}"
+n2_wall=$WALL
+
+phase "summary"
+log "phantom: SLURM ${phantom_wall}s, $phantom_jobs cluster jobs, up to $phantom_at_once batch jobs at once; identical to the local build"
+log "100 studies: SLURM ${n100_wall}s, $n100_jobs cluster jobs, up to $n100_at_once batch jobs at once; identical to the local build"
+log "fixed latency (2 studies, the same job graph): ${n2_wall}s"
+awk -v a="$n100_wall" -v b="$n2_wall" 'BEGIN {
+    printf "[slurm test] per-study cost through SLURM: (%s - %s) s / 99 studies = %.3f s per study (target < 0.2 s)\n", a, b, (a - b) / 99 }'

@@ -5,22 +5,24 @@
 rebuild a finished version differently (:mod:`~workflow_scripts.dataset.version_guard`). Any of
 these failing stops the run with one clear message (a WorkflowError), never a traceback from
 deep inside a job. The resulting :class:`BuildPlan` is what the rule files read: the layout, the
-studies, and each study job's parameters.
+studies, their batches (:mod:`~workflow_scripts.batches`), and each batch job's parameters.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
+from workflow_scripts.batches import assign_batches
 from workflow_scripts.config import ConfigError, check_config
 from workflow_scripts.dataset.version_guard import VersionChangedError, check_finished_version
 from workflow_scripts.layout import Layout
 from workflow_scripts.raw.links import LinkTableError, StudyLink, read_link_table
-from workflow_scripts.raw.pairing import StudyPairing, pair_study, study_fingerprint
+from workflow_scripts.raw.listing import StudyListing, list_study, read_file_stats
 from workflow_scripts.raw.phantom import PhantomSpec
 
 __all__ = ["BuildPlan", "plan_build", "print_summary"]
@@ -28,19 +30,28 @@ __all__ = ["BuildPlan", "plan_build", "print_summary"]
 
 @dataclass
 class BuildPlan:
-    """The checked build: where things go, which studies there are, what each job is given."""
+    """The checked build: where things go, which studies there are, how they are batched,
+    and what each job is given.
+
+    Each study's folders are listed, and the files its build reads stat'ed, once per run
+    (:meth:`listing`, :meth:`file_stats`): the immutability check and the batch fingerprints
+    share them, and Snakemake evaluates params more than once.
+    """
 
     config: dict
     layout: Layout
     links: list[StudyLink]
     studies: dict[str, StudyLink] = field(init=False)
-    _pairings: dict[tuple[str, tuple[str, ...]], StudyPairing] = field(
+    batches: dict[str, tuple[str, ...]] = field(init=False)
+    _listings: dict[tuple[str, tuple[str, ...]], StudyListing] = field(
         init=False, default_factory=dict
     )
+    _stats: dict[str, tuple[int, int]] = field(init=False, default_factory=dict)
     _fingerprints: dict[str, str] = field(init=False, default_factory=dict)
 
     def __post_init__(self):
         self.studies = {link.patient_id: link for link in self.links}
+        self.batches = assign_batches(self.studies, self.config["studies_per_job"])
 
     @property
     def contour_kinds(self) -> tuple[str, ...]:
@@ -53,31 +64,50 @@ class BuildPlan:
 
     @property
     def links_params(self) -> list[dict]:
-        return [self.link_params(link.patient_id) for link in self.links]
+        """Every study's ids, sorted by study id (link.csv's line order is no input)."""
+        return [
+            {"patient_id": study, "original_id": self.studies[study].original_id}
+            for study in sorted(self.studies)
+        ]
 
-    def link_params(self, study: str) -> dict:
-        link = self.studies[study]
-        return {"patient_id": link.patient_id, "original_id": link.original_id, "line": link.line}
+    def batch_studies(self, batch: str) -> list[list[str]]:
+        """The batch's studies as [patient_id, original_id] pairs, sorted by study id."""
+        return [[study, self.studies[study].original_id] for study in self.batches[batch]]
 
-    def pairing(self, link: StudyLink, data_dir: Path, kinds: tuple[str, ...]) -> StudyPairing:
-        """:func:`~workflow_scripts.raw.pairing.pair_study`, listed once per run: the
-        immutability check and every study job's fingerprint need it, and Snakemake evaluates
-        params more than once."""
+    def listing(self, link: StudyLink, kinds: tuple[str, ...] | None = None) -> StudyListing:
+        """The study's folder listing (:func:`~workflow_scripts.raw.listing.list_study`)."""
+        kinds = self.contour_kinds if kinds is None else kinds
         key = (link.patient_id, kinds)
-        if key not in self._pairings:
-            self._pairings[key] = pair_study(link, data_dir, kinds)
-        return self._pairings[key]
+        if key not in self._listings:
+            self._listings[key] = list_study(link, self.layout.data_dir, kinds)
+        return self._listings[key]
+
+    def file_stats(self, relpaths: list[str]) -> dict[str, tuple[int, int]]:
+        """(size, mtime_ns) of raw files by relative path, each stat'ed once per run; files
+        that cannot be stat'ed are left out."""
+        missing = [relpath for relpath in relpaths if relpath not in self._stats]
+        self._stats.update(read_file_stats(self.layout.data_dir, missing))
+        return {relpath: self._stats[relpath] for relpath in relpaths if relpath in self._stats}
 
     def fingerprint(self, study: str) -> str:
-        """Changes when the study's files change (see
-        :func:`~workflow_scripts.raw.pairing.study_fingerprint`); computed once per run."""
+        """A digest that changes whenever the files the study's build reads may have: its
+        folder listing and the size and modification time of every file it reads."""
+        if study not in self._fingerprints:
+            listing = self.listing(self.studies[study])
+            read = listing.files_read()
+            stats = self.file_stats(read)
+            parts = [listing.digest()]
+            parts += [f"{relpath}:{stats.get(relpath)}" for relpath in read]
+            self._fingerprints[study] = hashlib.sha256("\n".join(parts).encode()).hexdigest()
+        return self._fingerprints[study]
+
+    def batch_fingerprint(self, batch: str) -> str:
+        """Stands in for the raw files of the batch's studies, which are not declared as job
+        inputs (see the README's design notes): it changes when any of them may have."""
         if self.layout.phantom:
             return "phantom"  # generated by this workflow; tracked through generate_phantom
-        if study not in self._fingerprints:
-            link = self.studies[study]
-            pairing = self.pairing(link, self.layout.data_dir, self.contour_kinds)
-            self._fingerprints[study] = study_fingerprint(pairing, self.layout.data_dir)
-        return self._fingerprints[study]
+        members = "\n".join(self.fingerprint(study) for study in self.batches[batch])
+        return hashlib.sha256(members.encode()).hexdigest()
 
     @property
     def raw_listing_inputs(self) -> list[str]:
@@ -105,7 +135,7 @@ def plan_build(config: dict) -> BuildPlan:
         else:
             links = read_link_table(layout.data_dir / "link.csv")
         plan = BuildPlan(config, layout, links)
-        check_finished_version(layout, config, links, plan.contour_kinds, plan.pairing)
+        check_finished_version(layout, config, links, plan.listing, plan.file_stats)
     except (ConfigError, LinkTableError, VersionChangedError) as error:
         raise WorkflowError(str(error)) from None
     return plan

@@ -6,6 +6,7 @@ take the workflow's own reader as the reference.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -69,3 +70,13 @@ def check_samples_match_raw(data_dir: Path, version_dir: Path) -> int:
             assert "omask" not in arrays
         assert (version_dir / row.qc).is_file()
     return len(index)
+
+
+def tree_digests(version_dir: Path) -> dict[str, str]:
+    """sha256 of every file of a version folder but the manifest (its build time differs) and
+    the empty markers Snakemake puts in directory outputs."""
+    return {
+        path.relative_to(version_dir).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(version_dir.rglob("*"))
+        if path.is_file() and path.name not in ("manifest.json", ".snakemake_timestamp")
+    }

@@ -24,19 +24,33 @@ from workflow_scripts.dataset.tables import load_records
 from workflow_scripts.files import flush_to_disk, folder_names, write_bytes_atomic
 from workflow_scripts.layout import Layout
 
-__all__ = ["build_config", "build_manifest", "top_listing", "write_dataset_manifest"]
+__all__ = [
+    "build_config",
+    "build_manifest",
+    "recorded_config",
+    "top_listing",
+    "write_dataset_manifest",
+]
 
 #: Libraries whose versions can change the bytes of a build.
 SOFTWARE = ("pydicom", "numpy", "Pillow", "pandas", "pyarrow", "snakemake")
 #: Configuration keys that shape the dataset (data_dir and out_dir are only locations: the
 #: inputs' digests stand for the data).
 BUILD_KEYS = ("version", "contours", "splits", "split_seed", "checks", "qc")
+#: Configuration keys that say how the build runs, never what it builds: they are not
+#: recorded in the manifest (builds that differ only in them are the same bytes).
+RUN_KEYS = ("studies_per_job",)
 
 
 def build_config(config: Mapping[str, Any], phantom: bool) -> dict[str, Any]:
     """The part of the configuration that shapes the dataset (with ``phantom`` when built)."""
     keys = (*BUILD_KEYS, "phantom") if phantom else BUILD_KEYS
     return {key: config[key] for key in keys if key in config}
+
+
+def recorded_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The configuration as the manifest records it: all of it but :data:`RUN_KEYS`."""
+    return {key: value for key, value in config.items() if key not in RUN_KEYS}
 
 
 def top_listing(data_dir: str | Path) -> dict[str, list[str]]:
@@ -55,8 +69,8 @@ def build_manifest(
 
     Args:
         layout: the build's folders.
-        config: the full configuration (recorded whole; ``build_config`` of it is what a
-            rebuild must match).
+        config: the full configuration (recorded but for :data:`RUN_KEYS`; ``build_config``
+            of it is what a rebuild must match).
         records: the study records, which carry the digests of the inputs they read and the
             outputs they wrote.
         problems: every row of validation.parquet, for the counts.
@@ -76,7 +90,7 @@ def build_manifest(
     return {
         "version": layout.version,
         "built_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
-        "config": dict(config),
+        "config": recorded_config(config),
         "build_config": build_config(config, layout.phantom),
         "code": _code_revision(),
         "software": _software_versions(),
@@ -99,10 +113,12 @@ def build_manifest(
 
 
 def _input_entry(data_dir: Path, relpath: str, digest: Mapping[str, Any] | None) -> dict:
-    """Digest entry of an input, with its modification time for the quick check."""
+    """Digest entry of an input, with its modification time for the quick check: the one the
+    study's build saw when it read the file (its record's ``mtime_ns``), else the file's now."""
+    if digest is not None and "mtime_ns" in digest:
+        return {key: digest[key] for key in ("sha256", "size", "mtime_ns")}
     path = data_dir / relpath
-    stat = path.stat()
-    return {**(digest or file_digest(path)), "mtime_ns": stat.st_mtime_ns}
+    return {**(digest or file_digest(path)), "mtime_ns": path.stat().st_mtime_ns}
 
 
 def _software_versions() -> dict[str, str]:

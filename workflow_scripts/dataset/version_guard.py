@@ -8,18 +8,22 @@ before any job, to build it differently, saying what changed.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 from loader.manifest import MANIFEST_NAME, file_digest, read_manifest
 from workflow_scripts.dataset.manifest import build_config, top_listing
 from workflow_scripts.layout import Layout
 from workflow_scripts.raw.links import StudyLink
-from workflow_scripts.raw.pairing import StudyPairing, pair_study, study_listing_digest
+from workflow_scripts.raw.listing import StudyListing, list_study, read_file_stats
 
 __all__ = ["VersionChangedError", "check_finished_version"]
 
 _SHOWN = 5
+
+#: (study link, contour kinds) -> the study's listing
+ListStudy = Callable[[StudyLink, tuple[str, ...]], StudyListing]
+#: relative paths -> (size, mtime_ns) of those that exist
+StatFiles = Callable[[list[str]], dict[str, tuple[int, int]]]
 
 
 class VersionChangedError(RuntimeError):
@@ -30,20 +34,26 @@ def check_finished_version(
     layout: Layout,
     config: Mapping[str, Any],
     links: list[StudyLink],
-    contour_kinds: tuple[str, ...],
-    pair: Callable[[StudyLink, Path, tuple[str, ...]], StudyPairing] = pair_study,
+    list_files: ListStudy | None = None,
+    stat_files: StatFiles | None = None,
 ) -> None:
     """Refuse to rebuild a finished version with another configuration or other inputs.
 
     Does nothing when the version has no manifest yet (a new or interrupted build). Otherwise
-    compares the shaping configuration, the study folders, the file listing of every study,
-    and each recorded input file: by size and modification time first, and by sha256 only for
-    files whose time changed, so an unchanged archive is checked in a fraction of a second and
-    a touched but identical file passes. ``pair`` lists a study (pairing.pair_study, or a
-    caching stand-in). Raises VersionChangedError saying what changed.
+    compares the shaping configuration (``build_config``: not how the build runs, such as
+    ``studies_per_job``), the study folders, the listing digest of every study, and each
+    recorded input file: by size and modification time against the manifest first, and by
+    sha256 only for files whose time changed, so an unchanged archive costs one ``stat`` per
+    input file and a few ``scandir`` calls per study, and a touched but identical file passes.
+    ``list_files`` and ``stat_files`` default to
+    :func:`~workflow_scripts.raw.listing.list_study` and
+    :func:`~workflow_scripts.raw.listing.read_file_stats` (the build plan passes caching
+    ones, shared with the job fingerprints). Raises VersionChangedError saying what changed.
     """
     if not (layout.version_dir / MANIFEST_NAME).exists():
         return
+    list_files = list_files or (lambda link, kinds: list_study(link, layout.data_dir, kinds))
+    stat_files = stat_files or (lambda relpaths: read_file_stats(layout.data_dir, relpaths))
     manifest = read_manifest(layout.version_dir)
     old, new = manifest["build_config"], build_config(config, layout.phantom)
     changes = [
@@ -55,8 +65,8 @@ def check_finished_version(
     if not (layout.phantom and not layout.data_dir.exists()):
         # List the studies as the finished build did, so a config change is not also
         # reported as changed files.
-        built_kinds = tuple(old.get("contours", contour_kinds))
-        changes += _input_changes(manifest, layout, links, built_kinds, pair)
+        built_kinds = tuple(old.get("contours", config["contours"]))
+        changes += _input_changes(manifest, layout, links, built_kinds, list_files, stat_files)
     if changes:
         raise VersionChangedError(
             f"version {layout.version!r} in {layout.out_dir} is finished (it has a "
@@ -72,13 +82,16 @@ def _input_changes(
     layout: Layout,
     links: list[StudyLink],
     kinds: tuple[str, ...],
-    pair: Callable[[StudyLink, Path, tuple[str, ...]], StudyPairing],
+    list_files: ListStudy,
+    stat_files: StatFiles,
 ) -> list[str]:
     changes = []
+    recorded = manifest["inputs"]
+    stats = stat_files(list(recorded))
     changed = [
         relpath
-        for relpath, entry in manifest["inputs"].items()
-        if _input_changed(layout.data_dir / relpath, entry)
+        for relpath, entry in recorded.items()
+        if _input_changed(layout, relpath, entry, stats.get(relpath))
     ]
     if changed:
         changes.append(_some(changed, "input file(s) changed or missing"))
@@ -87,9 +100,8 @@ def _input_changes(
         changes.append("study folders were added or removed under dicoms/ or contourfiles/")
     relisted = [
         link.patient_id
-        for link in links
-        if study_listing_digest(pair(link, layout.data_dir, kinds))
-        != listing["studies"].get(link.patient_id)
+        for link in sorted(links, key=lambda link: link.patient_id)
+        if list_files(link, kinds).digest() != listing["studies"].get(link.patient_id)
     ]
     if relisted:
         changes.append(_some(relisted, "study(ies) with files added, removed or renamed"))
@@ -101,13 +113,16 @@ def _some(names: list[str], what: str) -> str:
     return f"{len(names)} {what}: {', '.join(names[:_SHOWN])}{more}"
 
 
-def _input_changed(path: Path, entry: Mapping[str, Any]) -> bool:
-    try:
-        stat = path.stat()
-    except FileNotFoundError:
+def _input_changed(
+    layout: Layout, relpath: str, entry: Mapping[str, Any], stat: tuple[int, int] | None
+) -> bool:
+    """Whether the file differs from its manifest entry: absent, another size, or another
+    modification time and content (a touched but identical file has not changed)."""
+    if stat is None:
         return True
-    if stat.st_size != entry["size"]:
+    size, mtime_ns = stat
+    if size != entry["size"]:
         return True
-    if stat.st_mtime_ns == entry["mtime_ns"]:
+    if mtime_ns == entry["mtime_ns"]:
         return False
-    return file_digest(path)["sha256"] != entry["sha256"]
+    return file_digest(layout.data_dir / relpath)["sha256"] != entry["sha256"]

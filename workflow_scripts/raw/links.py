@@ -37,11 +37,12 @@ class LinkTableError(ValueError):
 class StudyLink:
     """One study: ``patient_id`` names ``dicoms/<patient_id>/`` and is the dataset's study id;
     ``original_id`` names ``contourfiles/<original_id>/``. ``line`` is the 1-based line in
-    link.csv (the header is line 1)."""
+    link.csv (the header is line 1), for messages about the table itself; None in a study's
+    build, whose outputs must not depend on the order of link.csv's lines."""
 
     patient_id: str
     original_id: str
-    line: int
+    line: int | None = None
 
 
 def is_safe_name(name: str) -> bool:

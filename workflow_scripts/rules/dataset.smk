@@ -1,9 +1,12 @@
-# Version-level tables and the manifest that marks the version finished.
+# Version-level tables and the manifest that marks the version finished. Both read the study
+# records of every batch (the batch records list them).
+
+from workflow_scripts.dataset.manifest import recorded_config
 
 
 rule index_dataset:
     input:
-        records=expand(str(LAYOUT.study_record("{study}")), study=STUDIES),
+        batches=BATCH_RECORDS,
         raw=PLAN.raw_listing_inputs,
     output:
         index=INDEX,
@@ -24,7 +27,7 @@ rule index_dataset:
 
 rule write_manifest:
     input:
-        records=expand(str(LAYOUT.study_record("{study}")), study=STUDIES),
+        batches=BATCH_RECORDS,
         index=INDEX,
         validation=VALIDATION,
     output:
@@ -34,6 +37,6 @@ rule write_manifest:
     conda:
         "../../envs/lv-dataset.yaml"
     params:
-        config=config,
+        config=recorded_config(config),
     script:
         "../scripts/write_manifest.py"
