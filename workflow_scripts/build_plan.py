@@ -62,14 +62,6 @@ class BuildPlan:
         """The config sections that shape a study's build, as plain data for a job's params."""
         return {key: self.config[key] for key in ("contours", "checks", "qc")}
 
-    @property
-    def links_params(self) -> list[dict]:
-        """Every study's ids, sorted by study id (link.csv's line order is no input)."""
-        return [
-            {"patient_id": study, "original_id": self.studies[study].original_id}
-            for study in sorted(self.studies)
-        ]
-
     def batch_studies(self, batch: str) -> list[list[str]]:
         """The batch's studies as [patient_id, original_id] pairs, sorted by study id."""
         return [[study, self.studies[study].original_id] for study in self.batches[batch]]

@@ -55,6 +55,11 @@ class Layout:
         return self.out_dir / "logs" / self.version
 
     @property
+    def link_table(self) -> Path:
+        """link.csv as checked: its studies sorted by id (rule validate_link_table)."""
+        return self.work_dir / "link_table.json"
+
+    @property
     def manifest(self) -> Path:
         return self.version_dir / "manifest.json"
 

@@ -40,6 +40,11 @@ def raw_data_input(wildcards):
     return [ancient(str(LAYOUT.data_dir))] if LAYOUT.phantom else []
 
 
+def link_table_input(wildcards):
+    """link.csv, or the phantom folder that generate_phantom writes it into."""
+    return str(LAYOUT.data_dir if LAYOUT.phantom else LAYOUT.data_dir / "link.csv")
+
+
 def batch_studies(wildcards):
     """The batch's studies, [patient_id, original_id] each, sorted by study id."""
     return PLAN.batch_studies(wildcards.batch)

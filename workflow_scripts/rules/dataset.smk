@@ -7,6 +7,7 @@ from workflow_scripts.dataset.manifest import recorded_config
 rule index_dataset:
     input:
         batches=BATCH_RECORDS,
+        links=str(LAYOUT.link_table),
         raw=PLAN.raw_listing_inputs,
     output:
         index=INDEX,
@@ -16,7 +17,6 @@ rule index_dataset:
     conda:
         "../../envs/lv-dataset.yaml"
     params:
-        links=PLAN.links_params,
         contours=config["contours"],
         splits=config["splits"],
         split_seed=config["split_seed"],
