@@ -153,17 +153,17 @@ sinfo
 # --- the builds ---------------------------------------------------------------------
 cd "$WORKDIR"
 
-# local_build NAME CONFIG...: build into $TMP/NAME/local.
+# local_build NAME [--configfile FILE]: build into $TMP/NAME/local.
 local_build() {
     local name=$1
     shift
     phase "$name: local build (--cores $CORES)"
     timeout -k 30 "$LOCAL_TIMEOUT" "$PYTHON" -m snakemake --snakefile "$SNAKEFILE" --cores "$CORES" \
-        --config out_dir="$TMP/$name/local" "$@" "${EXTRA_CONFIG[@]}" \
+        "$@" --config out_dir="$TMP/$name/local" "${EXTRA_CONFIG[@]}" \
         || die "$name: local build failed or timed out (exit $?)"
 }
 
-# slurm_build NAME STUDIES_PER_JOB CONFIG...: build into $TMP/NAME/slurm through the
+# slurm_build NAME STUDIES_PER_JOB [--configfile FILE]: build into $TMP/NAME/slurm through the
 # executor, batches of STUDIES_PER_JOB studies on one CPU each; sets WALL (seconds)
 # and JOBS (cluster jobs submitted).
 slurm_build() {
@@ -175,8 +175,8 @@ slurm_build() {
     # jobs"): timeout -k kills it 30 s later.
     timeout -k 30 "$SLURM_TIMEOUT" "$PYTHON" -m snakemake --snakefile "$SNAKEFILE" \
         --profile "$PROFILE" --slurm-logdir "$TMP/slurm_logs" --set-threads build_studies=1 \
-        "${SLURM_ARGS[@]}" \
-        --config out_dir="$TMP/$name/slurm" studies_per_job="$per_job" "$@" "${EXTRA_CONFIG[@]}" \
+        "${SLURM_ARGS[@]}" "$@" \
+        --config out_dir="$TMP/$name/slurm" studies_per_job="$per_job" "${EXTRA_CONFIG[@]}" \
         2>&1 | tee "$TMP/$name/slurm_build.log" \
         || die "$name: SLURM build failed or timed out (exit ${PIPESTATUS[0]})"
     WALL=$(awk -v t0="$t0" -v t1="$(date +%s.%N)" 'BEGIN { printf "%.1f", t1 - t0 }')
@@ -197,8 +197,10 @@ compare() {
         || die "$1: the SLURM build differs from the local build"
 }
 
-SMALL=(phantom.size=64)
 mkdir -p "$TMP/phantom" "$TMP/n100" "$TMP/n2"
+# The phantom sets of runs 2 and 3 (config files: --config cannot set one key of a section).
+printf 'phantom:\n  studies: 100\n  size: 64\n' >"$TMP/n100.yaml"
+printf 'phantom:\n  studies: 2\n  size: 64\n' >"$TMP/n2.yaml"
 
 # 1. the built-in phantom: 20 studies (+1 listed but missing) in 2 batches
 local_build phantom
@@ -209,15 +211,15 @@ phantom_at_once=$(at_once phantom)
 ((phantom_at_once >= 2)) || die "phantom: batch jobs ran one at a time (at most $phantom_at_once at once)"
 
 # 2. 100 studies (+1 missing) of 64x64 in 2 batches
-local_build n100 phantom.studies=100 "${SMALL[@]}"
-slurm_build n100 51 phantom.studies=100 "${SMALL[@]}"
+local_build n100 --configfile "$WORKDIR/config.yaml" "$TMP/n100.yaml"
+slurm_build n100 51 --configfile "$WORKDIR/config.yaml" "$TMP/n100.yaml"
 n100_wall=$WALL n100_jobs=$JOBS
 compare n100
 n100_at_once=$(at_once n100)
 ((n100_at_once >= 2)) || die "n100: batch jobs ran one at a time (at most $n100_at_once at once)"
 
 # 3. the fixed latency: the same job graph with 2 studies (+1 missing)
-slurm_build n2 2 phantom.studies=2 "${SMALL[@]}"
+slurm_build n2 2 --configfile "$WORKDIR/config.yaml" "$TMP/n2.yaml"
 n2_wall=$WALL
 
 phase "summary"

@@ -73,10 +73,9 @@ def check_samples_match_raw(data_dir: Path, version_dir: Path) -> int:
 
 
 def tree_digests(version_dir: Path) -> dict[str, str]:
-    """sha256 of every file of a version folder but the manifest (its build time differs) and
-    the empty markers Snakemake puts in directory outputs."""
+    """sha256 of every file of a version folder but the manifest (its build time differs)."""
     return {
         path.relative_to(version_dir).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
         for path in sorted(version_dir.rglob("*"))
-        if path.is_file() and path.name not in ("manifest.json", ".snakemake_timestamp")
+        if path.is_file() and path.name != "manifest.json"
     }
