@@ -15,9 +15,9 @@ Full builds (``--sizes``, default 10 100 1000), each against baselines of the sa
 
 Job graphs only (``--graph-sizes``, e.g. 20000): a raw set of the real studies copied under new
 ids with only their contoured slices' DICOMs (~20 per study), and the dry run of a fresh build
-(parse, immutability check, job graph) with Snakemake's peak memory. With ``--finished-noop``
+(parse, immutability check, job graph) with Snakemake's peak memory. With ``--finished-noop N``
 it also builds that many phantom studies of 32x32 pixels (10 contoured slices each: a finished
-version without writing ~80 GB) and times a no-op over the finished version.
+version without writing ~80 GB) in batches of N and times a no-op over the finished version.
 
 The raw data are copies of the real studies under new ids when ``../shared/data/sunnybrook``
 exists (``--source real``: 240-260 DICOMs and ~19 contoured slices per study), else phantom
@@ -25,7 +25,8 @@ studies; DICOM files are hard links into a pool inside the data folder (contour 
 copies, so touching one changes one study only).
 
     python benchmarks/workflow_scale.py [--sizes 10 100 1000] [--studies-per-job 25 ...]
-        [--graph-sizes 20000] [--finished-noop] [--source real|phantom] [--work DIR]
+        [--graph-sizes 20000] [--finished-noop STUDIES_PER_JOB] [--source real|phantom]
+        [--work DIR]
 """
 
 from __future__ import annotations
@@ -226,6 +227,25 @@ def job_count(output: str) -> int:
     return int(match[1]) if match else 0
 
 
+def rule_seconds(output: str) -> dict[str, float]:
+    """Wall seconds per rule from Snakemake's console log (its timestamps have 1 s
+    resolution): from the timestamp before ``rule X:`` to the one before its ``Finished``."""
+    stamp = r"\[(\w{3} \w{3} +\d+ [\d:]+ \d{4})\]\n"
+    starts = {
+        jobid: (rule, time.mktime(time.strptime(when, "%a %b %d %H:%M:%S %Y")))
+        for when, rule, jobid in re.findall(
+            stamp + r"(?:local)?rule (\w+):\n(?:    .*\n)*?    jobid: (\d+)", output
+        )
+    }
+    seconds: dict[str, float] = {}
+    for when, jobid in re.findall(stamp + r"Finished jobid: (\d+)", output):
+        if jobid in starts:
+            rule, start = starts[jobid]
+            end = time.mktime(time.strptime(when, "%a %b %d %H:%M:%S %Y"))
+            seconds[rule] = seconds.get(rule, 0) + end - start
+    return seconds
+
+
 def metadata_size(workdir: Path) -> tuple[int, int]:
     """(files, bytes) of Snakemake's per-output metadata records."""
     files = [p for p in (workdir / ".snakemake" / "metadata").rglob("*") if p.is_file()]
@@ -282,15 +302,17 @@ def measure(studies: int, source: str, work: Path, per_job: list[int | None]) ->
         result["touch"], _, output = snakemake(workdir, raw, config=extra)
         result["touch_batches"] = output.count("rule build_studies:")
         result["touch_identical"] = tree_digest(workdir / "out" / "1.0.0") == before
+        result["touch_rules"] = rule_seconds(output)
         shutil.rmtree(workdir)
         results.append(result)
     shutil.rmtree(root)
     return results
 
 
-def measure_graph(studies: int, work: Path, finished_noop: bool) -> dict:
+def measure_graph(studies: int, work: Path, finished_noop: int | None) -> dict:
     """Dry run of a fresh build of ``studies`` (real copies, contoured DICOMs only), and with
-    ``finished_noop`` a no-op over a finished version of as many 32x32 phantom studies."""
+    ``finished_noop`` (a batch size) a no-op over a finished version of as many 32x32 phantom
+    studies, built in batches of that size (fewer jobs to build it; the same bytes)."""
     root = work / f"graph{studies}"
     shutil.rmtree(root, ignore_errors=True)
     start = time.perf_counter()
@@ -307,15 +329,17 @@ def measure_graph(studies: int, work: Path, finished_noop: bool) -> dict:
     shutil.rmtree(raw)
     if finished_noop:
         raw = make_raw_dataset(root / "phantom", studies, "phantom", size=32)
+        batches = (f"studies_per_job={finished_noop}",)
         start = time.perf_counter()
-        snakemake(workdir, raw)
+        snakemake(workdir, raw, config=batches)
         result["phantom_build_s"] = time.perf_counter() - start
         result["metadata"] = metadata_size(workdir)
         manifest = workdir / "out" / "1.0.0" / "manifest.json"
         result["manifest_mb"] = manifest.stat().st_size / 2**20
-        result["noop"], memory, output = snakemake(workdir, raw)
+        result["noop"], memory, output = snakemake(workdir, raw, config=batches)
         assert "Nothing to be done" in output, output[-2000:]
         result["noop_mb"] = memory.main / 2**20
+        result["noop_batch"] = finished_noop
     shutil.rmtree(root)
     return result
 
@@ -327,7 +351,12 @@ def main() -> None:
         "--studies-per-job", type=int, nargs="+", default=[None], help="default: config's"
     )
     parser.add_argument("--graph-sizes", type=int, nargs="*", default=[])
-    parser.add_argument("--finished-noop", action="store_true")
+    parser.add_argument(
+        "--finished-noop",
+        type=int,
+        metavar="STUDIES_PER_JOB",
+        help="also build a finished phantom version of each graph size and time a no-op",
+    )
     parser.add_argument("--source", choices=["real", "phantom"], default=None)
     parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temp)")
     args = parser.parse_args()
@@ -344,6 +373,7 @@ def main() -> None:
             f"{'x floor':>7} {'touch':>6} {'x floor':>7} {'redone':>6} {'same':>4} "
             f"{'smk MB':>6} {'job MB':>6} {'metadata':>13}"
         )
+    touch_rules = []
     for size in args.sizes:
         for r in measure(size, source, work, args.studies_per_job):
             files, nbytes = r["metadata"]
@@ -357,6 +387,10 @@ def main() -> None:
                 f"{files:5d} f {nbytes / 1024:4.0f} kB",
                 flush=True,
             )
+            touch_rules.append((r["studies"], r["touch"], r["touch_rules"]))
+    for studies, total, rules in touch_rules:
+        jobs = ", ".join(f"{rule} {seconds:.0f} s" for rule, seconds in rules.items())
+        print(f"touch one contour at {studies} studies, {total:.1f} s: {jobs} (1 s resolution)")
     for size in args.graph_sizes:
         r = measure_graph(size, work, args.finished_noop)
         print(
@@ -368,7 +402,8 @@ def main() -> None:
         if "noop" in r:
             files, nbytes = r["metadata"]
             print(
-                f"finished version of {r['studies']} phantom studies (32x32, built in "
+                f"finished version of {r['studies']} phantom studies (32x32, batches of "
+                f"{r['noop_batch']}, built in "
                 f"{r['phantom_build_s']:.0f} s; manifest {r['manifest_mb']:.0f} MB; metadata "
                 f"{files} files, {nbytes / 1024:.0f} kB): no-op {r['noop']:.1f} s = "
                 f"{r['noop'] / floor:.1f}x floor, Snakemake peak {r['noop_mb']:.0f} MB",
