@@ -3,7 +3,9 @@
     link.csv, dicoms/, contourfiles/     (config data_dir; empty = built-in phantom)
       -> config, link.csv, exclusions     checked when parsed, before any job rules/common.smk
       -> generate_phantom                 raw phantom, only without data_dir  raw_data.smk
-      -> build_study        per study:    pairs/, slices/, qc/ + a record     studies.smk
+      -> validate_link_table              the checked link table, recorded    raw_data.smk
+      -> build_studies      per batch:    for each of its studies: pairs/,    studies.smk
+                                          slices/ (npz), qc/ and a record
       -> index_dataset                    index.parquet, validation.parquet   dataset.smk
       -> plot_qc                          qc/review.html, qc/plots/           qc.smk
       -> write_manifest                   manifest.json: the version is done  dataset.smk

@@ -1,13 +1,25 @@
 #!/usr/bin/env bash
-# CI step: build the phantom dataset twice, once locally and once through SLURM
-# (snakemake --executor slurm, via profiles/slurm), and require the two dataset
-# version folders to be identical.
+# CI step: build datasets locally and through SLURM (snakemake --executor slurm,
+# via profiles/slurm) and require each pair of version folders to be identical:
+#
+#   1. the built-in phantom (20 studies of 256x256);
+#   2. a 100-study phantom of 64x64 slices (raw data written beforehand);
+#   3. a 2-study phantom of 64x64 slices, through SLURM only, with the job graph of
+#      run 2 (two batch jobs, then the aggregate steps): its wall time is the fixed
+#      submission and polling latency. Printed, as figures rather than pass/fail
+#      tests, the per-study cost through SLURM two ways:
+#        (wall of run 2 - wall of run 3) / 99 studies  (polling adds ~10 s steps)
+#        span of run 2's batch jobs as SLURM saw them / 101 listed studies
+#
+# Each SLURM run cuts its studies into two batches of one CPU each
+# (--set-threads build_studies=1, --config studies_per_job=about half), and the
+# test requires that the two batch jobs ran at the same time on the single node.
 #
 #   bash .ci/slurm_test.sh          # as root, on Debian 12; slow (minutes)
 #
 # It installs what it needs when missing (Debian: slurmctld slurmd slurm-client
 # munge; PyPI: the SLURM executor plugin, into the Python that runs Snakemake),
-# starts a private single-node SLURM (.ci/slurm/start.sh), runs both builds,
+# starts a private single-node SLURM (.ci/slurm/start.sh), runs the builds,
 # compares them (.ci/slurm/compare_datasets.py) and always stops the daemons it
 # started (.ci/slurm/stop.sh), printing the SLURM logs when anything failed.
 #
@@ -16,13 +28,10 @@
 #   SLURM_TEST_SNAKEFILE   workflow to run [<repo>/Snakefile]
 #   SLURM_TEST_WORKDIR     directory Snakemake runs in [the Snakefile's folder]
 #   SLURM_TEST_PROFILE     SLURM profile [<repo>/profiles/slurm]
-#   SLURM_TEST_CONFIG      extra --config KEY=VALUE words for both runs []
-#   SLURM_TEST_ARGS        extra arguments of the SLURM run only
-#                          [--group-components studies=10: the phantom's studies
-#                          make two or more group jobs, run side by side, rather
-#                          than the profile's one group of up to 50]
+#   SLURM_TEST_CONFIG      extra --config KEY=VALUE words for every run []
+#   SLURM_TEST_ARGS        extra arguments of the SLURM runs only []
 #   SLURM_TEST_VERSION     dataset version folder to compare [1.0.0]
-#   SLURM_TEST_CORES       cores of the local build [2]
+#   SLURM_TEST_CORES       cores of the local builds [2]
 #   SLURM_TEST_LOCAL_TIMEOUT / SLURM_TEST_TIMEOUT   seconds per build [1200 / 1200]
 #   SLURM_TEST_KEEP=1      keep the temporary build folder
 #   SLURM_TEST_DIR         where the test cluster lives [/tmp/lvds-slurm]
@@ -35,7 +44,7 @@ SNAKEFILE=$(realpath "${SLURM_TEST_SNAKEFILE:-$ROOT/Snakefile}")
 WORKDIR=$(realpath "${SLURM_TEST_WORKDIR:-$(dirname "$SNAKEFILE")}")
 PROFILE=$(realpath "${SLURM_TEST_PROFILE:-$ROOT/profiles/slurm}")
 read -r -a EXTRA_CONFIG <<<"${SLURM_TEST_CONFIG:-}"
-read -r -a SLURM_ARGS <<<"${SLURM_TEST_ARGS---group-components studies=10}"
+read -r -a SLURM_ARGS <<<"${SLURM_TEST_ARGS:-}"
 VERSION=${SLURM_TEST_VERSION:-1.0.0}
 CORES=${SLURM_TEST_CORES:-2}
 LOCAL_TIMEOUT=${SLURM_TEST_LOCAL_TIMEOUT:-1200}
@@ -150,29 +159,86 @@ phase "start SLURM"
 "$HERE/start.sh"
 sinfo
 
-# --- the two builds ----------------------------------------------------------------
+# --- the builds ---------------------------------------------------------------------
 cd "$WORKDIR"
-phase "local build (--cores $CORES)"
-t0=$SECONDS
-timeout -k 30 "$LOCAL_TIMEOUT" "$PYTHON" -m snakemake --snakefile "$SNAKEFILE" --cores "$CORES" \
-    --config out_dir="$TMP/local" "${EXTRA_CONFIG[@]}" \
-    || die "local build failed or timed out (exit $?)"
-local_s=$((SECONDS - t0))
 
-phase "SLURM build (--profile $PROFILE ${SLURM_ARGS[*]})"
-t0=$SECONDS
-# A hung executor ignores SIGTERM ("will exit after finishing currently running
-# jobs"): timeout -k kills it 30 s later.
-timeout -k 30 "$SLURM_TIMEOUT" "$PYTHON" -m snakemake --snakefile "$SNAKEFILE" --profile "$PROFILE" \
-    --slurm-logdir "$TMP/slurm_logs" "${SLURM_ARGS[@]}" --config out_dir="$TMP/slurm" "${EXTRA_CONFIG[@]}" 2>&1 \
-    | tee "$TMP/slurm_build.log" \
-    || die "SLURM build failed or timed out (exit ${PIPESTATUS[0]})"
-slurm_s=$((SECONDS - t0))
-n_cluster_jobs=$(grep -c 'has been submitted with SLURM jobid' "$TMP/slurm_build.log" || true)
-((n_cluster_jobs > 0)) || die "the SLURM build submitted no cluster job (nothing ran through SLURM)"
+# local_build NAME [--configfile FILE]: build into $TMP/NAME/local.
+local_build() {
+    local name=$1
+    shift
+    phase "$name: local build (--cores $CORES)"
+    timeout -k 30 "$LOCAL_TIMEOUT" "$PYTHON" -m snakemake --snakefile "$SNAKEFILE" --cores "$CORES" \
+        "$@" --config out_dir="$TMP/$name/local" "${EXTRA_CONFIG[@]}" \
+        || die "$name: local build failed or timed out (exit $?)"
+}
 
-# --- compare --------------------------------------------------------------------------
-phase "compare $TMP/local/$VERSION with $TMP/slurm/$VERSION"
-"$PYTHON" "$HERE/compare_datasets.py" "$TMP/local/$VERSION" "$TMP/slurm/$VERSION" \
-    || die "the SLURM build differs from the local build"
-log "local build ${local_s}s; SLURM build ${slurm_s}s in $n_cluster_jobs cluster jobs"
+# slurm_build NAME STUDIES_PER_JOB [--configfile FILE]: build into $TMP/NAME/slurm through the
+# executor, batches of STUDIES_PER_JOB studies on one CPU each; sets WALL (seconds)
+# and JOBS (cluster jobs submitted).
+slurm_build() {
+    local name=$1 per_job=$2 t0
+    shift 2
+    phase "$name: SLURM build (--profile $PROFILE, $per_job studies per job, 1 CPU each)"
+    t0=$(date +%s.%N)
+    # A hung executor ignores SIGTERM ("will exit after finishing currently running
+    # jobs"): timeout -k kills it 30 s later.
+    timeout -k 30 "$SLURM_TIMEOUT" "$PYTHON" -m snakemake --snakefile "$SNAKEFILE" \
+        --profile "$PROFILE" --slurm-logdir "$TMP/slurm_logs" --set-threads build_studies=1 \
+        "${SLURM_ARGS[@]}" "$@" \
+        --config out_dir="$TMP/$name/slurm" studies_per_job="$per_job" "${EXTRA_CONFIG[@]}" \
+        2>&1 | tee "$TMP/$name/slurm_build.log" \
+        || die "$name: SLURM build failed or timed out (exit ${PIPESTATUS[0]})"
+    WALL=$(awk -v t0="$t0" -v t1="$(date +%s.%N)" 'BEGIN { printf "%.1f", t1 - t0 }')
+    JOBS=$(grep -c 'has been submitted with SLURM jobid' "$TMP/$name/slurm_build.log" || true)
+    ((JOBS > 0)) || die "$name: the SLURM build submitted no cluster job (nothing ran through SLURM)"
+    log "$name: SLURM build ${WALL}s in $JOBS cluster jobs"
+}
+
+# batch_jobs NAME: "AT_ONCE SPAN": the most build_studies cluster jobs that ran at the
+# same time, and seconds from the first one's start to the last one's end (squeue keeps
+# finished jobs for MinJobAge).
+batch_jobs() {
+    "$PYTHON" "$HERE/jobs_at_once.py" "$TMP/$1/slurm_build.log" build_studies
+}
+
+compare() {
+    phase "$1: compare $TMP/$1/local/$VERSION with $TMP/$1/slurm/$VERSION"
+    "$PYTHON" "$HERE/compare_datasets.py" "$TMP/$1/local/$VERSION" "$TMP/$1/slurm/$VERSION" \
+        || die "$1: the SLURM build differs from the local build"
+}
+
+mkdir -p "$TMP/phantom" "$TMP/n100" "$TMP/n2"
+# The raw data of runs 2 and 3, written beforehand: the per-study cost is the build's.
+for n in 100 2; do
+    "$PYTHON" -c "import sys; from workflow_scripts.raw.phantom import PhantomSpec, write_phantom
+write_phantom(sys.argv[1], PhantomSpec.with_defaults(studies=$n, size=64))" "$TMP/raw$n"
+done
+
+# 1. the built-in phantom: 20 studies (+1 listed but missing) in 2 batches
+local_build phantom
+slurm_build phantom 11
+phantom_wall=$WALL phantom_jobs=$JOBS
+compare phantom
+read -r phantom_at_once _ < <(batch_jobs phantom)
+((phantom_at_once >= 2)) || die "phantom: batch jobs ran one at a time (at most $phantom_at_once at once)"
+
+# 2. 100 studies (+1 missing) of 64x64 in 2 batches
+EXTRA_CONFIG+=(data_dir="$TMP/raw100")
+local_build n100
+slurm_build n100 51
+n100_wall=$WALL n100_jobs=$JOBS
+compare n100
+read -r n100_at_once n100_span < <(batch_jobs n100)
+((n100_at_once >= 2)) || die "n100: batch jobs ran one at a time (at most $n100_at_once at once)"
+
+# 3. the fixed latency: the same job graph with 2 studies (+1 missing)
+EXTRA_CONFIG[-1]=data_dir="$TMP/raw2"
+slurm_build n2 2
+n2_wall=$WALL
+
+phase "summary"
+log "phantom: SLURM ${phantom_wall}s, $phantom_jobs cluster jobs, up to $phantom_at_once batch jobs at once; identical to the local build"
+log "100 studies: SLURM ${n100_wall}s, $n100_jobs cluster jobs, up to $n100_at_once batch jobs at once; identical to the local build"
+log "fixed latency (2 studies, the same job graph): ${n2_wall}s"
+awk -v a="$n100_wall" -v b="$n2_wall" -v span="$n100_span" 'BEGIN {
+    printf "[slurm test] per-study cost through SLURM (target < 0.2 s): (%s - %s) s / 99 studies = %.3f s; batch jobs as SLURM saw them: %s s / 101 studies = %.3f s\n", a, b, (a - b) / 99, span, span / 101 }'

@@ -1,28 +1,40 @@
-"""How the workflow's cost grows with the number of studies, against the direct limit.
+"""How the workflow's cost grows with the number of studies, as ratios measured in one run.
 
-For each N (default 10, 100, 1000) this makes a raw dataset of N studies, then measures, in the
-same run:
+Full builds (``--sizes``, default 10 100 1000), each against baselines of the same run:
 
 - direct limit: ``build_study`` (pairing, parsing, masking, npz and QC) and the aggregate steps
-  called in a plain loop, on 1 process and on 2 (a process pool), no workflow engine;
-- workflow: ``snakemake --cores 2`` from scratch; the job-graph build (a dry run of the fresh
-  build); a no-op rerun; a rerun after touching one contour file;
-- peak memory (RSS) of the Snakemake process and of any job process it starts.
+  called in a plain loop on 1 process and on a pool of 2, no workflow engine;
+- workflow: ``snakemake --cores 2`` from scratch (for each ``--studies-per-job``, default the
+  config's), the job graph (a dry run of the fresh build), a no-op rerun in the build's own
+  folder, and a rerun after touching one contour file (same content: the batches redone are
+  counted, and the dataset must stay byte-identical);
+- the floor: a no-op of a 5-study dataset (the real studies, or 5 phantom ones), Snakemake's own
+  start-up, parse and job graph; no-op and touch-one are also given as multiples of it;
+- peak memory (RSS) of the Snakemake process and of any process it starts; the job count and
+  Snakemake's metadata (files and bytes under ``.snakemake/metadata``).
 
-It prints a table with the ratio of the workflow's full build to the direct 2-process limit.
+Job graphs only (``--graph-sizes``, e.g. 20000): a raw set of the real studies copied under new
+ids with only their contoured slices' DICOMs (~20 per study), and the dry run of a fresh build
+(parse, immutability check, job graph) with Snakemake's peak memory. With ``--finished-noop N``
+it also builds that many phantom studies of 32x32 pixels (10 contoured slices each: a finished
+version without writing ~80 GB) in batches of N and times a no-op over the finished version.
 
 The raw data are copies of the real studies under new ids when ``../shared/data/sunnybrook``
-exists (``--source real``: 240-260 DICOMs and ~19 contoured slices per study, as real archives),
-else phantom studies; DICOM files are hard links into a pool inside the data folder (contour
-files are copies, so touching one changes one study only).
+exists (``--source real``: 240-260 DICOMs and ~19 contoured slices per study), else phantom
+studies; DICOM files are hard links into a pool inside the data folder (contour files are
+copies, so touching one changes one study only).
 
-    python benchmarks/workflow_scale.py [--sizes 10 100 1000] [--source real|phantom] [--work DIR]
+    python benchmarks/workflow_scale.py [--sizes 10 100 1000] [--studies-per-job 25 ...]
+        [--graph-sizes 20000] [--finished-noop STUDIES_PER_JOB] [--source real|phantom]
+        [--work DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -36,36 +48,31 @@ REPO = Path(__file__).resolve().parent.parent
 REAL_DATA = REPO.parent / "shared" / "data" / "sunnybrook"
 sys.path.insert(0, str(REPO))
 
-from workflow_scripts.config import Layout  # noqa: E402
+from workflow_scripts.config import default_config  # noqa: E402
 from workflow_scripts.dataset.manifest import write_dataset_manifest  # noqa: E402
 from workflow_scripts.dataset.tables import write_dataset_tables  # noqa: E402
+from workflow_scripts.layout import Layout  # noqa: E402
+from workflow_scripts.raw.contours import parse_contour_name  # noqa: E402
 from workflow_scripts.raw.links import read_link_table  # noqa: E402
 from workflow_scripts.raw.phantom import PhantomSpec, write_phantom  # noqa: E402
-from workflow_scripts.study.build import BuildOptions, build_study  # noqa: E402
-
-CONFIG = {
-    "data_dir": "",
-    "out_dir": "",
-    "version": "1.0.0",
-    "contours": ["i"],
-    "splits": {"train": 0.8, "val": 0.1, "test": 0.1},
-    "split_seed": 0,
-    "checks": {},
-    "qc": {},
-}
-
+from workflow_scripts.study.build import build_study  # noqa: E402
+from workflow_scripts.study.options import BuildOptions  # noqa: E402
 
 # ----------------------------------------------------------------------------- raw data
 
 
-def make_raw_dataset(root: Path, studies: int, source: str) -> Path:
-    """N studies in the raw layout: copies of template studies under new ids."""
+def make_raw_dataset(
+    root: Path, studies: int, source: str, contoured_only: bool = False, size: int = 256
+) -> Path:
+    """N studies in the raw layout: copies of template studies under new ids (DICOMs hard
+    links, contour files copies); ``contoured_only``: only the DICOMs that have a contour."""
     templates = root / ".templates"
     if source == "real":
         template_links = read_link_table(REAL_DATA / "link.csv")
         template_dir = REAL_DATA
     else:
-        write_phantom(templates, PhantomSpec.with_defaults(studies=4, slices=40, faults=False))
+        spec = PhantomSpec.with_defaults(studies=4, slices=20, size=size, faults=False)
+        write_phantom(templates, spec)
         template_links = read_link_table(templates / "link.csv")
         template_dir = templates
     present = [
@@ -75,23 +82,37 @@ def make_raw_dataset(root: Path, studies: int, source: str) -> Path:
     lines = ["patient_id,original_id"]
     for number in range(studies):
         template = present[number % len(present)]
-        patient, original = f"BENCH{number:05d}", f"BENCH-{number:05d}"
+        patient, original = f"BENCH{number:06d}", f"BENCH-{number:06d}"
         lines.append(f"{patient},{original}")
-        source_dicoms = template_dir / "dicoms" / template.patient_id
+        source_contours = template_dir / "contourfiles" / template.original_id
+        shutil.copytree(source_contours, root / "contourfiles" / original)
+        wanted = None
+        if contoured_only:
+            wanted = {
+                f"{parsed[0]}.dcm"
+                for path in source_contours.rglob("*.txt")
+                if (parsed := parse_contour_name(path.name))
+            }
         target_dicoms = root / "dicoms" / patient
         target_dicoms.mkdir(parents=True)
-        for dicom in source_dicoms.iterdir():
+        for dicom in (template_dir / "dicoms" / template.patient_id).iterdir():
+            if wanted is not None and dicom.name not in wanted:
+                continue
             pooled = pool / template.patient_id / dicom.name
             if not pooled.exists():
                 pooled.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(dicom, pooled)
             os.link(pooled, target_dicoms / dicom.name)
-        shutil.copytree(
-            template_dir / "contourfiles" / template.original_id, root / "contourfiles" / original
-        )
     (root / "link.csv").write_text("\n".join(lines) + "\n")
     shutil.rmtree(templates, ignore_errors=True)
     return root
+
+
+def make_floor_dataset(root: Path, source: str) -> Path:
+    """The floor's 5-study dataset: the real studies (4 present, 5 listed), or 5 phantom ones."""
+    if source == "real":
+        return REAL_DATA
+    return write_phantom(root, PhantomSpec.with_defaults(studies=4, slices=20))
 
 
 # ----------------------------------------------------------------------------- direct limit
@@ -105,9 +126,9 @@ def _build_one(args):
 
 def direct_build(raw: Path, out_dir: Path, processes: int) -> float:
     """Seconds to build every study and the aggregate tables with plain function calls."""
-    layout = Layout(raw, out_dir, "1.0.0", phantom=False)
-    options = BuildOptions()
-    config = {**CONFIG, "data_dir": str(raw), "out_dir": str(out_dir)}
+    config = default_config(data_dir=str(raw), out_dir=str(out_dir))
+    layout = Layout.from_config(config)
+    options = BuildOptions.from_config(config)
     start = time.perf_counter()
     links = read_link_table(raw / "link.csv")
     jobs = [(link, layout, options) for link in links]
@@ -118,12 +139,9 @@ def direct_build(raw: Path, out_dir: Path, processes: int) -> float:
         with ProcessPoolExecutor(processes) as pool:
             list(pool.map(_build_one, jobs, chunksize=max(1, len(jobs) // (processes * 8))))
     records = [layout.study_record(link.patient_id) for link in links]
-    index, validation = (
-        layout.version_dir / "index.parquet",
-        layout.version_dir / "validation.parquet",
-    )
+    index, validation = layout.index_file, layout.validation_file
     write_dataset_tables(
-        records, links, raw, ("i",), "1.0.0", CONFIG["splits"], 0, index, validation
+        records, links, raw, ("i",), "1.0.0", config["splits"], 0, index, validation
     )
     write_dataset_manifest(layout, config, records, index, validation)
     return time.perf_counter() - start
@@ -181,11 +199,16 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
-def snakemake(workdir: Path, raw: Path, *extra: str) -> tuple[float, PeakMemory, str]:
+def snakemake(
+    workdir: Path, raw: Path | None, *flags: str, config: tuple[str, ...] = ()
+) -> tuple[float, PeakMemory, str]:
+    """Run the workflow as a user would (its default profile) in ``workdir``."""
+    data = [f"data_dir={raw}"] if raw is not None else []
     command = [
         sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
-        "--configfile", str(REPO / "config.yaml"), "--directory", str(workdir),
-        "--cores", "2", "--config", f"data_dir={raw}", "out_dir=out", *extra,
+        "--configfile", str(REPO / "config.yaml"),
+        "--workflow-profile", str(REPO / "profiles" / "default"), "--directory", str(workdir),
+        "--cores", "2", *flags, "--config", *data, "out_dir=out", *config,
     ]  # fmt: skip
     start = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -198,60 +221,199 @@ def snakemake(workdir: Path, raw: Path, *extra: str) -> tuple[float, PeakMemory,
     return elapsed, memory, output
 
 
-def measure(studies: int, source: str, work: Path) -> dict:
+def job_count(output: str) -> int:
+    """The total of a dry run's job table."""
+    match = re.search(r"^total\s+(\d+)", output, re.M)
+    return int(match[1]) if match else 0
+
+
+def rule_seconds(output: str) -> dict[str, float]:
+    """Wall seconds per rule from Snakemake's console log (its timestamps have 1 s
+    resolution): from the timestamp before ``rule X:`` to the one before its ``Finished``."""
+    stamp = r"\[(\w{3} \w{3} +\d+ [\d:]+ \d{4})\]\n"
+    starts = {
+        jobid: (rule, time.mktime(time.strptime(when, "%a %b %d %H:%M:%S %Y")))
+        for when, rule, jobid in re.findall(
+            stamp + r"(?:local)?rule (\w+):\n(?:    .*\n)*?    jobid: (\d+)", output
+        )
+    }
+    seconds: dict[str, float] = {}
+    for when, jobid in re.findall(stamp + r"Finished jobid: (\d+)", output):
+        if jobid in starts:
+            rule, start = starts[jobid]
+            end = time.mktime(time.strptime(when, "%a %b %d %H:%M:%S %Y"))
+            seconds[rule] = seconds.get(rule, 0) + end - start
+    return seconds
+
+
+def metadata_size(workdir: Path) -> tuple[int, int]:
+    """(files, bytes) of Snakemake's per-output metadata records."""
+    files = [p for p in (workdir / ".snakemake" / "metadata").rglob("*") if p.is_file()]
+    return len(files), sum(p.stat().st_size for p in files)
+
+
+def tree_digest(version_dir: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(version_dir.rglob("*")):
+        if path.is_file() and path.name != "manifest.json":
+            digest.update(path.relative_to(version_dir).as_posix().encode())
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def measure_floor(work: Path, source: str) -> float:
+    """No-op of a 5-study dataset: Snakemake's start-up, parse and job graph."""
+    workdir = work / "floor"
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    raw = make_floor_dataset(workdir / "raw", source)
+    snakemake(workdir, raw)
+    runs = [snakemake(workdir, raw)[0] for _ in range(3)]
+    return min(runs)
+
+
+def measure(studies: int, source: str, work: Path, per_job: list[int | None]) -> list[dict]:
     root = work / f"n{studies}"
     shutil.rmtree(root, ignore_errors=True)
     raw = make_raw_dataset(root / "raw", studies, source)
     contours = sum(1 for _ in (raw / "contourfiles").rglob("*-icontour-manual.txt"))
-    result = {"studies": studies, "contours": contours}
-
-    result["direct_1"] = direct_build(raw, root / "direct1", 1)
+    base = {"studies": studies, "contours": contours}
+    base["direct_1"] = direct_build(raw, root / "direct1", 1)
     shutil.rmtree(root / "direct1")
-    result["direct_2"] = direct_build(raw, root / "direct2", 2)
+    base["direct_2"] = direct_build(raw, root / "direct2", 2)
     shutil.rmtree(root / "direct2")
 
+    results = []
+    for size in per_job:
+        result = dict(base, per_job=size or default_config()["studies_per_job"])
+        extra = (f"studies_per_job={size}",) if size else ()
+        workdir = root / f"workflow-{size}"
+        workdir.mkdir()
+        result["dag"], _, output = snakemake(workdir, raw, "--dry-run", config=extra)
+        result["jobs"] = job_count(output)
+        result["full"], memory, _ = snakemake(workdir, raw, config=extra)
+        result["snakemake_mb"], result["jobs_mb"] = memory.main / 2**20, memory.jobs / 2**20
+        result["metadata"] = metadata_size(workdir)
+        result["noop"], _, output = snakemake(workdir, raw, config=extra)
+        assert "Nothing to be done" in output, output[-2000:]
+        before = tree_digest(workdir / "out" / "1.0.0")
+        touched = next((raw / "contourfiles").rglob("*-icontour-manual.txt"))
+        os.utime(touched)
+        result["touch"], _, output = snakemake(workdir, raw, config=extra)
+        result["touch_batches"] = output.count("rule build_studies:")
+        result["touch_identical"] = tree_digest(workdir / "out" / "1.0.0") == before
+        result["touch_rules"] = rule_seconds(output)
+        shutil.rmtree(workdir)
+        results.append(result)
+    shutil.rmtree(root)
+    return results
+
+
+def measure_graph(studies: int, work: Path, finished_noop: int | None) -> dict:
+    """Dry run of a fresh build of ``studies`` (real copies, contoured DICOMs only), and with
+    ``finished_noop`` (a batch size) a no-op over a finished version of as many 32x32 phantom
+    studies, built in batches of that size (fewer jobs to build it; the same bytes)."""
+    root = work / f"graph{studies}"
+    shutil.rmtree(root, ignore_errors=True)
+    start = time.perf_counter()
+    source = "real" if (REAL_DATA / "link.csv").is_file() else "phantom"
+    raw = make_raw_dataset(root / "raw", studies, source, contoured_only=True)
+    files = sum(len(files) for _, _, files in os.walk(raw / "dicoms"))
+    files += sum(len(files) for _, _, files in os.walk(raw / "contourfiles"))
+    result = {"studies": studies, "raw_files": files, "make_s": time.perf_counter() - start}
     workdir = root / "workflow"
     workdir.mkdir()
-    result["dag"], _, _ = snakemake(workdir, raw, "--dry-run")
-    result["full"], memory, _ = snakemake(workdir, raw)
-    result["snakemake_mb"], result["jobs_mb"] = memory.main / 2**20, memory.jobs / 2**20
-    result["noop"], _, output = snakemake(workdir, raw)
-    assert "Nothing to be done" in output, output[-2000:]
-    touched = next((raw / "contourfiles").rglob("*-icontour-manual.txt"))
-    os.utime(touched)
-    result["touch"], _, output = snakemake(workdir, raw)
-    result["touch_studies"] = output.count("rule build_study:")
+    result["dag"], memory, output = snakemake(workdir, raw, "--dry-run")
+    result["dag_mb"] = memory.main / 2**20
+    result["jobs"] = job_count(output)
+    shutil.rmtree(raw)
+    if finished_noop:
+        raw = make_raw_dataset(root / "phantom", studies, "phantom", size=32)
+        batches = (f"studies_per_job={finished_noop}",)
+        start = time.perf_counter()
+        snakemake(workdir, raw, config=batches)
+        result["phantom_build_s"] = time.perf_counter() - start
+        result["metadata"] = metadata_size(workdir)
+        manifest = workdir / "out" / "1.0.0" / "manifest.json"
+        result["manifest_mb"] = manifest.stat().st_size / 2**20
+        result["noop"], memory, output = snakemake(workdir, raw, config=batches)
+        assert "Nothing to be done" in output, output[-2000:]
+        result["noop_mb"] = memory.main / 2**20
+        result["noop_batch"] = finished_noop
     shutil.rmtree(root)
     return result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[10, 100, 1000])
+    parser.add_argument(
+        "--studies-per-job", type=int, nargs="+", default=[None], help="default: config's"
+    )
+    parser.add_argument("--graph-sizes", type=int, nargs="*", default=[])
+    parser.add_argument(
+        "--finished-noop",
+        type=int,
+        metavar="STUDIES_PER_JOB",
+        help="also build a finished phantom version of each graph size and time a no-op",
+    )
     parser.add_argument("--source", choices=["real", "phantom"], default=None)
     parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temp)")
     args = parser.parse_args()
     source = args.source or ("real" if (REAL_DATA / "link.csv").is_file() else "phantom")
     work = args.work or Path(tempfile.mkdtemp(prefix="workflow-scale-"))
-    print(f"source: {source} studies; scratch: {work}; {os.cpu_count()} CPUs\n")
-    header = (
-        f"{'N':>5} {'i-contours':>10} {'direct 1p':>9} {'direct 2p':>9} {'workflow':>9} "
-        f"{'ratio':>6} {'DAG':>6} {'no-op':>6} {'touch':>6} {'redone':>6} "
-        f"{'smk MB':>7} {'job MB':>7}"
-    )
-    print(header)
-    for size in args.sizes:
-        r = measure(size, source, work)
+    print(f"source: {source} studies; scratch: {work}; {os.cpu_count()} CPUs")
+    print(f"load before: {os.getloadavg()[0]:.2f}")
+    floor = measure_floor(work, source)
+    print(f"floor (no-op of a 5-study dataset, best of 3): {floor:.2f} s\n")
+    if args.sizes:
         print(
-            f"{r['studies']:5d} {r['contours']:10d} {r['direct_1']:8.1f}s {r['direct_2']:8.1f}s "
-            f"{r['full']:8.1f}s {r['full'] / r['direct_2']:5.2f}x {r['dag']:5.1f}s "
-            f"{r['noop']:5.1f}s {r['touch']:5.1f}s {r['touch_studies']:6d} "
-            f"{r['snakemake_mb']:7.0f} {r['jobs_mb']:7.0f}",
+            f"{'N':>5} {'i-cont.':>7} {'per job':>7} {'jobs':>5} {'direct 1p':>9} "
+            f"{'direct 2p':>9} {'workflow':>8} {'ratio':>6} {'DAG':>6} {'no-op':>6} "
+            f"{'x floor':>7} {'touch':>6} {'x floor':>7} {'redone':>6} {'same':>4} "
+            f"{'smk MB':>6} {'job MB':>6} {'metadata':>13}"
+        )
+    touch_rules = []
+    for size in args.sizes:
+        for r in measure(size, source, work, args.studies_per_job):
+            files, nbytes = r["metadata"]
+            print(
+                f"{r['studies']:5d} {r['contours']:7d} {r['per_job']:7d} {r['jobs']:5d} "
+                f"{r['direct_1']:8.1f}s {r['direct_2']:8.1f}s {r['full']:7.1f}s "
+                f"{r['full'] / r['direct_2']:5.2f}x {r['dag']:5.1f}s {r['noop']:5.1f}s "
+                f"{r['noop'] / floor:6.2f}x {r['touch']:5.1f}s {r['touch'] / floor:6.2f}x "
+                f"{r['touch_batches']:6d} {'yes' if r['touch_identical'] else 'NO':>4} "
+                f"{r['snakemake_mb']:6.0f} {r['jobs_mb']:6.0f} "
+                f"{files:5d} f {nbytes / 1024:4.0f} kB",
+                flush=True,
+            )
+            touch_rules.append((r["studies"], r["touch"], r["touch_rules"]))
+    for studies, total, rules in touch_rules:
+        jobs = ", ".join(f"{rule} {seconds:.0f} s" for rule, seconds in rules.items())
+        print(f"touch one contour at {studies} studies, {total:.1f} s: {jobs} (1 s resolution)")
+    for size in args.graph_sizes:
+        r = measure_graph(size, work, args.finished_noop)
+        print(
+            f"\njob graph at {r['studies']} studies ({r['raw_files']} raw files, made in "
+            f"{r['make_s']:.0f} s): dry run {r['dag']:.1f} s = {r['dag'] / floor:.1f}x floor, "
+            f"{r['jobs']} jobs, Snakemake peak {r['dag_mb']:.0f} MB",
             flush=True,
         )
+        if "noop" in r:
+            files, nbytes = r["metadata"]
+            print(
+                f"finished version of {r['studies']} phantom studies (32x32, batches of "
+                f"{r['noop_batch']}, built in "
+                f"{r['phantom_build_s']:.0f} s; manifest {r['manifest_mb']:.0f} MB; metadata "
+                f"{files} files, {nbytes / 1024:.0f} kB): no-op {r['noop']:.1f} s = "
+                f"{r['noop'] / floor:.1f}x floor, Snakemake peak {r['noop_mb']:.0f} MB",
+                flush=True,
+            )
     print(
         "\nratio: workflow full build / direct 2-process limit. DAG: dry run of the fresh build."
-        "\nredone: build_study jobs run after touching one contour file. MB: peak RSS."
+        "\nx floor: against the no-op of a 5-study dataset. redone: batch jobs rerun after"
+        " touching one contour file; same: dataset byte-identical after it. MB: peak RSS."
+        f"\nload after: {os.getloadavg()[0]:.2f}"
     )
 
 

@@ -9,7 +9,8 @@ version folder without one is not a finished dataset. It records (all paths POSI
 - ``code``: ``package_version``, ``git_commit`` and ``git_dirty`` (None when not a git checkout);
 - ``software``: versions of Python and the libraries that shape the bytes;
 - ``inputs``: ``{path relative to data_dir: {"sha256", "size", "mtime_ns"}}`` for link.csv and
-  every DICOM and contour file that fed a sample;
+  every DICOM and contour file the build read (also those it left out: repairing one changes
+  the dataset);
 - ``outputs``: ``{path relative to the version folder: {"sha256", "size"}}`` for every file the
   build wrote into the version folder (the manifest itself excepted);
 - ``counts``: studies, samples, and problems by code.

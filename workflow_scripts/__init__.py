@@ -4,10 +4,11 @@ Stages, in the order of the Snakefile (``rules/*.smk`` hold the rules, ``scripts
 callers that run them):
 
 - :mod:`~workflow_scripts.raw` (rule ``generate_phantom``, and everything that reads raw input):
-  link.csv, pairing a study's files by slice number, contour files, DICOM slices, the stable
-  problem codes, and the phantom generator.
-- :mod:`~workflow_scripts.study` (rule ``build_study``): one study's build: reading its slices,
-  masks, shape and label checks, and writing its samples, overlays and pairing table.
+  link.csv, a study's folder listing, pairing its files by slice number, contour files, DICOM
+  slices, the stable problem codes, and the phantom generator.
+- :mod:`~workflow_scripts.study` (rule ``build_studies``): a batch of studies per job, and one
+  study's build: reading its slices, masks, shape and label checks, and writing its samples,
+  overlays and pairing table.
 - :mod:`~workflow_scripts.dataset` (rules ``index_dataset``, ``write_manifest``): the version's
   tables (index, validation), patient-level splits, the manifest, and the guard that a
   finished version never changes.
@@ -19,7 +20,6 @@ Plumbing beside them:
 - ``config``: the config schema's defaults and the checks a schema cannot express;
 - ``layout``: where every file of a build goes;
 - ``build_plan``: what is worked out when the Snakefile is parsed (studies, job parameters);
-- ``files``: atomic writes, reproducible Parquet bytes, folder listings;
-- ``job_pool``, ``warning_capture``: running study jobs in worker processes, each job's
-  library warnings to its own log.
+- ``batches``: which studies each job builds;
+- ``files``: atomic writes, reproducible Parquet bytes, folder listings.
 """

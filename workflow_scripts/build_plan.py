@@ -5,11 +5,12 @@
 rebuild a finished version differently (:mod:`~workflow_scripts.dataset.version_guard`). Any of
 these failing stops the run with one clear message (a WorkflowError), never a traceback from
 deep inside a job. The resulting :class:`BuildPlan` is what the rule files read: the layout, the
-studies, and each study job's parameters.
+studies, their batches (:mod:`~workflow_scripts.batches`), and each batch job's parameters.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 
 from loader.manifest import file_digest
+from workflow_scripts.batches import assign_batches
 from workflow_scripts.config import ConfigError, check_config
 from workflow_scripts.dataset.version_guard import VersionChangedError, check_finished_version
 from workflow_scripts.layout import VERSION_QC_NAMES, Layout
@@ -27,7 +29,7 @@ from workflow_scripts.qc.exclusions import (
     read_exclusions,
 )
 from workflow_scripts.raw.links import LinkTableError, StudyLink, read_link_table
-from workflow_scripts.raw.pairing import StudyPairing, pair_study, study_fingerprint
+from workflow_scripts.raw.listing import StudyListing, list_study, read_file_stats
 from workflow_scripts.raw.phantom import PhantomSpec
 
 __all__ = ["BuildPlan", "plan_build", "print_summary"]
@@ -35,20 +37,29 @@ __all__ = ["BuildPlan", "plan_build", "print_summary"]
 
 @dataclass
 class BuildPlan:
-    """The checked build: where things go, which studies there are, what each job is given."""
+    """The checked build: where things go, which studies there are, how they are batched,
+    and what each job is given.
+
+    Each study's folders are listed, and the files its build reads stat'ed, once per run
+    (:meth:`listing`, :meth:`file_stats`): the immutability check and the batch fingerprints
+    share them, and Snakemake evaluates params more than once.
+    """
 
     config: dict
     layout: Layout
     links: list[StudyLink]
     exclusions: list[Exclusion] = field(default_factory=list)
     studies: dict[str, StudyLink] = field(init=False)
-    _pairings: dict[tuple[str, tuple[str, ...]], StudyPairing] = field(
+    batches: dict[str, tuple[str, ...]] = field(init=False)
+    _listings: dict[tuple[str, tuple[str, ...]], StudyListing] = field(
         init=False, default_factory=dict
     )
+    _stats: dict[str, tuple[int, int]] = field(init=False, default_factory=dict)
     _fingerprints: dict[str, str] = field(init=False, default_factory=dict)
 
     def __post_init__(self):
         self.studies = {link.patient_id: link for link in self.links}
+        self.batches = assign_batches(self.studies, self.config["studies_per_job"])
 
     @property
     def contour_kinds(self) -> tuple[str, ...]:
@@ -64,46 +75,61 @@ class BuildPlan:
             options["resample"] = self.config["resample"]
         return options
 
-    @property
-    def links_params(self) -> list[dict]:
-        return [self.link_params(link.patient_id) for link in self.links]
+    def batch_studies(self, batch: str) -> list[list[str]]:
+        """The batch's studies as [patient_id, original_id] pairs, sorted by study id."""
+        return [[study, self.studies[study].original_id] for study in self.batches[batch]]
 
-    def link_params(self, study: str) -> dict:
-        link = self.studies[study]
-        return {"patient_id": link.patient_id, "original_id": link.original_id, "line": link.line}
-
-    def pairing(self, link: StudyLink, data_dir: Path, kinds: tuple[str, ...]) -> StudyPairing:
-        """:func:`~workflow_scripts.raw.pairing.pair_study`, listed once per run: the
-        immutability check and every study job's fingerprint need it, and Snakemake evaluates
-        params more than once."""
+    def listing(self, link: StudyLink, kinds: tuple[str, ...] | None = None) -> StudyListing:
+        """The study's folder listing (:func:`~workflow_scripts.raw.listing.list_study`)."""
+        kinds = self.contour_kinds if kinds is None else kinds
         key = (link.patient_id, kinds)
-        if key not in self._pairings:
-            self._pairings[key] = pair_study(link, data_dir, kinds)
-        return self._pairings[key]
+        if key not in self._listings:
+            self._listings[key] = list_study(link, self.layout.data_dir, kinds)
+        return self._listings[key]
+
+    def file_stats(self, relpaths: list[str]) -> dict[str, tuple[int, int]]:
+        """(size, mtime_ns) of raw files by relative path, each stat'ed once per run; files
+        that cannot be stat'ed are left out."""
+        missing = [relpath for relpath in relpaths if relpath not in self._stats]
+        self._stats.update(read_file_stats(self.layout.data_dir, missing))
+        return {relpath: self._stats[relpath] for relpath in relpaths if relpath in self._stats}
 
     def fingerprint(self, study: str) -> str:
-        """Changes when the study's files change (see
-        :func:`~workflow_scripts.raw.pairing.study_fingerprint`); computed once per run."""
+        """A digest that changes whenever the files the study's build reads may have: its
+        folder listing and the size and modification time of every file it reads."""
+        if study not in self._fingerprints:
+            listing = self.listing(self.studies[study])
+            read = listing.files_read()
+            stats = self.file_stats(read)
+            parts = [listing.digest()]
+            parts += [f"{relpath}:{stats.get(relpath)}" for relpath in read]
+            self._fingerprints[study] = hashlib.sha256("\n".join(parts).encode()).hexdigest()
+        return self._fingerprints[study]
+
+    def batch_fingerprint(self, batch: str) -> str:
+        """Stands in for the raw files of the batch's studies, which are not declared as job
+        inputs (see the README's design notes): it changes when any of them may have."""
         if self.layout.phantom:
             return "phantom"  # generated by this workflow; tracked through generate_phantom
-        if study not in self._fingerprints:
-            link = self.studies[study]
-            pairing = self.pairing(link, self.layout.data_dir, self.contour_kinds)
-            self._fingerprints[study] = study_fingerprint(pairing, self.layout.data_dir)
-        return self._fingerprints[study]
+        members = "\n".join(self.fingerprint(study) for study in self.batches[batch])
+        return hashlib.sha256(members.encode()).hexdigest()
 
     def labelled_slices(self, study: str) -> set[int]:
         """The study's slice numbers that have an i-contour file (from the file names)."""
         if self.layout.phantom and not self.layout.data_dir.exists():
             return PhantomSpec(**self.config["phantom"]).labelled_slices(study)
-        pairing = self.pairing(self.studies[study], self.layout.data_dir, self.contour_kinds)
-        return {pair.slice for pair in pairing.slices if "i" in pair.contours}
+        return self.listing(self.studies[study]).labelled_slices()
 
     def exclusions_params(self, study: str) -> list[dict]:
-        """The reviewed exclusions of one study, by slice, for its job's params: a changed
-        decision reruns exactly the studies it concerns."""
+        """The reviewed exclusions of one study, by slice (part of its batch job's params: a
+        changed decision reruns exactly the batches it concerns)."""
         decisions = [item for item in self.exclusions if item.study_id == study]
         return [item.as_params() for item in sorted(decisions, key=lambda item: item.slice)]
+
+    def batch_exclusions(self, batch: str) -> dict[str, list[dict]]:
+        """The reviewed exclusions of the batch's studies that have any, by study id."""
+        by_study = {study: self.exclusions_params(study) for study in self.batches[batch]}
+        return {study: decisions for study, decisions in by_study.items() if decisions}
 
     @property
     def all_exclusions_params(self) -> list[dict]:
@@ -133,7 +159,7 @@ def plan_build(config: dict) -> BuildPlan:
     """The plan of a build whose ``config`` was validated against the schema (defaults filled).
 
     Raises WorkflowError with one clear message for a config value the schema cannot judge, an
-    unusable link.csv or exclusions file, or a finished version that would be built differently.
+    unusable link.csv, or a finished version that would be built differently.
     """
     try:
         layout = check_config(config)
@@ -151,7 +177,7 @@ def plan_build(config: dict) -> BuildPlan:
             path = config["exclusions"]
             plan.exclusions = read_exclusions(path)
             check_exclusions(path, plan.exclusions, plan.studies, plan.labelled_slices)
-        check_finished_version(layout, config, links, plan.contour_kinds, plan.pairing)
+        check_finished_version(layout, config, links, plan.listing, plan.file_stats)
     except (ConfigError, LinkTableError, ExclusionsError, VersionChangedError) as error:
         raise WorkflowError(str(error)) from None
     return plan

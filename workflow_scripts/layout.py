@@ -1,10 +1,11 @@
 """Where a build reads and writes: the one place that names every path of a build.
 
 ``{out_dir}/{version}/`` holds the dataset and nothing else (``../shared/DESIGN.md`` fixes its
-layout); beside it, ``{out_dir}/work/{version}/`` holds the study records the aggregate steps
-read, and ``{out_dir}/logs/{version}/`` the jobs' logs. Paths are as configured: relative to
-the working folder unless absolute. Methods taking a ``study`` accept the ``"{study}"``
-wildcard, so the rule files declare their outputs with the same patterns.
+layout); beside it, ``{out_dir}/work/{version}/`` holds the study and batch records the
+aggregate steps read (and report material), and ``{out_dir}/logs/{version}/`` the logs. Paths
+are as configured: relative to the working folder unless absolute. Methods taking a ``study``
+accept the ``"{study}"`` wildcard (and those taking a ``batch`` the ``"{batch}"`` wildcard), so
+the rule files declare their outputs with the same patterns.
 """
 
 from __future__ import annotations
@@ -61,6 +62,11 @@ class Layout:
     @property
     def log_dir(self) -> Path:
         return self.out_dir / "logs" / self.version
+
+    @property
+    def link_table(self) -> Path:
+        """link.csv as checked: its studies sorted by id (rule validate_link_table)."""
+        return self.work_dir / "link_table.json"
 
     @property
     def manifest(self) -> Path:
@@ -131,6 +137,21 @@ class Layout:
         """What only the report shows (outside the dataset): per-study entries, flagged
         slices."""
         return self.work_dir / "report"
+
+    def study_log(self, study: str) -> Path:
+        """The log of the study's build (its counts, problems and pydicom's warnings)."""
+        return self.log_dir / "studies" / f"{study}.log"
+
+    # ------------------------------------------------------------------------- per batch
+
+    def batch_record(self, batch: str) -> Path:
+        """The batch's record, written last by its job: the studies it built."""
+        return self.work_dir / "batches" / f"{batch}.json"
+
+    def batch_log(self, batch: str) -> Path:
+        return self.log_dir / "build_studies" / f"{batch}.log"
+
+    # ------------------------------------------------------------------------- per study
 
     def study_record(self, study: str) -> Path:
         """The study's record for the aggregate steps (samples, problems, digests)."""

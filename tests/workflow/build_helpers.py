@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 from pathlib import Path
 from types import SimpleNamespace
@@ -18,14 +19,15 @@ import numpy as np
 
 from workflow_scripts.build_plan import BuildPlan, plan_build
 from workflow_scripts.config import default_config
-from workflow_scripts.dataset.manifest import write_dataset_manifest
+from workflow_scripts.dataset.manifest import recorded_config, write_dataset_manifest
 from workflow_scripts.dataset.tables import write_dataset_tables
 from workflow_scripts.layout import Layout
 from workflow_scripts.qc.summary import write_report_material
 from workflow_scripts.qc.version_qc import write_version_qc
-from workflow_scripts.raw.links import read_link_table
+from workflow_scripts.raw.links import read_link_json, read_link_table, write_link_json
 from workflow_scripts.raw.phantom import PhantomSpec, write_phantom
-from workflow_scripts.study.build import build_study, build_study_job
+from workflow_scripts.study.batch import build_batch
+from workflow_scripts.study.build import build_study
 from workflow_scripts.study.options import BuildOptions
 
 
@@ -42,15 +44,22 @@ def build_studies(raw: Path, out: Path, **overrides) -> SimpleNamespace:
     options = BuildOptions.from_config(config)
     links = {link.patient_id: link for link in read_link_table(raw / "link.csv")}
     records = {
-        study: build_study(link, layout, options, layout.log_dir / f"{study}.log")
+        study: build_study(link, layout, options, layout.study_log(study))
         for study, link in links.items()
     }
-    return SimpleNamespace(raw=raw, layout=layout, options=options, links=links, records=records)
+    return SimpleNamespace(
+        raw=raw, config=config, layout=layout, options=options, links=links, records=records
+    )
 
 
 def report_paths(layout: Layout) -> tuple[Path, Path]:
     """The report's study pages and flagged overlays folders (as rules/qc.smk names them)."""
     return layout.report_dir / "studies", layout.report_dir / "flagged"
+
+
+def read_link_table_of(layout: Layout):
+    """link.csv of the build, or the phantom's (as rule validate_link_table reads it)."""
+    return read_link_table(layout.data_dir / "link.csv")
 
 
 def build_by_calls(config: dict, workdir: Path | None = None) -> BuildPlan:
@@ -65,20 +74,22 @@ def build_by_calls(config: dict, workdir: Path | None = None) -> BuildPlan:
         layout = plan.layout
         if layout.phantom and not layout.data_dir.exists():
             write_phantom(layout.data_dir, PhantomSpec(**config["phantom"]))
-        records = []
-        for study in plan.studies:
-            log = layout.log_dir / "build_study" / f"{study}.log"
-            build_study_job(
-                plan.link_params(study),
+        write_link_json(read_link_table_of(layout), layout.link_table)
+        for batch in plan.batches:
+            build_batch(
+                batch,
+                plan.batch_studies(batch),
                 layout,
                 plan.options_params,
-                log,
-                plan.exclusions_params(study),
+                workers=1,
+                record_path=layout.batch_record(batch),
+                exclusions=plan.batch_exclusions(batch),
+                log=io.StringIO(),
             )
-            records.append(layout.study_record(study))
+        records = [layout.study_record(study) for study in sorted(plan.studies)]
         write_dataset_tables(
             record_paths=records,
-            links=plan.links,
+            links=read_link_json(layout.link_table),
             data_dir=layout.data_dir,
             contour_kinds=plan.contour_kinds,
             version=config["version"],
@@ -96,7 +107,7 @@ def build_by_calls(config: dict, workdir: Path | None = None) -> BuildPlan:
         )
         write_dataset_manifest(
             layout,
-            config,
+            recorded_config(config),
             records,
             *tables,
             qc_outputs=layout.version_qc,

@@ -175,7 +175,7 @@ def finished_phantom_version(tmp_path, exclusions_entry):
 
 
 def guard(config, layout):
-    check_finished_version(layout, config, [], ("i",))
+    check_finished_version(layout, config, [])
 
 
 def test_version_guard_compares_the_exclusions_by_content(tmp_path):

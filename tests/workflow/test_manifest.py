@@ -20,10 +20,12 @@ import snakemake
 
 from build_helpers import build_by_calls, phantom, tree_digests
 from conftest import REPO
+from dataset_checks import all_contour_files
 from loader.manifest import check_dataset, read_manifest
 from workflow_scripts.config import default_config
 from workflow_scripts.dataset.manifest import build_config, top_listing
 from workflow_scripts.layout import Layout
+from workflow_scripts.raw.links import read_link_table
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +51,9 @@ def version(tmp_path_factory) -> SimpleNamespace:
 def test_manifest_names_the_version_and_records_the_whole_config(version):
     manifest = version.manifest
     assert manifest["version"] == "1.2.3"
-    assert manifest["config"] == version.config
+    # all of it but how the build ran (studies_per_job): builds differing only there are equal
+    assert manifest["config"] == {k: v for k, v in version.config.items() if k != "studies_per_job"}
+    assert "studies_per_job" in version.config
     assert manifest["config"]["contours"] == ["i"]
     assert read_manifest(version.layout.version_dir)["format"] == 1
 
@@ -96,12 +100,25 @@ def test_every_output_is_listed_with_the_digest_of_its_file(version):
     check_dataset(version_dir, full=True)  # the loader's own check agrees
 
 
-def test_inputs_are_link_csv_and_every_file_that_fed_a_sample(version):
+def test_inputs_are_link_csv_and_every_file_the_build_read(version):
     inputs = version.manifest["inputs"]
     fed = {"link.csv"}
     for row in version.index.itertuples():
         fed |= {row.icontour, f"dicoms/{row.study_id}/{row.slice}.dcm"}
-    assert set(inputs) == fed
+    # read: every i-contour file, and the DICOM of its slice where there is one (the phantom's
+    # contour without DICOM and its truncated DICOM were read too, and left out)
+    patient_of = {
+        link.original_id: link.patient_id for link in read_link_table(version.raw / "link.csv")
+    }
+    read = {"link.csv"}
+    for contour in all_contour_files(version.raw, ("i",)):
+        read.add(contour)
+        number = int(contour.rsplit("-", 3)[-3])
+        dicom = f"dicoms/{patient_of[contour.split('/')[1]]}/{number}.dcm"
+        if (version.raw / dicom).is_file():
+            read.add(dicom)
+    assert fed < read
+    assert set(inputs) == read
     for relpath, entry in inputs.items():
         path = version.raw / relpath
         data = path.read_bytes()

@@ -7,6 +7,7 @@ numpy, hashlib), never from the workflow's own readers.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import warnings
@@ -21,10 +22,9 @@ from pydicom import config as pydicom_config
 from build_helpers import build_studies, phantom, reference_mask, tree_digests
 from dataset_checks import all_contour_files
 from loader.sample_file import read_sample
-from workflow_scripts.config import default_config
 from workflow_scripts.layout import Layout
 from workflow_scripts.raw.links import StudyLink
-from workflow_scripts.study.build import build_study_job
+from workflow_scripts.study.batch import build_batch
 
 STUDIES = ["PHANTOM0001", "PHANTOM0002", "PHANTOM0003"]
 ABSENT = "PHANTOM0004"  # listed in link.csv, not on disk (a phantom fault)
@@ -167,16 +167,21 @@ def test_every_contour_file_is_a_sample_or_one_error_row(built):
     assert set(accounted) == all_contour_files(built.raw, ("i", "o"))
 
 
-def test_the_record_names_each_input_that_fed_a_sample_with_the_digest_of_its_bytes(built):
+def test_the_record_names_each_file_read_with_the_digest_and_time_of_its_bytes(built):
     for study in STUDIES:
         record = built.records[study]
         fed = set()
         for row in record["samples"]:
             fed |= {row["icontour"], f"dicoms/{study}/{row['slice']}.dcm"}
             fed |= {row["ocontour"]} if row["ocontour"] else set()
-        assert set(record["inputs"]) == fed
+        # every file that fed a sample, and those read but left out (a repair changes the data)
+        errored = {p["path"] for p in record["problems"] if p["severity"] == "error"}
+        assert fed <= set(record["inputs"]) <= fed | errored | all_contour_files(built.raw)
         for relpath, digest in record["inputs"].items():
-            assert digest == sha256((built.raw / relpath).read_bytes()), relpath
+            path = built.raw / relpath
+            assert digest == {**sha256(path.read_bytes()), "mtime_ns": path.stat().st_mtime_ns}
+    # the phantom's truncated DICOM was read and left out: it is an input all the same
+    assert "dicoms/PHANTOM0002/4.dcm" in built.records["PHANTOM0002"]["inputs"]
 
 
 def test_the_record_names_each_output_with_the_digest_of_the_written_file(built):
@@ -233,7 +238,7 @@ def test_an_absent_study_still_gets_its_pairing_table_and_an_empty_contact_sheet
 
 
 def test_the_job_log_lists_the_counts_and_every_problem(built):
-    log = (built.layout.log_dir / "PHANTOM0002.log").read_text().splitlines()
+    log = built.layout.study_log("PHANTOM0002").read_text().splitlines()
     counts = built.records["PHANTOM0002"]["counts"]
     assert log[0] == f"study PHANTOM0002: {counts}"
     assert log[1].startswith("error: dicom_unreadable: dicoms/PHANTOM0002/4.dcm: ")
@@ -288,18 +293,34 @@ def test_only_the_configured_contour_kinds_are_read(small, tmp_path):
         assert set(read_sample(only_i.layout.version_dir / row["npz"])) == {"image", "mask"}
 
 
-def test_build_study_job_takes_the_jobs_plain_parameters(small, tmp_path):
-    config = default_config(
-        data_dir=str(small.raw), out_dir=str(tmp_path / "job"), contours=["i", "o"]
-    )
-    layout = Layout.from_config(config)
-    link = small.links["PHANTOM0001"]
-    options = {key: config[key] for key in ("contours", "checks", "qc")}
-    params = {"patient_id": link.patient_id, "original_id": link.original_id, "line": link.line}
-    record = build_study_job(params, layout, options, tmp_path / "job.log")
-    assert record == small.records["PHANTOM0001"]
-    assert tree_digests(layout.version_dir) == tree_digests(small.layout.version_dir)
-    assert (tmp_path / "job.log").is_file()
+def test_a_batch_builds_each_study_as_it_would_alone_in_or_out_of_a_worker_pool(tmp_path):
+    raw = phantom(tmp_path / "raw", studies=3, slices=4, size=32, faults=False)
+    small = build_studies(raw, tmp_path / "alone", contours=["i", "o"])
+    options = {key: small.config[key] for key in ("contours", "checks", "qc")}
+    for workers in (1, 2):
+        config = {**small.config, "out_dir": str(tmp_path / f"workers{workers}")}
+        layout = Layout.from_config(config)
+        log = io.StringIO()
+        ids = build_batch(
+            "00000-batch",
+            [[link.patient_id, link.original_id] for link in small.links.values()],
+            layout,
+            options,
+            workers=workers,
+            record_path=tmp_path / f"batch{workers}.json",
+            log=log,
+        )
+        assert ids == list(small.links)
+        assert json.loads((tmp_path / f"batch{workers}.json").read_text()) == {
+            "batch": "00000-batch",
+            "studies": list(small.links),
+        }
+        assert tree_digests(layout.version_dir) == tree_digests(small.layout.version_dir)
+        for study in small.links:
+            record = json.loads(layout.study_record(study).read_text())
+            assert record == small.records[study]
+            assert layout.study_log(study).is_file()
+            assert f"{study}: " in log.getvalue()
 
 
 def rewrite_with_invalid_values(path: Path, **tags) -> None:
@@ -330,7 +351,7 @@ def test_pydicom_warnings_are_counted_in_the_job_log_and_not_printed(tmp_path, c
     assert [str(w.message) for w in escaped] == []
     assert capfd.readouterr() == ("", "")
     assert [row["slice"] for row in built.records["PHANTOM0001"]["samples"]] == [2, 4]
-    lines = (built.layout.log_dir / "PHANTOM0001.log").read_text().splitlines()
+    lines = built.layout.study_log("PHANTOM0001").read_text().splitlines()
     warned = [line for line in lines if line.startswith("pydicom warned")]
     assert len(warned) == 2  # one line per distinct warning
     assert warned[0].startswith(

@@ -24,14 +24,16 @@ from workflow_scripts.dataset.tables import load_records
 from workflow_scripts.files import flush_to_disk, folder_names, write_bytes_atomic
 from workflow_scripts.layout import Layout
 from workflow_scripts.raw.contours import CONTOUR_KINDS
-from workflow_scripts.raw.pairing import contour_folder
+from workflow_scripts.raw.listing import contour_folder
 from workflow_scripts.study.resample import ResampleGrid
 
 __all__ = [
     "EXCLUSIONS_INPUT",
     "build_config",
     "build_manifest",
+    "recorded_config",
     "top_listing",
+    "unlisted_contour_files",
     "write_dataset_manifest",
 ]
 
@@ -40,6 +42,9 @@ SOFTWARE = ("pydicom", "numpy", "Pillow", "pandas", "pyarrow", "matplotlib", "sn
 #: Configuration keys that shape the dataset (data_dir and out_dir are only locations: the
 #: inputs' digests stand for the data).
 BUILD_KEYS = ("version", "contours", "splits", "split_seed", "checks", "qc", "resample")
+#: Configuration keys that say how the build runs, never what it builds: they are not
+#: recorded in the manifest (builds that differ only in them are the same bytes).
+RUN_KEYS = ("studies_per_job",)
 #: The key of the reviewed exclusions file (config ``exclusions``) among the manifest's inputs.
 #: The other inputs are paths relative to data_dir; this entry also records the ``path`` as
 #: configured, since the file usually lives elsewhere. Only its content shapes the dataset:
@@ -61,9 +66,32 @@ def build_config(config: Mapping[str, Any], phantom: bool) -> dict[str, Any]:
     return shaping
 
 
+def recorded_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The configuration as the manifest records it: all of it but :data:`RUN_KEYS`."""
+    return {key: value for key, value in config.items() if key not in RUN_KEYS}
+
+
 def top_listing(data_dir: str | Path) -> dict[str, list[str]]:
     """The study folder names under dicoms/ and contourfiles/ (hidden ones included)."""
     return {top: folder_names(Path(data_dir) / top) for top in ("dicoms", "contourfiles")}
+
+
+def unlisted_contour_files(
+    data_dir: str | Path, listed: set[str], kinds: tuple[str, ...]
+) -> dict[str, list[str]]:
+    """The names in the contour sub-folders (of ``kinds``) of every folder under contourfiles/
+    that link.csv does not list (``listed``: its original_ids), by folder: each such file is a
+    row of validation.parquet, so adding one changes the dataset."""
+    data_dir = Path(data_dir)
+    return {
+        name: [
+            f"{contour_folder(kind)}/{file}"
+            for kind in kinds
+            for file in folder_names(data_dir / "contourfiles" / name / contour_folder(kind))
+        ]
+        for name in folder_names(data_dir / "contourfiles")
+        if not name.startswith(".") and name not in listed
+    }
 
 
 def build_manifest(
@@ -78,8 +106,8 @@ def build_manifest(
 
     Args:
         layout: the build's folders.
-        config: the full configuration (recorded whole; ``build_config`` of it is what a
-            rebuild must match).
+        config: the full configuration (recorded but for :data:`RUN_KEYS`; ``build_config``
+            of it is what a rebuild must match).
         records: the study records, which carry the digests of the inputs they read and the
             outputs they wrote.
         problems: every row of validation.parquet, for the counts.
@@ -104,7 +132,7 @@ def build_manifest(
     return {
         "version": layout.version,
         "built_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
-        "config": dict(config),
+        "config": recorded_config(config),
         "build_config": build_config(config, layout.phantom),
         "code": _code_revision(),
         "software": _software_versions(),
@@ -113,6 +141,11 @@ def build_manifest(
         "listing": {
             "top": top_listing(layout.data_dir),
             "studies": {record["study_id"]: record["listing"] for record in records},
+            "unlisted_contours": unlisted_contour_files(
+                layout.data_dir,
+                {record["original_id"] for record in records},
+                tuple(config["contours"]),
+            ),
         },
         "counts": {
             "studies": len(records),
@@ -145,10 +178,12 @@ def _contour_files_not_used(
 
 
 def _input_entry(data_dir: Path, relpath: str, digest: Mapping[str, Any] | None) -> dict:
-    """Digest entry of an input, with its modification time for the quick check."""
+    """Digest entry of an input, with its modification time for the quick check: the one the
+    study's build saw when it read the file (its record's ``mtime_ns``), else the file's now."""
+    if digest is not None and "mtime_ns" in digest:
+        return {key: digest[key] for key in ("sha256", "size", "mtime_ns")}
     path = data_dir / relpath
-    stat = path.stat()
-    return {**(digest or file_digest(path)), "mtime_ns": stat.st_mtime_ns}
+    return {**(digest or file_digest(path)), "mtime_ns": path.stat().st_mtime_ns}
 
 
 def _software_versions() -> dict[str, str]:

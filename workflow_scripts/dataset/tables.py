@@ -18,7 +18,7 @@ from workflow_scripts.dataset.splits import assign_split
 from workflow_scripts.files import folder_names, parquet_bytes, write_bytes_atomic
 from workflow_scripts.raw.contours import parse_contour_name
 from workflow_scripts.raw.links import StudyLink
-from workflow_scripts.raw.pairing import contour_folder
+from workflow_scripts.raw.listing import contour_folder
 from workflow_scripts.raw.problems import Problem
 
 __all__ = [

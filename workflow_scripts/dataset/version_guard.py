@@ -7,19 +7,29 @@ before any job, to build it differently, saying what changed.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 from loader.manifest import MANIFEST_NAME, file_digest, read_manifest
-from workflow_scripts.dataset.manifest import EXCLUSIONS_INPUT, build_config, top_listing
+from workflow_scripts.dataset.manifest import (
+    EXCLUSIONS_INPUT,
+    build_config,
+    top_listing,
+    unlisted_contour_files,
+)
 from workflow_scripts.layout import Layout
 from workflow_scripts.raw.links import StudyLink
-from workflow_scripts.raw.pairing import StudyPairing, pair_study, study_listing_digest
+from workflow_scripts.raw.listing import StudyListing, list_study, read_file_stats
 
 __all__ = ["VersionChangedError", "check_finished_version"]
 
 _SHOWN = 5
+
+#: (study link, contour kinds) -> the study's listing
+ListStudy = Callable[[StudyLink, tuple[str, ...]], StudyListing]
+#: relative paths -> (size, mtime_ns) of those that exist
+StatFiles = Callable[[list[str]], dict[str, tuple[int, int]]]
 
 
 class VersionChangedError(RuntimeError):
@@ -30,20 +40,26 @@ def check_finished_version(
     layout: Layout,
     config: Mapping[str, Any],
     links: list[StudyLink],
-    contour_kinds: tuple[str, ...],
-    pair: Callable[[StudyLink, Path, tuple[str, ...]], StudyPairing] = pair_study,
+    list_files: ListStudy | None = None,
+    stat_files: StatFiles | None = None,
 ) -> None:
     """Refuse to rebuild a finished version with another configuration or other inputs.
 
     Does nothing when the version has no manifest yet (a new or interrupted build). Otherwise
-    compares the shaping configuration, the study folders, the file listing of every study,
-    and each recorded input file: by size and modification time first, and by sha256 only for
-    files whose time changed, so an unchanged archive is checked in a fraction of a second and
-    a touched but identical file passes. ``pair`` lists a study (pairing.pair_study, or a
-    caching stand-in). Raises VersionChangedError saying what changed.
+    compares the shaping configuration (``build_config``: not how the build runs, such as
+    ``studies_per_job``), the study folders, the listing digest of every study, and each
+    recorded input file: by size and modification time against the manifest first, and by
+    sha256 only for files whose time changed, so an unchanged archive costs one ``stat`` per
+    input file and a few ``scandir`` calls per study, and a touched but identical file passes.
+    ``list_files`` and ``stat_files`` default to
+    :func:`~workflow_scripts.raw.listing.list_study` and
+    :func:`~workflow_scripts.raw.listing.read_file_stats` (the build plan passes caching
+    ones, shared with the job fingerprints). Raises VersionChangedError saying what changed.
     """
     if not (layout.version_dir / MANIFEST_NAME).exists():
         return
+    list_files = list_files or (lambda link, kinds: list_study(link, layout.data_dir, kinds))
+    stat_files = stat_files or (lambda relpaths: read_file_stats(layout.data_dir, relpaths))
     manifest = read_manifest(layout.version_dir)
     old, new = manifest["build_config"], build_config(config, layout.phantom)
     changes = [
@@ -55,8 +71,8 @@ def check_finished_version(
     if not (layout.phantom and not layout.data_dir.exists()):
         # List the studies as the finished build did, so a config change is not also
         # reported as changed files.
-        built_kinds = tuple(old.get("contours", contour_kinds))
-        changes += _input_changes(manifest, layout, links, built_kinds, pair)
+        built_kinds = tuple(old.get("contours", config["contours"]))
+        changes += _input_changes(manifest, layout, links, built_kinds, list_files, stat_files)
     changes += _exclusions_changes(manifest["inputs"].get(EXCLUSIONS_INPUT), config)
     if changes:
         raise VersionChangedError(
@@ -73,13 +89,17 @@ def _input_changes(
     layout: Layout,
     links: list[StudyLink],
     kinds: tuple[str, ...],
-    pair: Callable[[StudyLink, Path, tuple[str, ...]], StudyPairing],
+    list_files: ListStudy,
+    stat_files: StatFiles,
 ) -> list[str]:
     changes = []
+    recorded = {k: v for k, v in manifest["inputs"].items() if k != EXCLUSIONS_INPUT}
+    stats = stat_files(list(recorded))
+    root = str(layout.data_dir)
     changed = [
         relpath
-        for relpath, entry in manifest["inputs"].items()
-        if relpath != EXCLUSIONS_INPUT and _input_changed(layout.data_dir / relpath, entry)
+        for relpath, entry in recorded.items()
+        if _input_changed(f"{root}/{relpath}", entry, stats.get(relpath))
     ]
     if changed:
         changes.append(_some(changed, "input file(s) changed or missing"))
@@ -94,13 +114,27 @@ def _input_changes(
             changes.append(_some([f"{top}/{name}" for name in removed], "study folder(s) removed"))
     relisted = [
         link.patient_id
-        for link in links
-        if study_listing_digest(pair(link, layout.data_dir, kinds))
-        != listing["studies"].get(link.patient_id)
+        for link in sorted(links, key=lambda link: link.patient_id)
+        if list_files(link, kinds).digest() != listing["studies"].get(link.patient_id)
     ]
     if relisted:
         changes.append(_some(relisted, "study(ies) with files added, removed or renamed"))
+    if "unlisted_contours" in listing:  # recorded since the guard looks inside them
+        listed = {link.original_id for link in links}
+        unlisted = unlisted_contour_files(layout.data_dir, listed, kinds)
+        changed = sorted(
+            f"contourfiles/{name}"
+            for name in unlisted.keys() & listing["unlisted_contours"].keys()
+            if unlisted[name] != listing["unlisted_contours"][name]
+        )
+        if changed:
+            changes.append(_some(changed, "unlisted contour folder(s) with files added or removed"))
     return changes
+
+
+def _some(names: list[str], what: str) -> str:
+    more = f" and {len(names) - _SHOWN} more" if len(names) > _SHOWN else ""
+    return f"{len(names)} {what}: {', '.join(names[:_SHOWN])}{more}"
 
 
 def _exclusions_changes(entry: Mapping[str, Any] | None, config: Mapping[str, Any]) -> list[str]:
@@ -111,23 +145,24 @@ def _exclusions_changes(entry: Mapping[str, Any] | None, config: Mapping[str, An
         return [f"exclusions: built without, now {path!r}"] if path else []
     if not path:
         return [f"exclusions: built with {entry['path']!r}, now without"]
-    if _input_changed(Path(path), entry):
+    try:
+        status = os.stat(path)
+    except OSError:
+        status = None
+    stat = None if status is None else (status.st_size, status.st_mtime_ns)
+    if _input_changed(path, entry, stat):
         return [f"exclusions: {path!r} differs from the file the version was built with"]
     return []
 
 
-def _some(names: list[str], what: str) -> str:
-    more = f" and {len(names) - _SHOWN} more" if len(names) > _SHOWN else ""
-    return f"{len(names)} {what}: {', '.join(names[:_SHOWN])}{more}"
-
-
-def _input_changed(path: Path, entry: Mapping[str, Any]) -> bool:
-    try:
-        stat = path.stat()
-    except FileNotFoundError:
+def _input_changed(path: str, entry: Mapping[str, Any], stat: tuple[int, int] | None) -> bool:
+    """Whether the file differs from its manifest entry: absent, another size, or another
+    modification time and content (a touched but identical file has not changed)."""
+    if stat is None:
         return True
-    if stat.st_size != entry["size"]:
+    size, mtime_ns = stat
+    if size != entry["size"]:
         return True
-    if stat.st_mtime_ns == entry["mtime_ns"]:
+    if mtime_ns == entry["mtime_ns"]:
         return False
     return file_digest(path)["sha256"] != entry["sha256"]

@@ -1,6 +1,6 @@
 """What a person looks at to judge the labels, and the decisions that come back.
 
-- ``overlays``: one overlay per sample and a contact sheet per study (drawn by ``build_study``);
+- ``overlays``: one overlay per sample and a contact sheet per study (drawn by each study's build);
 - ``figures``: the label figures from the version's tables (areas in mm² or pixels, ratios,
   intensities);
 - ``plots``: the matplotlib plots, per study and for the dataset;

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,9 @@ __all__ = [
     "LinkTableError",
     "StudyLink",
     "is_safe_name",
+    "read_link_json",
     "read_link_table",
+    "write_link_json",
 ]
 
 LINK_COLUMNS = ("patient_id", "original_id")
@@ -37,11 +40,12 @@ class LinkTableError(ValueError):
 class StudyLink:
     """One study: ``patient_id`` names ``dicoms/<patient_id>/`` and is the dataset's study id;
     ``original_id`` names ``contourfiles/<original_id>/``. ``line`` is the 1-based line in
-    link.csv (the header is line 1)."""
+    link.csv (the header is line 1), for messages about the table itself; None in a study's
+    build, whose outputs must not depend on the order of link.csv's lines."""
 
     patient_id: str
     original_id: str
-    line: int
+    line: int | None = None
 
 
 def is_safe_name(name: str) -> bool:
@@ -105,3 +109,20 @@ def read_link_table(path: str | Path) -> list[StudyLink]:
     if not studies:
         raise LinkTableError(f"{path}: no studies listed below the header")
     return studies
+
+
+def write_link_json(links: list[StudyLink], path: str | Path) -> None:
+    """Record checked links as JSON, sorted by patient_id and without line numbers: the same
+    bytes whatever the order of link.csv's lines."""
+    from workflow_scripts.files import write_bytes_atomic
+
+    rows = [
+        {"patient_id": link.patient_id, "original_id": link.original_id}
+        for link in sorted(links, key=lambda link: link.patient_id)
+    ]
+    write_bytes_atomic(path, json.dumps(rows, indent=0).encode())
+
+
+def read_link_json(path: str | Path) -> list[StudyLink]:
+    """The links :func:`write_link_json` recorded."""
+    return [StudyLink(**row) for row in json.loads(Path(path).read_text(encoding="utf-8"))]

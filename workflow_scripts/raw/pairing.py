@@ -2,31 +2,29 @@
 
 ``dicoms/<patient_id>/<n>.dcm`` is slice ``n``; ``contourfiles/<original_id>/i-contours/
 IM-0001-<nnnn>-icontour-manual.txt`` (and ``o-contours/...-ocontour-...``) belongs to slice
-``int(nnnn)``. Nothing is read here but folder listings; the files' contents are checked when the
-study is built. Everything that cannot take part (hidden files such as macOS ``._*`` AppleDouble
-copies, names that fit no pattern, links that lead out of the data folder) is recorded as a
-problem rather than silently skipped.
+``int(nnnn)``. Nothing is read here but the study's folder listing
+(:mod:`~workflow_scripts.raw.listing`, whose digest stands for the pairing); the files' contents
+are checked when the study is built. Everything that cannot take part (hidden files such as
+macOS ``._*`` AppleDouble copies, names that fit no pattern, links that lead out of the data
+folder) is recorded as a problem rather than silently skipped.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from workflow_scripts.raw.contours import parse_contour_name
 from workflow_scripts.raw.links import StudyLink
+from workflow_scripts.raw.listing import FILE, OUTSIDE, Entries, StudyListing, list_study
 from workflow_scripts.raw.problems import Problem
 
 __all__ = [
     "SlicePair",
     "StudyPairing",
-    "contour_folder",
+    "pair_listing",
     "pair_study",
-    "study_fingerprint",
-    "study_listing_digest",
 ]
 
 _OUTSIDE = "a link that leads outside the data folder; skipped"
@@ -56,15 +54,10 @@ class StudyPairing:
         return self.link.patient_id
 
 
-def contour_folder(kind: str) -> str:
-    """Name of the sub-folder holding contours of ``kind``: ``i-contours`` or ``o-contours``."""
-    return f"{kind}-contours"
-
-
 def pair_study(
     link: StudyLink, data_dir: str | Path, contour_kinds: tuple[str, ...]
 ) -> StudyPairing:
-    """Pair the files of one study by slice number.
+    """Pair the files of one study by slice number (lists it, then :func:`pair_listing`).
 
     Args:
         link: the study's row of link.csv (ids already checked to be plain folder names).
@@ -75,7 +68,12 @@ def pair_study(
         a StudyPairing whose slices hold every DICOM and contour file found, and whose problems
         record missing folders and skipped files.
     """
-    data_dir = Path(data_dir)
+    return pair_listing(list_study(link, data_dir, contour_kinds))
+
+
+def pair_listing(listing: StudyListing) -> StudyPairing:
+    """Pair a study's listed files by slice number (see :func:`pair_study`)."""
+    link = listing.link
     study = link.patient_id
     problems: list[Problem] = []
     by_slice: dict[int, SlicePair] = {}
@@ -83,15 +81,15 @@ def pair_study(
     def slice_pair(number: int) -> SlicePair:
         return by_slice.setdefault(number, SlicePair(number))
 
-    dicom_dir = f"dicoms/{link.patient_id}"
-    dicom_names = _list_files(data_dir, dicom_dir, study, problems)
+    dicom_dir = listing.dicom_dir
+    dicom_names = _file_names(listing.dicoms, dicom_dir, study, problems)
     if dicom_names is None:
         problems.append(
             Problem(
                 study,
                 dicom_dir,
                 "study_missing",
-                f"study listed on line {link.line} of link.csv but {dicom_dir}/ is not on disk",
+                f"study listed in link.csv but {dicom_dir}/ is not on disk",
             )
         )
         dicom_names = []
@@ -109,8 +107,8 @@ def pair_study(
         else:
             slice_pair(int(match[1])).dicom = f"{dicom_dir}/{name}"
 
-    contour_dir = f"contourfiles/{link.original_id}"
-    if not (data_dir / contour_dir).is_dir():
+    contour_dir = listing.contour_dir
+    if not listing.contours_present:
         if dicom_names:
             problems.append(
                 Problem(
@@ -121,9 +119,9 @@ def pair_study(
                 )
             )
     else:
-        for kind in contour_kinds:
-            folder = f"{contour_dir}/{contour_folder(kind)}"
-            for name in _list_files(data_dir, folder, study, problems) or []:
+        for kind, entries in listing.contours.items():
+            folder = listing.contour_dir_of(kind)
+            for name in _file_names(entries, folder, study, problems) or []:
                 parsed = parse_contour_name(name)
                 if parsed is None or parsed[1] != kind:
                     # It sits where contours go, so it is left out as a contour file would be.
@@ -143,68 +141,30 @@ def pair_study(
     return StudyPairing(link, [by_slice[n] for n in sorted(by_slice)], problems)
 
 
-def _list_files(
-    data_dir: Path, folder: str, study: str, problems: list[Problem]
+def _file_names(
+    entries: Entries, folder: str, study: str, problems: list[Problem]
 ) -> list[str] | None:
-    """Names of the regular files in ``data_dir/folder``, sorted; None if the folder is absent.
+    """Names of the regular files of a listed folder, sorted; None if the folder is absent.
 
     Hidden entries, sub-folders and links leading out of the data folder are recorded and left
     out.
     """
-    root = data_dir / folder
-    if not root.is_dir():
+    if entries is None:
         return None
-    if not _inside(data_dir, root):
+    if entries == OUTSIDE:
         problems.append(Problem(study, folder, "path_outside_data_dir", _OUTSIDE))
         return []
-    entries = sorted(os.scandir(root), key=lambda entry: entry.name)
     names = []
-    for entry in entries:
-        path = f"{folder}/{entry.name}"
-        if entry.name.startswith("."):
+    for name, kind in entries:
+        path = f"{folder}/{name}"
+        if name.startswith("."):
             problems.append(Problem(study, path, "hidden_file", "hidden file skipped"))
-        elif entry.is_symlink() and not _inside(data_dir, Path(entry.path)):
+        elif kind == OUTSIDE:
             problems.append(Problem(study, path, "path_outside_data_dir", _OUTSIDE))
-        elif not entry.is_file():
+        elif kind != FILE:
             problems.append(
                 Problem(study, path, "file_name_unrecognized", "not a regular file; skipped")
             )
         else:
-            names.append(entry.name)
+            names.append(name)
     return names
-
-
-def _inside(data_dir: Path, path: Path) -> bool:
-    return path.resolve().is_relative_to(data_dir.resolve())
-
-
-def study_listing_digest(pairing: StudyPairing) -> str:
-    """A digest of the study's file names and what pairing made of them (no file contents).
-
-    Adding, removing or renaming any file of the study changes it.
-    """
-    parts = [pairing.link.patient_id, pairing.link.original_id]
-    for pair in pairing.slices:
-        parts.append(f"{pair.slice}:{pair.dicom}:{sorted(pair.contours.items())}")
-    parts.extend(sorted(f"{problem.code}:{problem.path}" for problem in pairing.problems))
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
-
-
-def study_fingerprint(pairing: StudyPairing, data_dir: str | Path) -> str:
-    """A digest that changes whenever the files the study's build reads may have changed.
-
-    It covers the study's file listing (see :func:`study_listing_digest`) and the size and
-    modification time of each contour file and of each DICOM slice with a contour (the only
-    DICOMs read). The workflow passes it as a parameter of the study's job, so that Snakemake
-    reruns exactly the studies whose files changed, without declaring their ~40 files each as
-    job inputs (which slows Snakemake's scheduler quadratically).
-    """
-    data_dir = Path(data_dir)
-    parts = [study_listing_digest(pairing)]
-    for pair in pairing.slices:
-        if not pair.contours:
-            continue
-        for relpath in sorted([*pair.contours.values(), *([pair.dicom] if pair.dicom else [])]):
-            stat = (data_dir / relpath).stat()
-            parts.append(f"{relpath}:{stat.st_size}:{stat.st_mtime_ns}")
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()

@@ -29,7 +29,7 @@ from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
 
 from workflow_scripts.files import write_bytes_atomic
 from workflow_scripts.raw.contours import CONTOUR_KINDS
-from workflow_scripts.raw.pairing import contour_folder
+from workflow_scripts.raw.listing import contour_folder
 
 __all__ = ["PhantomSpec", "contour_text", "ellipse_contour", "phantom_dicom", "write_phantom"]
 

@@ -5,8 +5,10 @@
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+from workflow_scripts.batches import BATCH_ID_PATTERN
 from workflow_scripts.build_plan import plan_build, print_summary
 from workflow_scripts.config import command_line_values_typed, config_problems
+from workflow_scripts.dataset.manifest import recorded_config
 from workflow_scripts.layout import DATASET_PLOTS
 from workflow_scripts.raw.links import STUDY_ID_PATTERN
 from workflow_scripts.version_lock import (
@@ -26,62 +28,68 @@ validate(config, schema="../schemas/config.schema.yaml")
 PLAN = plan_build(config)
 LAYOUT = PLAN.layout
 STUDIES = PLAN.studies
+BATCHES = PLAN.batches
 
 # Where files go (workflow_scripts/layout.py names each of them):
 #   {out_dir}/{version}/        the dataset: manifest, index and validation tables, per
 #                               study pairs/{study}.parquet, slices/{study}/, qc/{study}/,
 #                               and the version's qc/review.html and qc/plots/
-#   {out_dir}/work/{version}/   study records for the aggregate steps, report material
-#   {out_dir}/logs/{version}/   one log per job
+#   {out_dir}/work/{version}/   batch and study records for the aggregate steps, report material
+#   {out_dir}/logs/{version}/   one log per job and per study
 VERSION_DIR = str(LAYOUT.version_dir)
 WORK_DIR = str(LAYOUT.work_dir)
 LOG_DIR = str(LAYOUT.log_dir)
 MANIFEST = str(LAYOUT.manifest)
 INDEX = str(LAYOUT.index_file)
 VALIDATION = str(LAYOUT.validation_file)
+BATCH_RECORDS = [str(LAYOUT.batch_record(batch)) for batch in BATCHES]
 # The version's own QC files (rule plot_qc), written before the manifest, which lists them.
 VERSION_QC = [str(path) for path in LAYOUT.version_qc]
 
 
 wildcard_constraints:
     study=STUDY_ID_PATTERN,
+    batch=BATCH_ID_PATTERN,
 
 
 def raw_data_input(wildcards):
-    """The generated phantom, for ordering only; real data is tracked by study_fingerprint."""
+    """The generated phantom, for ordering only; real data is tracked by batch_fingerprint."""
     return [ancient(str(LAYOUT.data_dir))] if LAYOUT.phantom else []
 
 
-def study_fingerprint(wildcards):
-    """Stands in for the study's raw files (names, sizes and modification times), which are
-    not declared as inputs (see the README's design notes). It reruns the study when they
-    change only under Snakemake's `params` rerun trigger, one of its defaults."""
-    return PLAN.fingerprint(wildcards.study)
+def link_table_input(wildcards):
+    """link.csv, or the phantom folder that generate_phantom writes it into."""
+    return str(LAYOUT.data_dir if LAYOUT.phantom else LAYOUT.data_dir / "link.csv")
 
 
-def study_link(wildcards):
-    return PLAN.link_params(wildcards.study)
+def batch_studies(wildcards):
+    """The batch's studies, [patient_id, original_id] each, sorted by study id."""
+    return PLAN.batch_studies(wildcards.batch)
 
 
-def study_exclusions(wildcards):
-    """The study's reviewed exclusions (config `exclusions`): changing a decision reruns
-    exactly the studies it concerns."""
-    return PLAN.exclusions_params(wildcards.study)
+def batch_fingerprint(wildcards):
+    """Stands in for the raw files of the batch's studies (names, sizes and modification
+    times), which are not declared as inputs (see the README's design notes). It reruns the
+    batch when they change only under Snakemake's `params` rerun trigger, one of its
+    defaults."""
+    return PLAN.batch_fingerprint(wildcards.batch)
 
 
-def run_build_study(params, log):
-    """The body of build_study. With threads (the default profile) it runs in Snakemake's own
-    process and hands the work to a pool of worker processes (see job_pool.py); in a
-    per-job Snakemake subprocess it simply runs here."""
-    from snakemake_interface_executor_plugins.settings import ExecMode
-    from workflow_scripts.job_pool import run_in_pool
-    from workflow_scripts.study.build import build_study_job
+def batch_mem_mb(wildcards, threads):
+    """MB for a batch job: 1000 per worker process (one study's slices in memory at a time)."""
+    return 1000 * threads
 
-    job = (params.link, LAYOUT, params.options, log[0], params.exclusions)
-    if workflow.exec_mode == ExecMode.SUBPROCESS:
-        build_study_job(*job)
-    else:
-        run_in_pool(build_study_job, *job, workers=workflow.cores)
+
+def batch_runtime(wildcards, threads):
+    """Minutes for a batch job (a cluster's time limit): 10, plus 10 s per study and worker,
+    far above the 0.1-0.2 s a real study of ~20 labelled slices takes on one CPU."""
+    return 10 + -(-10 * len(BATCHES[wildcards.batch]) // (60 * threads))
+
+
+def batch_exclusions(wildcards):
+    """The reviewed exclusions (config `exclusions`) of the batch's studies, by study:
+    changing a decision reruns exactly the batches it concerns."""
+    return PLAN.batch_exclusions(wildcards.batch)
 
 
 def hold_version_lock():

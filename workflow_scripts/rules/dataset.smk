@@ -1,9 +1,11 @@
-# Version-level tables and the manifest that marks the version finished.
+# Version-level tables and the manifest that marks the version finished. Both read the study
+# records of every batch (the batch records list them).
 
 
 rule index_dataset:
     input:
-        records=expand(str(LAYOUT.study_record("{study}")), study=STUDIES),
+        batches=BATCH_RECORDS,
+        links=str(LAYOUT.link_table),
         raw=PLAN.raw_listing_inputs,
     output:
         index=INDEX,
@@ -13,7 +15,6 @@ rule index_dataset:
     conda:
         "../../envs/lv-dataset.yaml"
     params:
-        links=PLAN.links_params,
         contours=config["contours"],
         splits=config["splits"],
         split_seed=config["split_seed"],
@@ -24,7 +25,7 @@ rule index_dataset:
 
 rule write_manifest:
     input:
-        records=expand(str(LAYOUT.study_record("{study}")), study=STUDIES),
+        batches=BATCH_RECORDS,
         index=INDEX,
         validation=VALIDATION,
         qc=VERSION_QC,
@@ -35,7 +36,7 @@ rule write_manifest:
     conda:
         "../../envs/lv-dataset.yaml"
     params:
-        config=config,
+        config=recorded_config(config),
         exclusions=PLAN.exclusions_input,
     script:
         "../scripts/write_manifest.py"

@@ -1,4 +1,4 @@
-# The built-in phantom: only when no data_dir is configured.
+# Raw input: the built-in phantom (only when no data_dir is configured), and link.csv.
 
 
 rule generate_phantom:
@@ -12,3 +12,19 @@ rule generate_phantom:
         spec=config["phantom"],
     script:
         "../scripts/generate_phantom.py"
+
+
+# link.csv is checked when the workflow is parsed, before any job (rules/common.smk); this job
+# records the checked table, sorted by study id, for the dataset tables. The batches do not
+# depend on it: reordering link.csv's lines reruns no study.
+rule validate_link_table:
+    input:
+        link_table_input,
+    output:
+        str(LAYOUT.link_table),
+    log:
+        f"{LOG_DIR}/validate_link_table.log",
+    conda:
+        "../../envs/lv-dataset.yaml"
+    script:
+        "../scripts/validate_link_table.py"

@@ -1,27 +1,27 @@
-# One job per study writes all of its slices: per-slice jobs would cost a process start each,
-# far more than a slice's work.
+# Batches of studies: one job builds several studies (the unit of work; see
+# workflow_scripts/batches.py and the README's design notes) and writes each study's pairing
+# table, per-slice npz files, QC overlays and record exactly where a job per study would. Only
+# the small batch record (written last) is a tracked output: Snakemake's cost grows with jobs
+# and tracked files, not with studies. The report shows the studies through summarize_qc.
 
 
-rule build_study:
+rule build_studies:
     input:
         raw_data_input,
     output:
-        pairs=str(LAYOUT.pairs_file("{study}")),
-        slices=directory(str(LAYOUT.slices_dir("{study}"))),
-        # The report shows each study through summarize_qc's per-study entries.
-        qc=directory(str(LAYOUT.qc_dir("{study}"))),
-        record=str(LAYOUT.study_record("{study}")),
+        record=str(LAYOUT.batch_record("{batch}")),
     log:
-        f"{LOG_DIR}/build_study/{{study}}.log",
-    group:
-        "studies"
-    threads: 1
+        str(LAYOUT.batch_log("{batch}")),
+    conda:
+        "../../envs/lv-dataset.yaml"
+    threads: 2
     resources:
-        mem_mb=1000,
+        mem_mb=batch_mem_mb,
+        runtime=batch_runtime,
     params:
-        link=study_link,
-        fingerprint=study_fingerprint,
+        studies=batch_studies,
+        fingerprint=batch_fingerprint,
         options=PLAN.options_params,
-        exclusions=study_exclusions,
-    run:
-        run_build_study(params, log)
+        exclusions=batch_exclusions,
+    script:
+        "../scripts/build_studies.py"

@@ -7,14 +7,16 @@ sys.stderr = open(snakemake.log[0], "w")
 # The repository's packages, also where the project is not installed (the rules' conda env).
 sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1]))
 
+from workflow_scripts.batches import read_batch_studies
 from workflow_scripts.dataset.tables import write_dataset_tables
 from workflow_scripts.layout import Layout
-from workflow_scripts.raw.links import StudyLink
+from workflow_scripts.raw.links import read_link_json
 
+layout = Layout.from_config(snakemake.config)
 write_dataset_tables(
-    record_paths=snakemake.input.records,
-    links=[StudyLink(**link) for link in snakemake.params.links],
-    data_dir=Layout.from_config(snakemake.config).data_dir,
+    record_paths=[layout.study_record(s) for s in read_batch_studies(snakemake.input.batches)],
+    links=read_link_json(snakemake.input.links),
+    data_dir=layout.data_dir,
     contour_kinds=tuple(snakemake.params.contours),
     version=snakemake.params.version,
     fractions=snakemake.params.splits,

@@ -7,13 +7,15 @@ sys.stderr = open(snakemake.log[0], "w")
 # The repository's packages, also where the project is not installed (the rules' conda env).
 sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1]))
 
+from workflow_scripts.batches import read_batch_studies
 from workflow_scripts.dataset.manifest import write_dataset_manifest
 from workflow_scripts.layout import Layout
 
+layout = Layout.from_config(snakemake.params.config)
 write_dataset_manifest(
-    layout=Layout.from_config(snakemake.params.config),
+    layout=layout,
     config=snakemake.params.config,
-    record_paths=snakemake.input.records,
+    record_paths=[layout.study_record(s) for s in read_batch_studies(snakemake.input.batches)],
     index_path=snakemake.input.index,
     validation_path=snakemake.input.validation,
     qc_outputs=snakemake.input.qc,

@@ -1,6 +1,8 @@
-"""Building one study (rule ``build_study``).
+"""Building studies (rule ``build_studies``, one batch of studies per job).
 
-- ``build``: the orchestration, and reading each labelled slice;
+- ``batch``: a batch of studies, the workflow's unit of work: each built as alone, in the job's
+  process or a pool of worker processes;
+- ``build``: one study's build, and reading each labelled slice;
 - ``slices``: one labelled slice's working state, and the only code that records its problems;
 - ``masks``: polygons to boolean masks (the pixel-centre rule);
 - ``checks``: the checks that compare a slice with its study (shapes, label sanity);

@@ -18,6 +18,7 @@ either in a sample or in an error problem naming it in ``contour``
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -33,7 +34,8 @@ from workflow_scripts.qc.exclusions import exclusion_message
 from workflow_scripts.raw.contours import parse_contour
 from workflow_scripts.raw.dicom_slice import DicomSlice, read_dicom_slice
 from workflow_scripts.raw.links import StudyLink
-from workflow_scripts.raw.pairing import pair_study, study_listing_digest
+from workflow_scripts.raw.listing import list_study
+from workflow_scripts.raw.pairing import pair_listing
 from workflow_scripts.raw.problems import InputProblem
 from workflow_scripts.study.checks import flag_suspicious_labels, leave_out_odd_shapes
 from workflow_scripts.study.masks import contour_to_mask
@@ -42,7 +44,7 @@ from workflow_scripts.study.outputs import BuiltStudy, write_study_outputs
 from workflow_scripts.study.resample import ResampleGrid
 from workflow_scripts.study.slices import LabelledSlice
 
-__all__ = ["build_study", "build_study_job"]
+__all__ = ["build_study"]
 
 
 class _Inputs:
@@ -61,8 +63,12 @@ class _Inputs:
         self.warned_files: dict[str, str] = {}
 
     def read(self, relpath: str) -> bytes:
-        data = (self.data_dir / relpath).read_bytes()
-        self.digests[relpath] = bytes_digest(data)
+        """The file's bytes; its digest (``sha256``, ``size``) and ``mtime_ns`` (from ``fstat``
+        of the open file: the time of exactly the bytes hashed) are remembered."""
+        with open(self.data_dir / relpath, "rb") as handle:
+            mtime_ns = os.fstat(handle.fileno()).st_mtime_ns
+            data = handle.read()
+        self.digests[relpath] = {**bytes_digest(data), "mtime_ns": mtime_ns}
         return data
 
     def dicom(self, relpath: str, max_pixels: int) -> DicomSlice:
@@ -98,13 +104,16 @@ def build_study(
 
     Returns:
         the study record: ``study_id``, ``original_id``, ``samples`` (index rows), ``problems``
-        (validation rows), ``inputs`` and ``outputs`` (digests by relative path), ``listing``
-        (see :func:`~workflow_scripts.raw.pairing.study_listing_digest`) and ``counts``.
+        (validation rows), ``inputs`` (``sha256``, ``size`` and ``mtime_ns`` of each file read,
+        by relative path), ``outputs`` (digests by relative path), ``listing`` (the digest of the
+        study's folder listing, :meth:`~workflow_scripts.raw.listing.StudyListing.digest`) and
+        ``counts``.
 
     Input problems never raise: they become rows of the record's ``problems``.
     """
     study_id = link.patient_id
-    pairing = pair_study(link, layout.data_dir, options.contour_kinds)
+    listing = list_study(link, layout.data_dir, options.contour_kinds)
+    pairing = pair_listing(listing)
     inputs = _Inputs(layout.data_dir)
     labelled = [LabelledSlice(study_id, pair) for pair in pairing.slices if pair.contours]
     _exclude_reviewed(labelled, exclusions)
@@ -119,17 +128,16 @@ def build_study(
     flag_suspicious_labels(built.samples, options)
     rows, outputs = write_study_outputs(built, layout, options)
 
-    used = {path for row in rows for path in (row["icontour"], row["ocontour"]) if path}
-    used |= {item.pair.dicom for item in built.samples}
     problems = [*pairing.problems, *(p for item in labelled for p in item.problems)]
     record = {
         "study_id": study_id,
         "original_id": link.original_id,
         "samples": rows,
-        "inputs": {path: inputs.digests[path] for path in sorted(used)},
+        # Every file read, not only those that fed a sample: a repaired file changes the dataset.
+        "inputs": dict(sorted(inputs.digests.items())),
         "outputs": outputs,
         "problems": [problem.as_row() for problem in problems],
-        "listing": study_listing_digest(pairing),
+        "listing": listing.digest(),
         "counts": {
             "dicoms": sum(pair.dicom is not None for pair in pairing.slices),
             "contour_files": sum(len(pair.contours) for pair in pairing.slices),
@@ -264,14 +272,3 @@ def _write_log(log_path, study: str, record: dict, inputs: _Inputs) -> None:
         )
     Path(log_path).parent.mkdir(parents=True, exist_ok=True)
     Path(log_path).write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-
-def build_study_job(
-    link: dict, layout: Layout, options: dict, log_path: str | Path, exclusions: list = ()
-) -> dict:
-    """build_study from a job's plain parameters: the link.csv row as a dict, the
-    ``contours``/``checks``/``qc`` config sections (and ``resample`` when it is set) and the
-    study's reviewed exclusions."""
-    return build_study(
-        StudyLink(**link), layout, BuildOptions.from_config(options), log_path, exclusions
-    )

@@ -1,0 +1,21 @@
+"""Snakemake script: build the studies of one batch (rule build_studies)."""
+
+import sys
+from pathlib import Path
+
+sys.stderr = open(snakemake.log[0], "w")
+# The repository's packages, also where the project is not installed (the rules' conda env).
+sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1]))
+
+from workflow_scripts.layout import Layout
+from workflow_scripts.study.batch import build_batch
+
+build_batch(
+    batch=snakemake.wildcards.batch,
+    studies=snakemake.params.studies,
+    layout=Layout.from_config(snakemake.config),
+    options=snakemake.params.options,
+    workers=snakemake.threads,
+    record_path=snakemake.output.record,
+    exclusions=snakemake.params.exclusions,
+)
