@@ -36,6 +36,7 @@ __all__ = [
     "flush_to_disk",
     "folder_names",
     "parquet_bytes",
+    "read_user_text",
     "remove_stale_staging",
     "staged_directory",
     "write_bytes_atomic",
@@ -124,3 +125,15 @@ def parquet_bytes(table: pa.Table) -> bytes:
     buffer = io.BytesIO()
     pq.write_table(table, buffer)
     return buffer.getvalue()
+
+
+def read_user_text(path: str | Path, what: str, error: type[Exception]) -> str:
+    """The text of a UTF-8 file a person wrote (link.csv, an exclusions file); a byte-order
+    mark is dropped. Raises ``error`` naming the file and the reason when it cannot be read or
+    is not UTF-8 (``what`` says what the file is for)."""
+    try:
+        return Path(path).read_bytes().decode("utf-8-sig")
+    except OSError as exc:
+        raise error(f"{path}: cannot read {what}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise error(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None

@@ -11,7 +11,6 @@ from workflow_scripts.build_plan import BuildPlan
 from workflow_scripts.config import default_config
 from workflow_scripts.layout import Layout
 from workflow_scripts.raw.links import StudyLink
-from workflow_scripts.raw.listing import list_study
 from workflow_scripts.raw.pairing import pair_study
 
 LINK = StudyLink("P1", "O-1", 2)
@@ -205,40 +204,6 @@ def test_a_study_without_contour_folder_is_recorded(tmp_path):
         "contourfiles/O-1",
         "warning",
     )
-
-
-def listing(data: Path, kinds=("i", "o")) -> str:
-    return list_study(LINK, data, kinds).digest()
-
-
-def test_listing_digest_is_stable_for_the_same_files(study):
-    assert listing(study) == listing(study)
-
-
-@pytest.mark.parametrize(
-    "change",
-    [
-        lambda d: make(d, "dicoms/P1/12.dcm"),
-        lambda d: make(d, icontour(11)),
-        lambda d: make(d, "dicoms/P1/._1.dcm"),
-        lambda d: (d / "dicoms/P1/11.dcm").rename(d / "dicoms/P1/12.dcm"),
-        lambda d: (d / icontour(2)).rename(d / icontour(1)),
-        lambda d: (d / ocontour(10)).unlink(),
-    ],
-    ids=["dicom added", "contour added", "hidden file added", "dicom renamed", "contour renamed",
-         "contour removed"],
-)  # fmt: skip
-def test_listing_digest_changes_when_a_file_is_added_removed_or_renamed(study, change):
-    before = listing(study)
-    change(study)
-    assert listing(study) != before
-
-
-def test_listing_digest_ignores_file_contents(study):
-    before = listing(study)
-    (study / icontour(2)).write_text("1 1\n2 2\n3 1\n")
-    (study / "dicoms/P1/2.dcm").write_bytes(b"other bytes entirely")
-    assert listing(study) == before
 
 
 def fingerprint(data: Path) -> str:

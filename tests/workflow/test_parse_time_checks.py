@@ -11,15 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from build_helpers import build_by_calls
 from workflow_scripts.build_plan import plan_build
 from workflow_scripts.config import default_config
-from workflow_scripts.dataset.manifest import write_dataset_manifest
-from workflow_scripts.dataset.tables import write_dataset_tables
 from workflow_scripts.dataset.version_guard import VersionChangedError, check_finished_version
 from workflow_scripts.layout import Layout
 from workflow_scripts.raw.links import read_link_table
 from workflow_scripts.raw.phantom import PhantomSpec, write_phantom
-from workflow_scripts.study.batch import build_batch
 
 
 @pytest.fixture
@@ -27,25 +25,7 @@ def finished(tmp_path) -> tuple[dict, Layout]:
     """A finished version of a 3-study phantom (plus the listed missing study)."""
     raw = write_phantom(tmp_path / "raw", PhantomSpec.with_defaults(studies=3, slices=6, size=32))
     config = default_config(data_dir=str(raw), out_dir=str(tmp_path / "out"), studies_per_job=7)
-    plan = plan_build(config)
-    layout = plan.layout
-    for batch in plan.batches:
-        build_batch(
-            batch,
-            plan.batch_studies(batch),
-            layout,
-            plan.options_params,
-            workers=1,
-            record_path=layout.batch_record(batch),
-        )
-    links = read_link_table(raw / "link.csv")
-    records = [layout.study_record(link.patient_id) for link in links]
-    write_dataset_tables(
-        records, links, raw, ("i",), "1.0.0", config["splits"], 0,
-        layout.index_file, layout.validation_file,
-    )  # fmt: skip
-    write_dataset_manifest(layout, config, records, layout.index_file, layout.validation_file)
-    return config, layout
+    return config, build_by_calls(config).layout
 
 
 def check(config: dict, **overrides) -> None:

@@ -26,6 +26,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from workflow_scripts.files import read_user_text
+
 __all__ = [
     "COLUMNS",
     "Exclusion",
@@ -73,14 +75,7 @@ def read_exclusions(path: str | Path) -> list[Exclusion]:
     ExclusionsError naming the file and line.
     """
     path = Path(path)
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except OSError as exc:
-        raise ExclusionsError(f"{path}: cannot read exclusions: {exc.strerror or exc}") from None
-    except UnicodeDecodeError as exc:
-        raise ExclusionsError(
-            f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})"
-        ) from None
+    text = read_user_text(path, "exclusions", ExclusionsError)
     reader = csv.reader(io.StringIO(text, newline=""))
     header = next((row for row in reader if any(cell.strip() for cell in row)), None)
     if header is None:

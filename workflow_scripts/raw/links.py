@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from workflow_scripts.files import read_user_text, write_bytes_atomic
+
 __all__ = [
     "STUDY_ID_PATTERN",
     "LinkTableError",
@@ -61,12 +63,7 @@ def read_link_table(path: str | Path) -> list[StudyLink]:
     a row without both ids, ids that are not safe folder names, and duplicated ids.
     """
     path = Path(path)
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except OSError as exc:
-        raise LinkTableError(f"{path}: cannot read link table: {exc.strerror or exc}") from None
-    except UnicodeDecodeError as exc:
-        raise LinkTableError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    text = read_user_text(path, "link table", LinkTableError)
 
     reader = csv.reader(io.StringIO(text, newline=""))
     header = next((row for row in reader if any(cell.strip() for cell in row)), None)
@@ -114,8 +111,6 @@ def read_link_table(path: str | Path) -> list[StudyLink]:
 def write_link_json(links: list[StudyLink], path: str | Path) -> None:
     """Record checked links as JSON, sorted by patient_id and without line numbers: the same
     bytes whatever the order of link.csv's lines."""
-    from workflow_scripts.files import write_bytes_atomic
-
     rows = [
         {"patient_id": link.patient_id, "original_id": link.original_id}
         for link in sorted(links, key=lambda link: link.patient_id)
