@@ -31,7 +31,6 @@ __all__ = [
     "labels_from_masks",
     "needs_omask",
     "parse_targets",
-    "write_labels",
     "write_sample",
 ]
 

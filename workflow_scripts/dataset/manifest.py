@@ -30,7 +30,6 @@ from workflow_scripts.study.resample import ResampleGrid
 __all__ = [
     "EXCLUSIONS_INPUT",
     "build_config",
-    "build_manifest",
     "recorded_config",
     "top_listing",
     "unlisted_contour_files",

@@ -27,7 +27,6 @@ __all__ = [
     "find_unlisted_studies",
     "index_table",
     "load_records",
-    "validation_table",
     "write_dataset_tables",
 ]
 

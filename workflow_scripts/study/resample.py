@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["MAX_SIZE", "AxisPlacement", "Placement", "ResampleGrid"]
+__all__ = ["AxisPlacement", "Placement", "ResampleGrid"]
 
 #: Largest height or width of the resample grid (the schema's limit), pixels.
 MAX_SIZE = 4096
