@@ -31,7 +31,7 @@ rule plot_qc:
         f"{LOG_DIR}/plot_qc.log",
     conda:
         "../../envs/lv-dataset.yaml"
-    threads: workflow.cores
+    threads: 2  # a pool for the study plots; Snakemake scales it to --cores locally
     params:
         exclusions=PLAN.all_exclusions_params,
         area_outlier_factor=config["checks"]["area_outlier_factor"],
