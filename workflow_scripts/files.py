@@ -19,6 +19,7 @@ the folder: ``tempfile`` would create them private (0600/0700).
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import re
@@ -110,11 +111,15 @@ def flush_to_disk() -> None:
 
 def folder_names(folder: str | Path) -> list[str]:
     """Names of the entries of ``folder`` (hidden ones included), sorted; [] when it is absent
-    or not a folder."""
+    or not a folder, also when a symbolic link on its way leads nowhere or into a loop."""
     try:
         return sorted(entry.name for entry in os.scandir(folder))
     except (FileNotFoundError, NotADirectoryError):
         return []
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return []
+        raise
 
 
 def parquet_bytes(table: pa.Table) -> bytes:

@@ -23,7 +23,13 @@ from conftest import REPO
 from dataset_checks import all_contour_files
 from loader.manifest import check_dataset, read_manifest
 from workflow_scripts.config import default_config
-from workflow_scripts.dataset.manifest import build_config, top_listing
+from workflow_scripts.dataset.manifest import (
+    build_config,
+    manifest_config,
+    manifest_params,
+    recorded_config,
+    top_listing,
+)
 from workflow_scripts.layout import Layout
 from workflow_scripts.raw.links import read_link_table
 
@@ -177,3 +183,18 @@ def test_a_phantom_build_records_its_phantom_settings(tmp_path):
     manifest = json.loads(Layout.from_config(config).manifest.read_text())
     assert manifest["build_config"]["phantom"] == config["phantom"]
     assert manifest["counts"]["studies"] == 3  # two on disk, one listed and absent (a fault)
+
+
+def test_write_manifest_params_leave_out_follow_symlinks_while_it_holds_its_default(version):
+    """A parameter that appeared with the key would make Snakemake rerun write_manifest for
+    every version built before it existed; the manifest records the key all the same."""
+    config = version.config
+    params = manifest_params(config)
+    assert "follow_symlinks" not in params
+    assert params == {k: v for k, v in recorded_config(config).items() if k != "follow_symlinks"}
+    assert manifest_config(params, config) == recorded_config(config)
+    strict = {**config, "follow_symlinks": False}
+    assert manifest_params(strict)["follow_symlinks"] is False  # a change reruns it
+    assert manifest_config(manifest_params(strict), strict) == recorded_config(strict)
+    assert version.manifest["config"]["follow_symlinks"] is True
+    assert version.manifest["build_config"]["follow_symlinks"] is True

@@ -8,6 +8,7 @@ input and output, the file listings the immutability check compares
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 from collections import Counter
@@ -24,13 +25,15 @@ from workflow_scripts.dataset.tables import load_records
 from workflow_scripts.files import flush_to_disk, folder_names, write_bytes_atomic
 from workflow_scripts.layout import Layout
 from workflow_scripts.raw.contours import CONTOUR_KINDS
-from workflow_scripts.raw.listing import contour_folder
+from workflow_scripts.raw.listing import contour_folder, open_input
 from workflow_scripts.study.resample import ResampleGrid
 
 __all__ = [
     "EXCLUSIONS_INPUT",
     "build_config",
     "build_manifest",
+    "manifest_config",
+    "manifest_params",
     "recorded_config",
     "top_listing",
     "unlisted_contour_files",
@@ -40,11 +43,25 @@ __all__ = [
 #: Libraries whose versions can change the bytes of a build.
 SOFTWARE = ("pydicom", "numpy", "Pillow", "pandas", "pyarrow", "matplotlib", "snakemake")
 #: Configuration keys that shape the dataset (data_dir and out_dir are only locations: the
-#: inputs' digests stand for the data).
-BUILD_KEYS = ("version", "contours", "splits", "split_seed", "checks", "qc", "resample")
+#: inputs' digests stand for the data). ``follow_symlinks`` decides what is read.
+BUILD_KEYS = (
+    "version",
+    "contours",
+    "splits",
+    "split_seed",
+    "checks",
+    "qc",
+    "resample",
+    "follow_symlinks",
+)
 #: Configuration keys that say how the build runs, never what it builds: they are not
 #: recorded in the manifest (builds that differ only in them are the same bytes).
 RUN_KEYS = ("studies_per_job",)
+#: Keys that reach rule write_manifest through the configuration rather than its params while
+#: they hold these (default) values: a parameter that appeared with a new key would make
+#: Snakemake rerun the job for every version built before the key existed, rewriting a finished
+#: version's manifest. The manifest records them all the same (:func:`manifest_config`).
+QUIET_DEFAULTS = {"follow_symlinks": True}
 #: The key of the reviewed exclusions file (config ``exclusions``) among the manifest's inputs.
 #: The other inputs are paths relative to data_dir; this entry also records the ``path`` as
 #: configured, since the file usually lives elsewhere. Only its content shapes the dataset:
@@ -69,6 +86,23 @@ def build_config(config: Mapping[str, Any], phantom: bool) -> dict[str, Any]:
 def recorded_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """The configuration as the manifest records it: all of it but :data:`RUN_KEYS`."""
     return {key: value for key, value in config.items() if key not in RUN_KEYS}
+
+
+def manifest_params(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The configuration as rule write_manifest's params carry it: :func:`recorded_config`
+    less the :data:`QUIET_DEFAULTS` keys that hold their default."""
+    return {
+        key: value
+        for key, value in recorded_config(config).items()
+        if not (key in QUIET_DEFAULTS and value == QUIET_DEFAULTS[key])
+    }
+
+
+def manifest_config(params: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, Any]:
+    """What the manifest records, from :func:`manifest_params` and the job's configuration:
+    the :data:`QUIET_DEFAULTS` keys put back."""
+    quiet = {key: config.get(key, default) for key, default in QUIET_DEFAULTS.items()}
+    return {**params, **{key: value for key, value in quiet.items() if key not in params}}
 
 
 def top_listing(data_dir: str | Path) -> dict[str, list[str]]:
@@ -179,11 +213,16 @@ def _contour_files_not_used(
 
 def _input_entry(data_dir: Path, relpath: str, digest: Mapping[str, Any] | None) -> dict:
     """Digest entry of an input, with its modification time for the quick check: the one the
-    study's build saw when it read the file (its record's ``mtime_ns``), else the file's now."""
+    study's build saw when it read the file (its record's ``mtime_ns``), else the file's now;
+    and, for a file reached through a symbolic link, ``link_target``: the file read."""
     if digest is not None and "mtime_ns" in digest:
-        return {key: digest[key] for key in ("sha256", "size", "mtime_ns")}
-    path = data_dir / relpath
-    return {**(digest or file_digest(path)), "mtime_ns": path.stat().st_mtime_ns}
+        keys = ("sha256", "size", "mtime_ns", "link_target")
+        return {key: digest[key] for key in keys if key in digest}
+    path, link_target = open_input(data_dir, relpath)
+    entry = {**(digest or file_digest(path)), "mtime_ns": os.stat(path).st_mtime_ns}
+    if link_target is not None:
+        entry["link_target"] = link_target
+    return entry
 
 
 def _software_versions() -> dict[str, str]:

@@ -8,7 +8,7 @@ from snakemake.utils import validate
 from workflow_scripts.batches import BATCH_ID_PATTERN
 from workflow_scripts.build_plan import plan_build, print_summary
 from workflow_scripts.config import command_line_values_typed, config_problems
-from workflow_scripts.dataset.manifest import recorded_config
+from workflow_scripts.dataset.manifest import manifest_params
 from workflow_scripts.layout import DATASET_PLOTS
 from workflow_scripts.raw.links import STUDY_ID_PATTERN
 from workflow_scripts.version_lock import (

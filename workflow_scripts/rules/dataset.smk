@@ -36,7 +36,7 @@ rule write_manifest:
     conda:
         "../../envs/lv-dataset.yaml"
     params:
-        config=recorded_config(config),
+        config=manifest_params(config),
         exclusions=PLAN.exclusions_input,
     script:
         "../scripts/write_manifest.py"

@@ -14,7 +14,8 @@ build_batch(
     batch=snakemake.wildcards.batch,
     studies=snakemake.params.studies,
     layout=Layout.from_config(snakemake.config),
-    options=snakemake.params.options,
+    # follow_symlinks from the config, not a param (see BuildPlan.options_params)
+    options={**snakemake.params.options, "follow_symlinks": snakemake.config["follow_symlinks"]},
     workers=snakemake.threads,
     record_path=snakemake.output.record,
     exclusions=snakemake.params.exclusions,
