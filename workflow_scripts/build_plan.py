@@ -218,7 +218,11 @@ def _refuse_reserved_ids(layout: Layout, links: list[StudyLink]) -> None:
 
 
 def print_summary(manifest_path: str | Path) -> None:
-    """Print the counts of a finished build: studies, files, samples, problems by code."""
+    """Print the counts of a finished build: studies, files, samples, problems by code (or,
+    after a run that stopped short of the manifest, e.g. with ``--until``, that it did)."""
+    if not Path(manifest_path).is_file():
+        print(f"{manifest_path} is not written yet: the version is not finished.")
+        return
     manifest = json.loads(Path(manifest_path).read_text(encoding="utf-8"))
     counts = manifest["counts"]
     version_dir = Path(manifest_path).parent

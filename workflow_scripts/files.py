@@ -52,7 +52,8 @@ def _temporary_name(final: Path, prefix: str) -> Path:
 def write_bytes_atomic(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temporary file in the same folder and a rename.
 
-    Creates the parent folders. The file's mode is 0666 less the umask.
+    Creates the parent folders. The file's mode is 0666 less the umask. An OSError (a full
+    disk, say) names ``path``, which a failed ``write`` alone would not.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -62,6 +63,11 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> None:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
         os.replace(temporary, path)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        if error.filename is None:
+            error.filename = str(path)
+        raise
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise

@@ -21,6 +21,11 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from loader.manifest import MANIFEST_NAME, file_digest, manifest_bytes
+from workflow_scripts.dataset.stale_records import (
+    StaleRecordsError,
+    find_stale_records,
+    stale_records_message,
+)
 from workflow_scripts.dataset.tables import load_records
 from workflow_scripts.files import flush_to_disk, folder_names, write_bytes_atomic
 from workflow_scripts.layout import Layout
@@ -274,10 +279,16 @@ def write_dataset_manifest(
     ``qc_outputs``: the version's own QC files and folders (review sheet, plots), written
     after the tables; ``exclusions``: see :func:`build_manifest`.
 
+    Raises StaleRecordsError, writing nothing, when a study was built from other files than
+    those on disk now (:mod:`~workflow_scripts.dataset.stale_records`): the manifest would
+    record the new files' digests beside samples made from the old ones.
+
     Everything written before is flushed to disk first (see :mod:`workflow_scripts.files`):
     the manifest is the version's commit point.
     """
     records = load_records(record_paths)
+    if stale := find_stale_records(layout, config, records):
+        raise StaleRecordsError(stale_records_message(layout, stale))
     problems = pq.read_table(validation_path).to_pylist()
     top_outputs = [index_path, validation_path, *_files(qc_outputs)]
     manifest = build_manifest(layout, config, records, problems, top_outputs, exclusions)
