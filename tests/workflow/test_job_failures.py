@@ -1,20 +1,31 @@
-"""A job that cannot finish says why in one message (issue 12): a full disk names its folder,
-a refused manifest names its studies; anything else keeps its traceback. The end-to-end cases
-(a real full disk, Snakemake's output) are in test_interruptions.py and test_versions.py."""
+"""A job that cannot finish says why in one message: a full disk names its folder, a refused
+manifest names its studies (issue 12), a Ctrl-C is one line in the job's log and none from its
+workers (issue 14); anything else keeps its traceback. The end-to-end cases (a real full disk,
+a Ctrl-C to a whole run, Snakemake's output) are in test_interruptions.py and test_versions.py.
+"""
 
 from __future__ import annotations
 
 import errno
 import io
+import json
+import multiprocessing
+import os
+import signal
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 import workflow_scripts.files as files
+from build_helpers import phantom, sha256
+from workflow_scripts.build_plan import plan_build
+from workflow_scripts.config import default_config
 from workflow_scripts.dataset.stale_records import StaleRecordsError
 from workflow_scripts.files import write_bytes_atomic
-from workflow_scripts.job_failures import job_failures
+from workflow_scripts.job_failures import interrupted_message, job_failures, note_interrupts
+from workflow_scripts.study.batch import build_batch
 
 
 @pytest.fixture
@@ -103,3 +114,69 @@ def test_an_atomic_write_that_fails_names_its_file_and_leaves_nothing(tmp_path, 
         write_bytes_atomic(target, b"data")
     assert raised.value.errno == errno.ENOSPC and raised.value.filename == str(target)
     assert list((tmp_path / "sub").iterdir()) == []
+
+
+def test_a_ctrl_c_ends_a_job_with_one_line_in_its_log_and_status_130(job_log, tmp_path, capfd):
+    log = job_log()
+    with pytest.raises(SystemExit) as raised, job_failures("index_dataset", tmp_path):
+        raise KeyboardInterrupt
+    assert raised.value.code == 130
+    assert capfd.readouterr().err == ""  # the run says it once, not each job
+    said = "index_dataset: interrupted; what was completed is kept for the next run\n"
+    assert log.read_text() == said
+
+
+@pytest.fixture
+def sigint_restored():
+    handler = signal.getsignal(signal.SIGINT)
+    yield
+    signal.signal(signal.SIGINT, handler)
+
+
+def test_the_run_notes_a_ctrl_c_and_still_handles_it_as_before(sigint_restored):
+    noted = note_interrupts()
+    with pytest.raises(KeyboardInterrupt):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(5)  # the handler runs at the next bytecode
+    assert noted == [signal.SIGINT]
+    assert interrupted_message("1.0.0", "out") == (
+        "Interrupted: version '1.0.0' in out is not finished (it has no manifest); run the "
+        "same command again to finish it, keeping what was completed."
+    )
+
+
+def test_a_ctrl_c_stops_a_batch_after_the_studies_in_hand_and_its_workers_stay_quiet(
+    tmp_path, capfd, sigint_restored
+):
+    raw = phantom(tmp_path / "raw", studies=12, slices=6, size=32)
+    config = default_config(data_dir=str(raw), out_dir=str(tmp_path / "out"))
+    plan = plan_build(config)
+    layout = plan.layout
+    (batch,) = plan.batches
+
+    class CtrlCAfterTwoStudies(io.StringIO):
+        """The job's progress log; after two studies a Ctrl-C reaches this process and its
+        workers, as a terminal's reaches its whole process group (which, here, would be more
+        than the test's own processes)."""
+
+        def write(self, text):
+            if self.getvalue().count("\n") == 1 and text.endswith("\n"):
+                for worker in multiprocessing.active_children():
+                    os.kill(worker.pid, signal.SIGINT)
+                os.kill(os.getpid(), signal.SIGINT)
+            return super().write(text)
+
+    with pytest.raises(KeyboardInterrupt):
+        build_batch(
+            batch, plan.batch_studies(batch), layout, plan.job_options, workers=2,
+            record_path=layout.batch_record(batch), log=CtrlCAfterTwoStudies(),
+        )  # fmt: skip
+    assert not layout.batch_record(batch).exists()
+    built = sorted(path.stem for path in (layout.work_dir / "studies").glob("*.json"))
+    assert 2 <= len(built) < len(plan.studies), "studies not yet started were dropped"
+    for study in built:  # each study whose record exists is complete
+        record = json.loads(layout.study_record(study).read_text())
+        for relpath, digest in record["outputs"].items():
+            assert sha256(layout.version_dir / relpath) == digest["sha256"]
+    assert not list(layout.version_dir.rglob(".staging-*"))
+    assert "Traceback" not in capfd.readouterr().err  # no worker printed one
