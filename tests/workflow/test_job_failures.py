@@ -126,6 +126,16 @@ def test_a_ctrl_c_ends_a_job_with_one_line_in_its_log_and_status_130(job_log, tm
     assert log.read_text() == said
 
 
+def ignores_sigint(pid: int) -> bool:
+    """Whether process ``pid`` ignores SIGINT, as the kernel says (``SigIgn`` in
+    /proc/<pid>/status, a bit mask of signals: bit n - 1 for signal n)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    ignored = int(
+        next(line for line in status.splitlines() if line.startswith("SigIgn:")).split()[1], 16
+    )
+    return bool(ignored >> (signal.SIGINT - 1) & 1)
+
+
 @pytest.fixture
 def sigint_restored():
     handler = signal.getsignal(signal.SIGINT)
@@ -159,18 +169,25 @@ def test_a_ctrl_c_stops_a_batch_after_the_studies_in_hand_and_its_workers_stay_q
         workers, as a terminal's reaches its whole process group (which, here, would be more
         than the test's own processes)."""
 
+        def __init__(self):
+            super().__init__()
+            self.ignoring: list[bool] = []  # whether each worker ignored SIGINT
+
         def write(self, text):
             if self.getvalue().count("\n") == 1 and text.endswith("\n"):
                 for worker in multiprocessing.active_children():
+                    self.ignoring.append(ignores_sigint(worker.pid))
                     os.kill(worker.pid, signal.SIGINT)
                 os.kill(os.getpid(), signal.SIGINT)
             return super().write(text)
 
+    progress = CtrlCAfterTwoStudies()
     with pytest.raises(KeyboardInterrupt):
         build_batch(
             batch, plan.batch_studies(batch), layout, plan.job_options, workers=2,
-            record_path=layout.batch_record(batch), log=CtrlCAfterTwoStudies(),
+            record_path=layout.batch_record(batch), log=progress,
         )  # fmt: skip
+    assert progress.ignoring == [True, True], "the workers would take the Ctrl-C too"
     assert not layout.batch_record(batch).exists()
     built = sorted(path.stem for path in (layout.work_dir / "studies").glob("*.json"))
     assert 2 <= len(built) < len(plan.studies), "studies not yet started were dropped"
