@@ -44,6 +44,7 @@ rule all:
 
 onstart:
     hold_version_lock()
+    note_interrupts_from_now()
 
 
 onsuccess:
@@ -53,3 +54,4 @@ onsuccess:
 
 onerror:
     let_go_of_version_lock()
+    say_if_interrupted()

@@ -10,7 +10,8 @@ version folder without one is not a finished dataset. It records (all paths POSI
 - ``software``: versions of Python and the libraries that shape the bytes;
 - ``inputs``: ``{path relative to data_dir: {"sha256", "size", "mtime_ns"}}`` for link.csv and
   every DICOM and contour file the build read (also those it left out: repairing one changes
-  the dataset);
+  the dataset); an input reached through a symbolic link also has ``link_target``, the file
+  that was read (relative to data_dir when inside it, else absolute);
 - ``outputs``: ``{path relative to the version folder: {"sha256", "size"}}`` for every file the
   build wrote into the version folder (the manifest itself excepted);
 - ``counts``: studies, samples, and problems by code.

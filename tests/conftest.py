@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 #: The real studies: ../shared/data/sunnybrook beside the repository, or the folder named by
 #: the environment variable LVDS_REAL_DATA (a user's own archive in the same layout).
@@ -39,6 +41,14 @@ def is_known_real_data() -> bool:
     return (REAL_DATA / "link.csv").is_file() and content_digest(
         REAL_DATA
     ) == KNOWN_REAL_DATA_DIGEST
+
+
+@pytest.fixture
+def real_data() -> Path:
+    """The real Sunnybrook studies (see REAL_DATA); skips the test when absent."""
+    if not (REAL_DATA / "link.csv").is_file():
+        pytest.skip(f"real data not found at {REAL_DATA}")
+    return REAL_DATA
 
 
 def run_workflow(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:

@@ -21,5 +21,8 @@ Plumbing beside them:
 - ``layout``: where every file of a build goes;
 - ``build_plan``: what is worked out when the Snakefile is parsed (studies, job parameters);
 - ``batches``: which studies each job builds;
-- ``files``: atomic writes, reproducible Parquet bytes, folder listings.
+- ``files``: atomic writes, reproducible Parquet bytes, folder listings;
+- ``job_failures``: how a job ends when it cannot finish (a refusal, a full disk, a Ctrl-C) in
+  one message, and the run's one line when interrupted;
+- ``version_lock``: one build at a time per version.
 """

@@ -17,9 +17,9 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from loader.manifest import file_digest
 from workflow_scripts.batches import assign_batches
 from workflow_scripts.config import ConfigError, check_config
+from workflow_scripts.dataset.manifest import exclusions_entry
 from workflow_scripts.dataset.version_guard import VersionChangedError, check_finished_version
 from workflow_scripts.layout import VERSION_QC_NAMES, Layout
 from workflow_scripts.qc.exclusions import (
@@ -51,7 +51,7 @@ class BuildPlan:
     exclusions: list[Exclusion] = field(default_factory=list)
     studies: dict[str, StudyLink] = field(init=False)
     batches: dict[str, tuple[str, ...]] = field(init=False)
-    _listings: dict[tuple[str, tuple[str, ...]], StudyListing] = field(
+    _listings: dict[tuple[str, tuple[str, ...], bool], StudyListing] = field(
         init=False, default_factory=dict
     )
     _stats: dict[str, tuple[int, int]] = field(init=False, default_factory=dict)
@@ -69,7 +69,12 @@ class BuildPlan:
     def options_params(self) -> dict:
         """The config sections that shape a study's build, as plain data for a job's params
         (``resample`` only when set, so that native builds keep their params; check_config
-        gave it one spelling)."""
+        gave it one spelling).
+
+        ``follow_symlinks`` is not among them: the job takes it from the config. The batch
+        fingerprint (its studies' listings under that rule, and the files they read) changes
+        exactly when the rule changes what a batch reads, and a new parameter would make
+        Snakemake rerun every batch of versions built before the key existed."""
         options = {key: self.config[key] for key in ("contours", "checks", "qc")}
         if self.config.get("resample"):
             options["resample"] = self.config["resample"]
@@ -79,12 +84,29 @@ class BuildPlan:
         """The batch's studies as [patient_id, original_id] pairs, sorted by study id."""
         return [[study, self.studies[study].original_id] for study in self.batches[batch]]
 
-    def listing(self, link: StudyLink, kinds: tuple[str, ...] | None = None) -> StudyListing:
-        """The study's folder listing (:func:`~workflow_scripts.raw.listing.list_study`)."""
+    @property
+    def follow_symlinks(self) -> bool:
+        return bool(self.config.get("follow_symlinks", True))
+
+    @property
+    def job_options(self) -> dict:
+        """What a batch job builds its studies with (rule build_studies's script adds
+        ``follow_symlinks`` from the config to :attr:`options_params` in the same way)."""
+        return {**self.options_params, "follow_symlinks": self.follow_symlinks}
+
+    def listing(
+        self,
+        link: StudyLink,
+        kinds: tuple[str, ...] | None = None,
+        follow_symlinks: bool | None = None,
+    ) -> StudyListing:
+        """The study's folder listing (:func:`~workflow_scripts.raw.listing.list_study`), by
+        default with the configured contour kinds and ``follow_symlinks``."""
         kinds = self.contour_kinds if kinds is None else kinds
-        key = (link.patient_id, kinds)
+        follow = self.follow_symlinks if follow_symlinks is None else follow_symlinks
+        key = (link.patient_id, kinds, follow)
         if key not in self._listings:
-            self._listings[key] = list_study(link, self.layout.data_dir, kinds)
+            self._listings[key] = list_study(link, self.layout.data_dir, kinds, follow)
         return self._listings[key]
 
     def file_stats(self, relpaths: list[str]) -> dict[str, tuple[int, int]]:
@@ -141,10 +163,7 @@ class BuildPlan:
     def exclusions_input(self) -> dict | None:
         """The exclusions file's manifest entry (see
         :func:`~workflow_scripts.dataset.manifest.exclusions_entry`), or None without one."""
-        path = self.config.get("exclusions", "")
-        if not path:
-            return None
-        return {**file_digest(path), "mtime_ns": Path(path).stat().st_mtime_ns, "path": path}
+        return exclusions_entry(self.config)
 
     @property
     def raw_listing_inputs(self) -> list[str]:
@@ -196,7 +215,11 @@ def _refuse_reserved_ids(layout: Layout, links: list[StudyLink]) -> None:
 
 
 def print_summary(manifest_path: str | Path) -> None:
-    """Print the counts of a finished build: studies, files, samples, problems by code."""
+    """Print the counts of a finished build: studies, files, samples, problems by code (or,
+    after a run that stopped short of the manifest, e.g. with ``--until``, that it did)."""
+    if not Path(manifest_path).is_file():
+        print(f"{manifest_path} is not written yet: the version is not finished.")
+        return
     manifest = json.loads(Path(manifest_path).read_text(encoding="utf-8"))
     counts = manifest["counts"]
     version_dir = Path(manifest_path).parent

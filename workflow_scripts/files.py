@@ -19,6 +19,7 @@ the folder: ``tempfile`` would create them private (0600/0700).
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import re
@@ -52,7 +53,8 @@ def _temporary_name(final: Path, prefix: str) -> Path:
 def write_bytes_atomic(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temporary file in the same folder and a rename.
 
-    Creates the parent folders. The file's mode is 0666 less the umask.
+    Creates the parent folders. The file's mode is 0666 less the umask. An OSError (a full
+    disk, say) names ``path``, which a failed ``write`` alone would not.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -62,6 +64,11 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> None:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
         os.replace(temporary, path)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        if error.filename is None:
+            error.filename = str(path)
+        raise
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
@@ -111,11 +118,15 @@ def flush_to_disk() -> None:
 
 def folder_names(folder: str | Path) -> list[str]:
     """Names of the entries of ``folder`` (hidden ones included), sorted; [] when it is absent
-    or not a folder."""
+    or not a folder, also when a symbolic link on its way leads nowhere or into a loop."""
     try:
         return sorted(entry.name for entry in os.scandir(folder))
     except (FileNotFoundError, NotADirectoryError):
         return []
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return []
+        raise
 
 
 def parquet_bytes(table: pa.Table) -> bytes:

@@ -80,7 +80,7 @@ def build_by_calls(config: dict, workdir: Path | None = None) -> BuildPlan:
                 batch,
                 plan.batch_studies(batch),
                 layout,
-                plan.options_params,
+                plan.job_options,
                 workers=1,
                 record_path=layout.batch_record(batch),
                 exclusions=plan.batch_exclusions(batch),

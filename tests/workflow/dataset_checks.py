@@ -18,15 +18,18 @@ from workflow_scripts.raw.contours import parse_contour
 from workflow_scripts.study.masks import contour_to_mask
 
 
-def all_contour_files(data_dir: Path, kinds=("i", "o")) -> set[str]:
+def all_contour_files(data_dir: Path, kinds=("i", "o"), follow_links: bool = False) -> set[str]:
     """Every file in the contour folders of the configured kinds (``<study>/i-contours/``,
     ``o-contours/``), relative paths. Hidden files (macOS ._ copies) are not contour files;
-    they get hidden_file warnings."""
+    they get hidden_file warnings. Symbolic links in a contour folder count as contour files
+    (whatever they lead to: one that cannot be followed is an error row that accounts for it);
+    linked folders are looked into only with ``follow_links``."""
     found = set()
-    for root, _dirs, files in os.walk(data_dir / "contourfiles"):
+    for root, dirs, files in os.walk(data_dir / "contourfiles", followlinks=follow_links):
         if Path(root).name not in {f"{kind}-contours" for kind in kinds}:
             continue
-        for name in files:
+        linked_folders = [name for name in dirs if os.path.islink(os.path.join(root, name))]
+        for name in files + linked_folders:
             if not name.startswith("."):
                 found.add((Path(root) / name).relative_to(data_dir).as_posix())
     return found
@@ -41,12 +44,15 @@ def accounted_contours(version_dir: Path) -> tuple[list[str], list[str]]:
     return used, list(errors["contour"])
 
 
-def check_accounting(data_dir: Path, version_dir: Path, kinds=("i",)) -> None:
-    """Every contour file appears exactly once: as a sample's contour or in one error row."""
+def check_accounting(
+    data_dir: Path, version_dir: Path, kinds=("i",), follow_links: bool = False
+) -> None:
+    """Every contour file appears exactly once: as a sample's contour or in one error row
+    (``follow_links``: also those in linked folders, as a build that follows them sees)."""
     used, errored = accounted_contours(version_dir)
     everything = used + errored
     assert len(everything) == len(set(everything)), "a contour file is accounted twice"
-    assert set(everything) == all_contour_files(data_dir, kinds)
+    assert set(everything) == all_contour_files(data_dir, kinds, follow_links)
 
 
 def check_samples_match_raw(data_dir: Path, version_dir: Path) -> int:

@@ -9,6 +9,7 @@ builds the very same dataset from it.
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 from pathlib import Path
@@ -20,7 +21,7 @@ import pytest
 from pydicom.uid import MPEG4HP41, ImplicitVRLittleEndian, RLELossless
 
 import dicom_factory as make
-from build_helpers import assert_same_build, build_by_calls
+from build_helpers import assert_same_build, build_by_calls, sha256
 from conftest import run_workflow
 from dataset_checks import check_accounting
 from loader.sample_file import read_sample
@@ -100,16 +101,18 @@ def faulty_raw(tmp_path_factory) -> Path:
     for path in (raw / "contourfiles" / "PH-HF-3" / "o-contours").iterdir():
         points = np.loadtxt(path) + np.array([4.0, 0.0])
         path.write_text(contour_text(points))
-    # Clutter: AppleDouble copies, an unrecognized name, a link leading out of the data folder.
+    # Clutter: AppleDouble copies, an unrecognized name, a link leading out of the data folder
+    # (followed: follow_symlinks is true by default) and one leading nowhere.
     (raw / "dicoms" / S3 / "._2.dcm").write_bytes(b"\0\x05\x16\x07junk")
     (
         raw / "contourfiles" / "PH-HF-3" / "i-contours" / "._IM-0001-0002-icontour-manual.txt"
     ).write_bytes(b"x")
     (raw / "dicoms" / S3 / "notes.txt").write_text("scanner notes")
     outside = root / "outside.dcm"
-    shutil.copy(raw / "dicoms" / S3 / "1.dcm", outside)
-    (raw / "dicoms" / S3 / "1.dcm").unlink()
-    os.symlink(outside, raw / "dicoms" / S3 / "1.dcm")
+    shutil.copy(raw / "dicoms" / S3 / "2.dcm", outside)
+    (raw / "dicoms" / S3 / "2.dcm").unlink()
+    os.symlink(outside, raw / "dicoms" / S3 / "2.dcm")
+    os.symlink(root / "gone.dcm", raw / "dicoms" / S3 / "99.dcm")
     # A listed study that is absent, and study folders that link.csv does not list.
     with open(raw / "link.csv", "a") as link:
         link.write("PHANTOM0009,PH-HF-9\n")
@@ -232,7 +235,18 @@ def test_clutter_files_are_recorded_not_read(faulty_build):
         rows(validation, "hidden_file", S3)["path"]
     )
     assert f"dicoms/{S3}/notes.txt" in set(rows(validation, "file_name_unrecognized", S3)["path"])
-    assert f"dicoms/{S3}/1.dcm" in set(rows(validation, "path_outside_data_dir", S3)["path"])
+    assert list(rows(validation, "link_broken", S3)["path"]) == [f"dicoms/{S3}/99.dcm"]
+    assert f"dicoms/{S3}/2.dcm" not in set(validation["path"])  # its link leads to a file
+
+
+def test_a_dicom_reached_through_a_link_is_read_and_recorded_with_its_target(faulty_build):
+    raw, version_dir, _, _ = faulty_build
+    inputs = json.loads((version_dir / "manifest.json").read_text())["inputs"]
+    outside = raw.parent / "outside.dcm"
+    assert inputs[f"dicoms/{S3}/2.dcm"]["link_target"] == str(outside.resolve())
+    assert inputs[f"dicoms/{S3}/2.dcm"]["sha256"] == sha256(outside)
+    linked = [name for name, entry in inputs.items() if "link_target" in entry]
+    assert linked == [f"dicoms/{S3}/2.dcm"]
 
 
 def test_listed_but_missing_study_is_reported_and_the_rest_built(faulty_build):

@@ -153,6 +153,10 @@ def test_the_summary_gives_the_counts_and_the_problems_by_code(tmp_path, capsys)
     manifest.write_text(json.dumps({"counts": {**counts, "problems": {}}}))
     print_summary(manifest)
     assert capsys.readouterr().out.splitlines()[-1] == "No problems found."
+    manifest.unlink()  # a run that stopped short of it (--until build_studies)
+    print_summary(manifest)
+    not_yet = f"{manifest} is not written yet: the version is not finished.\n"
+    assert capsys.readouterr().out == not_yet
 
 
 def test_the_summary_of_a_built_version(raw, tmp_path, capsys):

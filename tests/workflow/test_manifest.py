@@ -23,7 +23,10 @@ from conftest import REPO
 from dataset_checks import all_contour_files
 from loader.manifest import check_dataset, read_manifest
 from workflow_scripts.config import default_config
-from workflow_scripts.dataset.manifest import build_config, top_listing
+from workflow_scripts.dataset.manifest import (
+    build_config,
+    top_listing,
+)
 from workflow_scripts.layout import Layout
 from workflow_scripts.raw.links import read_link_table
 
@@ -177,3 +180,8 @@ def test_a_phantom_build_records_its_phantom_settings(tmp_path):
     manifest = json.loads(Layout.from_config(config).manifest.read_text())
     assert manifest["build_config"]["phantom"] == config["phantom"]
     assert manifest["counts"]["studies"] == 3  # two on disk, one listed and absent (a fault)
+
+
+def test_the_manifest_records_follow_symlinks(version):
+    assert version.manifest["config"]["follow_symlinks"] is True
+    assert version.manifest["build_config"]["follow_symlinks"] is True

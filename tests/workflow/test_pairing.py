@@ -139,11 +139,11 @@ def test_sub_folders_and_other_non_regular_entries_are_recorded(study):
     assert 12 not in [p.slice for p in pairing.slices]
 
 
-def test_a_symlink_leading_out_of_the_data_folder_is_recorded_not_paired(tmp_path, study):
+def test_with_follow_symlinks_false_a_link_leading_out_is_recorded_not_paired(tmp_path, study):
     outside = make(tmp_path / "elsewhere", "secret.dcm") / "secret.dcm"
     os.symlink(outside, study / "dicoms/P1/5.dcm")
     os.symlink(tmp_path / "elsewhere" / "missing.dcm", study / "dicoms/P1/6.dcm")  # dangling
-    pairing = pair_study(LINK, study, ("i",))
+    pairing = pair_study(LINK, study, ("i",), follow_symlinks=False)
     assert problems(pairing) == {
         ("path_outside_data_dir", "dicoms/P1/5.dcm"),
         ("path_outside_data_dir", "dicoms/P1/6.dcm"),
@@ -152,19 +152,36 @@ def test_a_symlink_leading_out_of_the_data_folder_is_recorded_not_paired(tmp_pat
     assert [p.slice for p in pairing.slices] == [1, 2, 10, 11]
 
 
-def test_a_study_folder_linked_out_of_the_data_folder_is_not_listed(tmp_path):
+def test_by_default_a_link_leading_out_is_followed_and_a_dangling_one_recorded(tmp_path, study):
+    outside = make(tmp_path / "elsewhere", "secret.dcm") / "secret.dcm"
+    os.symlink(outside, study / "dicoms/P1/5.dcm")
+    os.symlink(tmp_path / "elsewhere" / "missing.dcm", study / "dicoms/P1/6.dcm")  # dangling
+    pairing = pair_study(LINK, study, ("i",))
+    assert problems(pairing) == {("link_broken", "dicoms/P1/6.dcm")}
+    assert pairing.problems[0].severity == "error"
+    assert {p.slice: p.dicom for p in pairing.slices}[5] == "dicoms/P1/5.dcm"
+    assert [p.slice for p in pairing.slices] == [1, 2, 5, 10, 11]
+
+
+def test_with_follow_symlinks_false_a_study_folder_linked_out_is_not_listed(tmp_path):
     outside = make(tmp_path / "elsewhere", "1.dcm", "i-contours/IM-0001-0001-icontour-manual.txt")
     data = tmp_path / "data"
     (data / "dicoms").mkdir(parents=True)
     (data / "contourfiles").mkdir()
     os.symlink(outside, data / "dicoms" / "P1")
     os.symlink(outside, data / "contourfiles" / "O-1")
-    pairing = pair_study(LINK, data, ("i",))
+    pairing = pair_study(LINK, data, ("i",), follow_symlinks=False)
     assert pairing.slices == []
     assert problems(pairing) == {
         ("path_outside_data_dir", "dicoms/P1"),
         ("path_outside_data_dir", I_DIR),
     }
+    followed = pair_study(LINK, data, ("i",))
+    # one folder serves as both: the contour sub-folder sits among the DICOMs
+    assert problems(followed) == {("file_name_unrecognized", "dicoms/P1/i-contours")}
+    assert [(p.slice, p.dicom, p.contours) for p in followed.slices] == [
+        (1, "dicoms/P1/1.dcm", {"i": icontour(1)})
+    ]
 
 
 def test_symlinks_inside_the_data_folder_are_followed(tmp_path, study):

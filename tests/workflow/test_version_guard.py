@@ -182,20 +182,27 @@ def test_many_changed_files_are_counted_and_the_first_five_named(build):
     assert f"7 input file(s) changed or missing: {', '.join(changed[:5])} and 2 more" in message
 
 
-def test_the_studies_are_listed_with_the_contour_kinds_the_version_was_built_with(build):
+def test_the_studies_are_listed_with_the_contour_kinds_and_link_rule_the_version_was_built_with(
+    build,
+):
     config = default_config(
-        data_dir=str(build.raw), out_dir=str(build.out), version=VERSION, contours=["i", "o"]
+        data_dir=str(build.raw),
+        out_dir=str(build.out),
+        version=VERSION,
+        contours=["i", "o"],
+        follow_symlinks=False,
     )
     links = read_link_table(build.raw / "link.csv")
     calls = []
 
-    def list_files(link, kinds):
-        calls.append((link.patient_id, kinds))
-        return list_study(link, build.raw, kinds)
+    def list_files(link, kinds, follow):
+        calls.append((link.patient_id, kinds, follow))
+        return list_study(link, build.raw, kinds, follow)
 
-    with pytest.raises(VersionChangedError):
+    with pytest.raises(VersionChangedError) as raised:
         check_finished_version(Layout.from_config(config), config, links, list_files)
-    assert calls == [(link.patient_id, ("i",)) for link in links]
+    assert calls == [(link.patient_id, ("i",), True) for link in links]
+    assert "config follow_symlinks: True -> False" in str(raised.value)
 
 
 def test_a_fixed_unreadable_dicom_is_refused(build):

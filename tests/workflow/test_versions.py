@@ -97,3 +97,35 @@ def test_killed_build_leaves_no_manifest_and_a_rerun_finishes_the_same_dataset(t
     assert (version_dir / "manifest.json").is_file()
     assert not list(version_dir.rglob(".staging-*"))
     assert tree_digests(version_dir) == tree_digests(clean / "out" / "1.0.0")
+
+
+def test_under_mtime_rerun_triggers_a_stale_study_refuses_the_manifest_until_rebuilt(
+    tmp_path, raw_data
+):
+    """Snakemake compares the batch fingerprint (a param) only under its default rerun
+    triggers: with --rerun-triggers mtime, a contour changed in an unfinished version would
+    leave its study built from the old file under a manifest naming the new one."""
+    workdir, clean = tmp_path / "build", tmp_path / "clean"
+    workdir.mkdir(), clean.mkdir()
+    build(workdir, raw_data, "studies_per_job=2", "--until", "build_studies")
+    assert not (workdir / "out" / "1.0.0" / "manifest.json").exists()
+    contour = next(raw_data.glob("contourfiles/PH-HF-1/i-contours/*0004*"))
+    contour.write_text(contour.read_text() + "40.5 40.5\n")
+    relpath = contour.relative_to(raw_data).as_posix()
+
+    mtime = ("studies_per_job=2", "--rerun-triggers", "mtime")
+    refused = build(workdir, raw_data, *mtime, check=False)
+    output = refused.stdout + refused.stderr
+    assert refused.returncode != 0
+    assert "1 study(ies) were built from files that have changed since" in output
+    assert f"PHANTOM0001: {relpath} changed" in output
+    assert "Traceback" not in output
+    assert not (workdir / "out" / "1.0.0" / "manifest.json").exists()
+    # what the message advises, keeping the triggers: force the batch that built it
+    forced = output[output.index("--forcerun ") :].split()[1]
+    assert forced.startswith("out/work/1.0.0/batches/")
+    build(workdir, raw_data, *mtime, "--forcerun", forced)
+    build(clean, raw_data, "studies_per_job=2")
+    version_dir = workdir / "out" / "1.0.0"
+    assert (version_dir / "manifest.json").is_file()
+    assert tree_digests(version_dir) == tree_digests(clean / "out" / "1.0.0")

@@ -8,6 +8,7 @@ input and output, the file listings the immutability check compares
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 from collections import Counter
@@ -20,16 +21,22 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from loader.manifest import MANIFEST_NAME, file_digest, manifest_bytes
+from workflow_scripts.dataset.stale_records import (
+    StaleRecordsError,
+    find_stale_records,
+    stale_records_message,
+)
 from workflow_scripts.dataset.tables import load_records
 from workflow_scripts.files import flush_to_disk, folder_names, write_bytes_atomic
 from workflow_scripts.layout import Layout
 from workflow_scripts.raw.contours import CONTOUR_KINDS
-from workflow_scripts.raw.listing import contour_folder
+from workflow_scripts.raw.listing import contour_folder, open_input
 from workflow_scripts.study.resample import ResampleGrid
 
 __all__ = [
     "EXCLUSIONS_INPUT",
     "build_config",
+    "exclusions_entry",
     "recorded_config",
     "top_listing",
     "unlisted_contour_files",
@@ -39,8 +46,17 @@ __all__ = [
 #: Libraries whose versions can change the bytes of a build.
 SOFTWARE = ("pydicom", "numpy", "Pillow", "pandas", "pyarrow", "matplotlib", "snakemake")
 #: Configuration keys that shape the dataset (data_dir and out_dir are only locations: the
-#: inputs' digests stand for the data).
-BUILD_KEYS = ("version", "contours", "splits", "split_seed", "checks", "qc", "resample")
+#: inputs' digests stand for the data). ``follow_symlinks`` decides what is read.
+BUILD_KEYS = (
+    "version",
+    "contours",
+    "splits",
+    "split_seed",
+    "checks",
+    "qc",
+    "resample",
+    "follow_symlinks",
+)
 #: Configuration keys that say how the build runs, never what it builds: they are not
 #: recorded in the manifest (builds that differ only in them are the same bytes).
 RUN_KEYS = ("studies_per_job",)
@@ -68,6 +84,15 @@ def build_config(config: Mapping[str, Any], phantom: bool) -> dict[str, Any]:
 def recorded_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """The configuration as the manifest records it: all of it but :data:`RUN_KEYS`."""
     return {key: value for key, value in config.items() if key not in RUN_KEYS}
+
+
+def exclusions_entry(config: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The manifest's entry for the reviewed exclusions file (config ``exclusions``): its
+    ``sha256``, ``size``, ``mtime_ns`` and ``path`` as configured; None without one."""
+    path = config.get("exclusions", "")
+    if not path:
+        return None
+    return {**file_digest(path), "mtime_ns": Path(path).stat().st_mtime_ns, "path": path}
 
 
 def top_listing(data_dir: str | Path) -> dict[str, list[str]]:
@@ -178,11 +203,16 @@ def _contour_files_not_used(
 
 def _input_entry(data_dir: Path, relpath: str, digest: Mapping[str, Any] | None) -> dict:
     """Digest entry of an input, with its modification time for the quick check: the one the
-    study's build saw when it read the file (its record's ``mtime_ns``), else the file's now."""
+    study's build saw when it read the file (its record's ``mtime_ns``), else the file's now;
+    and, for a file reached through a symbolic link, ``link_target``: the file read."""
     if digest is not None and "mtime_ns" in digest:
-        return {key: digest[key] for key in ("sha256", "size", "mtime_ns")}
-    path = data_dir / relpath
-    return {**(digest or file_digest(path)), "mtime_ns": path.stat().st_mtime_ns}
+        keys = ("sha256", "size", "mtime_ns", "link_target")
+        return {key: digest[key] for key in keys if key in digest}
+    path, link_target = open_input(data_dir, relpath)
+    entry = {**(digest or file_digest(path)), "mtime_ns": os.stat(path).st_mtime_ns}
+    if link_target is not None:
+        entry["link_target"] = link_target
+    return entry
 
 
 def _software_versions() -> dict[str, str]:
@@ -234,10 +264,16 @@ def write_dataset_manifest(
     ``qc_outputs``: the version's own QC files and folders (review sheet, plots), written
     after the tables; ``exclusions``: see :func:`build_manifest`.
 
+    Raises StaleRecordsError, writing nothing, when a study was built from other files than
+    those on disk now (:mod:`~workflow_scripts.dataset.stale_records`): the manifest would
+    record the new files' digests beside samples made from the old ones.
+
     Everything written before is flushed to disk first (see :mod:`workflow_scripts.files`):
     the manifest is the version's commit point.
     """
     records = load_records(record_paths)
+    if stale := find_stale_records(layout, config, records):
+        raise StaleRecordsError(stale_records_message(layout, stale))
     problems = pq.read_table(validation_path).to_pylist()
     top_outputs = [index_path, validation_path, *_files(qc_outputs)]
     manifest = build_manifest(layout, config, records, problems, top_outputs, exclusions)

@@ -18,7 +18,8 @@ from workflow_scripts.dataset.splits import assign_split
 from workflow_scripts.files import folder_names, parquet_bytes, write_bytes_atomic
 from workflow_scripts.raw.contours import parse_contour_name
 from workflow_scripts.raw.links import StudyLink
-from workflow_scripts.raw.listing import contour_folder
+from workflow_scripts.raw.listing import LINK_CODES, broken_folder_link, contour_folder
+from workflow_scripts.raw.pairing import FOLDER_LINK_MESSAGES
 from workflow_scripts.raw.problems import Problem
 
 __all__ = [
@@ -113,7 +114,9 @@ def find_unlisted_studies(
 
     An unlisted DICOM folder gives one ``study_unlisted`` row; an unlisted contour folder gives
     one per file in its contour sub-folders (of the configured kinds), each accounting for that
-    file. Hidden entries directly under dicoms/ and contourfiles/ give ``hidden_file`` rows.
+    file, or, when it is a symbolic link that cannot be followed (so that its files are
+    unknown), one row of that link's code. Hidden entries directly under dicoms/ and
+    contourfiles/ give ``hidden_file`` rows.
     """
     data_dir = Path(data_dir)
     links = list(links)
@@ -131,6 +134,10 @@ def find_unlisted_studies(
         if name.startswith("."):
             problems.append(Problem(name, path, "hidden_file", "hidden entry skipped"))
         elif name not in listed_contours:
+            if link_kind := broken_folder_link(data_dir, path):
+                message = FOLDER_LINK_MESSAGES[link_kind]
+                problems.append(Problem(name, path, LINK_CODES[link_kind], message))
+                continue
             for kind in contour_kinds:
                 folder = f"{path}/{contour_folder(kind)}"
                 for file in folder_names(data_dir / folder):

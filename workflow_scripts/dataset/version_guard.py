@@ -11,7 +11,7 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from loader.manifest import MANIFEST_NAME, file_digest, read_manifest
+from loader.manifest import MANIFEST_NAME, read_manifest
 from workflow_scripts.dataset.manifest import (
     EXCLUSIONS_INPUT,
     build_config,
@@ -20,14 +20,19 @@ from workflow_scripts.dataset.manifest import (
 )
 from workflow_scripts.layout import Layout
 from workflow_scripts.raw.links import StudyLink
-from workflow_scripts.raw.listing import StudyListing, list_study, read_file_stats
+from workflow_scripts.raw.listing import (
+    StudyListing,
+    input_changed,
+    list_study,
+    read_file_stats,
+)
 
 __all__ = ["VersionChangedError", "check_finished_version"]
 
 _SHOWN = 5
 
-#: (study link, contour kinds) -> the study's listing
-ListStudy = Callable[[StudyLink, tuple[str, ...]], StudyListing]
+#: (study link, contour kinds, follow_symlinks) -> the study's listing
+ListStudy = Callable[[StudyLink, tuple[str, ...], bool], StudyListing]
 #: relative paths -> (size, mtime_ns) of those that exist
 StatFiles = Callable[[list[str]], dict[str, tuple[int, int]]]
 
@@ -51,6 +56,14 @@ def check_finished_version(
     recorded input file: by size and modification time against the manifest first, and by
     sha256 only for files whose time changed, so an unchanged archive costs one ``stat`` per
     input file and a few ``scandir`` calls per study, and a touched but identical file passes.
+    Inputs reached through symbolic links are compared by what they lead to (``stat`` follows
+    them), with the version's own ``follow_symlinks``: a link now leading to another file of
+    the same content is the same input (the manifest's ``link_target`` says what was read).
+
+    A version built before ``follow_symlinks`` existed has none in its ``build_config``; it
+    was built by the rule of ``follow_symlinks: false``. Its studies are listed by the current
+    rule, so it passes where the two rules agree (no link leads out of the data folder) and is
+    refused, naming the studies, where they do not.
     ``list_files`` and ``stat_files`` default to
     :func:`~workflow_scripts.raw.listing.list_study` and
     :func:`~workflow_scripts.raw.listing.read_file_stats` (the build plan passes caching
@@ -58,13 +71,19 @@ def check_finished_version(
     """
     if not (layout.version_dir / MANIFEST_NAME).exists():
         return
-    list_files = list_files or (lambda link, kinds: list_study(link, layout.data_dir, kinds))
+    list_files = list_files or (
+        lambda link, kinds, follow: list_study(link, layout.data_dir, kinds, follow)
+    )
     stat_files = stat_files or (lambda relpaths: read_file_stats(layout.data_dir, relpaths))
     manifest = read_manifest(layout.version_dir)
     old, new = manifest["build_config"], build_config(config, layout.phantom)
+    keys = old.keys() | new.keys()
+    before_links = "follow_symlinks" not in old  # built before the key existed: see above
+    if before_links:
+        keys -= {"follow_symlinks"}
     changes = [
         f"config {key}: {old.get(key)!r} -> {new.get(key)!r}"
-        for key in sorted(old.keys() | new.keys())
+        for key in sorted(keys)
         if old.get(key) != new.get(key)
     ]
     # A deleted phantom is regenerated from its configuration, which was compared above.
@@ -72,7 +91,18 @@ def check_finished_version(
         # List the studies as the finished build did, so a config change is not also
         # reported as changed files.
         built_kinds = tuple(old.get("contours", config["contours"]))
-        changes += _input_changes(manifest, layout, links, built_kinds, list_files, stat_files)
+        built_follow = bool(old.get("follow_symlinks", config.get("follow_symlinks", True)))
+
+        def listed(link: StudyLink, kinds: tuple[str, ...]) -> StudyListing:
+            return list_files(link, kinds, built_follow)
+
+        input_changes = _input_changes(manifest, layout, links, built_kinds, listed, stat_files)
+        if input_changes and before_links and built_follow:
+            input_changes.append(
+                "(the version was built before follow_symlinks existed, when links leading out "
+                "of data_dir were refused: follow_symlinks=false lists the studies as it did)"
+            )
+        changes += input_changes
     changes += _exclusions_changes(manifest["inputs"].get(EXCLUSIONS_INPUT), config)
     if changes:
         raise VersionChangedError(
@@ -89,7 +119,7 @@ def _input_changes(
     layout: Layout,
     links: list[StudyLink],
     kinds: tuple[str, ...],
-    list_files: ListStudy,
+    list_files: Callable[[StudyLink, tuple[str, ...]], StudyListing],
     stat_files: StatFiles,
 ) -> list[str]:
     changes = []
@@ -99,7 +129,7 @@ def _input_changes(
     changed = [
         relpath
         for relpath, entry in recorded.items()
-        if _input_changed(f"{root}/{relpath}", entry, stats.get(relpath))
+        if input_changed(f"{root}/{relpath}", entry, stats.get(relpath))
     ]
     if changed:
         changes.append(_some(changed, "input file(s) changed or missing"))
@@ -150,19 +180,6 @@ def _exclusions_changes(entry: Mapping[str, Any] | None, config: Mapping[str, An
     except OSError:
         status = None
     stat = None if status is None else (status.st_size, status.st_mtime_ns)
-    if _input_changed(path, entry, stat):
+    if input_changed(path, entry, stat):
         return [f"exclusions: {path!r} differs from the file the version was built with"]
     return []
-
-
-def _input_changed(path: str, entry: Mapping[str, Any], stat: tuple[int, int] | None) -> bool:
-    """Whether the file differs from its manifest entry: absent, another size, or another
-    modification time and content (a touched but identical file has not changed)."""
-    if stat is None:
-        return True
-    size, mtime_ns = stat
-    if size != entry["size"]:
-        return True
-    if mtime_ns == entry["mtime_ns"]:
-        return False
-    return file_digest(path)["sha256"] != entry["sha256"]

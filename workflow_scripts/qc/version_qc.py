@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from workflow_scripts.files import staged_directory, write_bytes_atomic
+from workflow_scripts.job_failures import workers_ignore_interrupts
 from workflow_scripts.layout import Layout
 from workflow_scripts.qc import plots
 from workflow_scripts.qc.figures import (
@@ -59,7 +60,9 @@ def draw_study_plots(tasks: Sequence[tuple], workers: int) -> list[tuple[str, by
         return [_draw_study(task) for task in tasks]
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        return list(pool.map(_draw_study, tasks, chunksize=8))
+        with workers_ignore_interrupts():  # a Ctrl-C is the job's alone, see job_failures
+            done = pool.map(_draw_study, tasks, chunksize=8)
+        return list(done)
 
 
 def write_version_qc(

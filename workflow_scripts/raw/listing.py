@@ -2,16 +2,30 @@
 
 Everything a study's build depends on besides file contents is in its listing: which files sit
 in ``dicoms/<patient_id>/`` and in the contour folders of ``contourfiles/<original_id>/``, and
-what each entry is (a regular file, something else, a link leading out of the data folder).
+what each entry is (a regular file, something else, a symbolic link that is not followed).
 Pairing (:mod:`~workflow_scripts.raw.pairing`) is a pure function of it, so its digest
 (:meth:`StudyListing.digest`) stands for the pairing in the study record, in the manifest and
 in the parse-time checks, which then never pair a study: when the workflow is parsed, each
 study costs a few ``scandir`` calls and one ``stat`` per file its build reads
 (:func:`read_file_stats`), with no per-file Python objects beyond a name and a letter.
+
+Symbolic links (config ``follow_symlinks``). A link anywhere in the data folder (a file, a
+study folder, ``dicoms/`` itself) is followed to what it leads to: with ``follow_symlinks``
+true (the default) wherever that is, with false only when it stays inside the data folder
+(one leading out is :data:`OUTSIDE`, never read). A followed link to a regular file is listed
+as a regular file (:data:`FILE`): the pairing and the content are the same as a copy's, and
+the study record notes where the link led (:func:`open_input`). A link that cannot be followed
+is listed with its own kind, in both modes: one leading nowhere (:data:`BROKEN`), into a loop
+of links or to a folder that contains it (:data:`LOOP`), or to something other than what is
+expected there (:data:`WRONG_TYPE`: a folder, fifo or device where a file is expected, or a
+file where a folder is). Each such kind is a problem code (:data:`LINK_CODES`). Following a
+link costs the ``stat`` that a regular file's check costs; only ``follow_symlinks: false``
+resolves the link's whole path (to see whether it stays inside).
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import stat
@@ -19,25 +33,44 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from loader.manifest import file_digest
 from workflow_scripts.raw.contours import parse_contour_name
 from workflow_scripts.raw.links import StudyLink
 
 __all__ = [
+    "BROKEN",
     "FILE",
+    "LINK_CODES",
+    "LOOP",
     "NOT_FILE",
     "OUTSIDE",
+    "WRONG_TYPE",
     "StudyListing",
+    "broken_folder_link",
     "contour_folder",
+    "input_changed",
     "list_study",
+    "open_input",
     "read_file_stats",
 ]
 
-#: Entry kinds: a regular file (or a link to one inside the data folder), anything else
-#: (a folder, a device, a dangling link), a link that leads outside the data folder.
-FILE, NOT_FILE, OUTSIDE = "f", "d", "x"
+#: Entry kinds: a regular file (or a link followed to one); anything else that is not a link
+#: (a folder, a fifo, a device); and the links that are not followed (see the module's
+#: docstring): leading outside the data folder with ``follow_symlinks: false``, leading
+#: nowhere, into a loop, or to something of the wrong type.
+FILE, NOT_FILE, OUTSIDE, BROKEN, LOOP, WRONG_TYPE = "f", "d", "x", "b", "o", "t"
+#: The kinds of a link that is not followed, with the problem code each is recorded as.
+LINK_CODES = {
+    OUTSIDE: "path_outside_data_dir",
+    BROKEN: "link_broken",
+    LOOP: "link_loop",
+    WRONG_TYPE: "link_wrong_type",
+}
+#: What a folder is, when it is one: a path to list.
+_FOLDER = "folder"
 
-#: A folder's entries: (name, kind) sorted by name; None when the folder is absent;
-#: OUTSIDE when the folder itself leads outside the data folder.
+#: A folder's entries: (name, kind) sorted by name; None when the folder is absent; one of the
+#: :data:`LINK_CODES` kinds when the folder is reached through a link that is not followed.
 Entries = tuple[tuple[str, str], ...] | None | str
 
 
@@ -51,8 +84,12 @@ class StudyListing:
     """What is on disk for one study (paths relative to ``data_dir``, POSIX).
 
     ``dicoms``: entries of ``dicoms/<patient_id>/``; ``contours_present``: whether
-    ``contourfiles/<original_id>/`` is a folder; ``contours``: contour kind -> entries of its
-    sub-folder (kinds in configured order).
+    ``contourfiles/<original_id>/`` is there (a folder, or a link to one or that cannot be
+    followed); ``contours``: contour kind -> entries of its sub-folder (kinds in configured
+    order); ``contour_root``: the kind of link (:data:`BROKEN`, :data:`LOOP` or
+    :data:`WRONG_TYPE`) when ``contourfiles/<original_id>`` is one that cannot be followed, so
+    that none of its sub-folders can be listed (one leading outside is recorded per sub-folder,
+    as it always was), else None.
     """
 
     link: StudyLink
@@ -60,6 +97,7 @@ class StudyListing:
     dicoms: Entries
     contours_present: bool
     contours: dict[str, Entries]
+    contour_root: str | None = None
 
     @property
     def dicom_dir(self) -> str:
@@ -76,11 +114,13 @@ class StudyListing:
         """sha256 of the ids, kinds and every entry: adding, removing, renaming or replacing
         (a file by a folder or a link) any file of the study changes it."""
         parts = [self.link.patient_id, self.link.original_id, f"contours:{self.contours_present}"]
+        if self.contour_root is not None:  # only then: earlier listings keep their digests
+            parts.append(f"{self.contour_dir}:{self.contour_root}")
         for folder, entries in [
             (self.dicom_dir, self.dicoms),
             *((self.contour_dir_of(kind), entries) for kind, entries in self.contours.items()),
         ]:
-            if entries is None or entries == OUTSIDE:
+            if entries is None or isinstance(entries, str):
                 parts.append(f"{folder}:{entries}")
             else:
                 parts.append(f"{folder}:" + "/".join(f"{name}|{kind}" for name, kind in entries))
@@ -91,7 +131,7 @@ class StudyListing:
         folder's pattern, kinds in configured order, names sorted."""
         found = []
         for kind, entries in self.contours.items():
-            if entries is None or entries == OUTSIDE:
+            if not isinstance(entries, tuple):
                 continue
             folder = self.contour_dir_of(kind)
             for name, entry_kind in entries:
@@ -109,30 +149,39 @@ class StudyListing:
         its folder's pattern, and the DICOM of each slice number that has one."""
         contours = self.contour_files()
         read = [path for _, _, path in contours]
-        if self.contours_present and self.dicoms not in (None, OUTSIDE):
+        if self.contours_present and isinstance(self.dicoms, tuple):
             files = {name for name, entry_kind in self.dicoms if entry_kind == FILE}
             slices = {number for _, number, _ in contours}
             read += [f"{self.dicom_dir}/{n}.dcm" for n in slices if f"{n}.dcm" in files]
         return sorted(read)
 
 
-def list_study(link: StudyLink, data_dir: str | Path, contour_kinds: tuple[str, ...]):
-    """The listing of one study (ids already checked to be plain folder names)."""
+def list_study(
+    link: StudyLink,
+    data_dir: str | Path,
+    contour_kinds: tuple[str, ...],
+    follow_symlinks: bool = True,
+) -> StudyListing:
+    """The listing of one study (ids already checked to be plain folder names), following
+    symbolic links as config ``follow_symlinks`` says (see the module's docstring)."""
     data_dir = Path(data_dir)
     root = str(data_dir)
-    dicoms = _entries(root, f"dicoms/{link.patient_id}")
+    dicoms = _entries(root, f"dicoms/{link.patient_id}", follow_symlinks)
     contour_dir = f"contourfiles/{link.original_id}"
-    contours_present = _folder(root, contour_dir) is not None
+    found = _folder(root, contour_dir, follow_symlinks)
+    contour_root = found if found in (BROKEN, LOOP, WRONG_TYPE) else None
     contours = {
-        kind: _entries(root, f"{contour_dir}/{contour_folder(kind)}") if contours_present else None
+        kind: _entries(root, f"{contour_dir}/{contour_folder(kind)}", follow_symlinks)
+        if found is not None and contour_root is None
+        else None
         for kind in contour_kinds
     }
-    return StudyListing(link, data_dir, dicoms, contours_present, contours)
+    return StudyListing(link, data_dir, dicoms, found is not None, contours, contour_root)
 
 
 def read_file_stats(data_dir: str | Path, relpaths: list[str]) -> dict[str, tuple[int, int]]:
-    """(size in bytes, modification time in ns) of each file, by relative path; a file that
-    cannot be stat'ed is left out."""
+    """(size in bytes, modification time in ns) of each file, by relative path, through any
+    symbolic link (the file it leads to); a file that cannot be stat'ed is left out."""
     root = str(data_dir)
     stats = {}
     for relpath in relpaths:
@@ -144,20 +193,100 @@ def read_file_stats(data_dir: str | Path, relpaths: list[str]) -> dict[str, tupl
     return stats
 
 
-def _folder(root: str, folder: str) -> str | None:
-    """The folder's path; None when absent or not a folder; OUTSIDE when it leads out of
-    the data folder (through a link at any level of ``folder``)."""
+def input_changed(path: str | Path, entry: dict, stat_now: tuple[int, int] | None) -> bool:
+    """Whether the file at ``path`` differs from a recorded ``entry`` (``sha256``, ``size``,
+    ``mtime_ns``), given its (size, mtime_ns) now (None: it is gone or cannot be reached): gone,
+    another size, or another modification time and another content. A touched but identical
+    file has not changed; only a file whose size is the same and time differs is hashed."""
+    if stat_now is None:
+        return True
+    size, mtime_ns = stat_now
+    if size != entry["size"]:
+        return True
+    if mtime_ns == entry["mtime_ns"]:
+        return False
+    return file_digest(path)["sha256"] != entry["sha256"]
+
+
+def open_input(data_dir: str | Path, relpath: str) -> tuple[str, str | None]:
+    """The path to open for the input ``relpath`` and, when a symbolic link (the file itself,
+    or a folder on its way, below ``data_dir``) leads elsewhere, where it led: the resolved
+    path, relative to the data folder when it stays inside it (POSIX), else absolute; None for
+    a file reached without a link. Opening the returned path reads exactly the file named, even
+    if the link is changed meanwhile."""
+    root = os.path.realpath(data_dir)
+    resolved = os.path.realpath(f"{data_dir}/{relpath}")
+    if resolved == f"{root}/{relpath}":
+        return resolved, None
+    inside = Path(resolved).is_relative_to(root)
+    return resolved, Path(resolved).relative_to(root).as_posix() if inside else resolved
+
+
+def broken_folder_link(data_dir: str | Path, folder: str) -> str | None:
+    """The kind of link (:data:`BROKEN`, :data:`LOOP` or :data:`WRONG_TYPE`) when ``folder``
+    (relative to ``data_dir``) is, or sits under, a symbolic link that cannot be followed;
+    else None."""
+    found = _folder(str(data_dir), folder, follow=True)
+    return found if found in (BROKEN, LOOP, WRONG_TYPE) else None
+
+
+def _folder(root: str, folder: str, follow: bool) -> str | None:
+    """The folder's path; None when absent or not a folder (and not a link); the link's kind
+    (:data:`LINK_CODES`) when it is, or is reached through, a link that is not followed."""
     path = f"{root}/{folder}"
     try:
         mode = os.lstat(path).st_mode
-    except OSError:
+    except OSError as error:
+        return _unreachable(root, folder, error)
+    if stat.S_ISLNK(mode):
+        kind = _link_kind(root, path, follow, expect_folder=True)
+        return path if kind == _FOLDER else kind
+    if not stat.S_ISDIR(mode):
         return None
-    linked = stat.S_ISLNK(mode) or _linked_parent(root, folder)
-    if linked:
-        if not os.path.isdir(path):
-            return None
-        return path if _inside(root, path) else OUTSIDE
-    return path if stat.S_ISDIR(mode) else None
+    # A folder under a linked one (e.g. dicoms/ itself a link) leads where that link does.
+    if not follow and _linked_parent(root, folder) and not _inside(root, path):
+        return OUTSIDE
+    return path
+
+
+def _unreachable(root: str, folder: str, error: OSError) -> str | None:
+    """Why ``folder`` cannot be looked at: None when it is simply absent, the kind of link
+    when a folder on its way is a link that cannot be followed (a loop, or one that leads
+    nowhere or to a file)."""
+    if error.errno == errno.ELOOP:
+        return LOOP
+    parts = folder.split("/")[:-1]
+    for depth in range(1, len(parts) + 1):
+        parent = "/".join(parts[:depth])
+        if _is_link(root, parent):
+            try:
+                mode = os.stat(f"{root}/{parent}").st_mode
+            except OSError as parent_error:
+                return LOOP if parent_error.errno == errno.ELOOP else BROKEN
+            if not stat.S_ISDIR(mode):
+                return WRONG_TYPE
+    return None
+
+
+def _link_kind(root: str, path: str, follow: bool, expect_folder: bool) -> str:
+    """What the link at ``path`` leads to: :data:`FILE` (or the folder mark when
+    ``expect_folder``), else the kind of link that is not followed."""
+    if not follow and not _inside(root, path):
+        return OUTSIDE
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as error:
+        return LOOP if error.errno == errno.ELOOP else BROKEN
+    if stat.S_ISDIR(mode):
+        # A folder that holds the link itself: following it would go round for ever.
+        target = os.path.realpath(path)
+        holder = os.path.realpath(os.path.dirname(path))
+        if holder == target or holder.startswith(target.rstrip("/") + "/"):
+            return LOOP
+        return _FOLDER if expect_folder else WRONG_TYPE
+    if stat.S_ISREG(mode) and not expect_folder:
+        return FILE
+    return WRONG_TYPE
 
 
 def _linked_parent(root: str, folder: str) -> bool:
@@ -182,18 +311,15 @@ def _is_top_link(root: str, name: str) -> bool:
     return os.path.islink(f"{root}/{name}")
 
 
-def _entries(root: str, folder: str) -> Entries:
-    path = _folder(root, folder)
-    if path is None or path == OUTSIDE:
+def _entries(root: str, folder: str, follow: bool) -> Entries:
+    path = _folder(root, folder, follow)
+    if path is None or path in LINK_CODES:
         return path
     entries = []
     with os.scandir(path) as scan:
         for entry in scan:
             if entry.is_symlink():
-                if not _inside(root, entry.path):
-                    kind = OUTSIDE
-                else:
-                    kind = FILE if entry.is_file() else NOT_FILE
+                kind = _link_kind(root, entry.path, follow, expect_folder=False)
             else:
                 kind = FILE if entry.is_file(follow_symlinks=False) else NOT_FILE
             entries.append((entry.name, kind))
@@ -202,9 +328,11 @@ def _entries(root: str, folder: str) -> Entries:
 
 
 def _inside(root: str, path: str) -> bool:
-    return Path(path).resolve().is_relative_to(_resolved(root))
+    """Whether ``path``, every link on it resolved, lies inside the data folder. (A loop
+    resolves to no path, and counts as inside: it is refused as a loop.)"""
+    return Path(os.path.realpath(path)).is_relative_to(_resolved(root))
 
 
 @cache
-def _resolved(root: str) -> Path:
-    return Path(root).resolve()
+def _resolved(root: str) -> str:
+    return os.path.realpath(root)

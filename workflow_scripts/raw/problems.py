@@ -24,7 +24,20 @@ CODES: dict[str, tuple[str, str]] = {
     # files in general
     "hidden_file": (WARNING, "a hidden file (e.g. a macOS ._ AppleDouble file) was skipped"),
     "file_name_unrecognized": (WARNING, "a file whose name fits no known pattern was skipped"),
-    "path_outside_data_dir": (ERROR, "a symbolic link leads outside the data folder; not read"),
+    "path_outside_data_dir": (
+        ERROR,
+        "with `follow_symlinks: false`, a symbolic link leads outside the data folder; not read",
+    ),
+    "link_broken": (ERROR, "a symbolic link leads nowhere (its target does not exist); not read"),
+    "link_loop": (
+        ERROR,
+        "a symbolic link leads into a loop of links, or to a folder that contains it; not read",
+    ),
+    "link_wrong_type": (
+        ERROR,
+        "a symbolic link leads to something other than a regular file (a folder, fifo or "
+        "device), or other than a folder where a folder is expected; not read",
+    ),
     # DICOM slices
     "dicom_missing": (ERROR, "a contour file has no DICOM slice with its number"),
     "dicom_unreadable": (ERROR, "the file is not DICOM, or is truncated or corrupt"),

@@ -2,13 +2,15 @@
 # so that a bad config value, an unusable link.csv or a changed finished version stops the run
 # before any job.
 
+import sys
+
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from workflow_scripts.batches import BATCH_ID_PATTERN
 from workflow_scripts.build_plan import plan_build, print_summary
 from workflow_scripts.config import command_line_values_typed, config_problems
-from workflow_scripts.dataset.manifest import recorded_config
+from workflow_scripts.job_failures import interrupted_message, note_interrupts
 from workflow_scripts.layout import DATASET_PLOTS
 from workflow_scripts.raw.links import STUDY_ID_PATTERN
 from workflow_scripts.version_lock import (
@@ -104,3 +106,17 @@ def hold_version_lock():
 
 def let_go_of_version_lock():
     release_version_lock(LAYOUT.work_dir / LOCK_NAME)
+
+
+# Ctrl-Cs, noted from when the jobs start (onstart), so that onerror can tell an interrupted
+# run, which it says in one line, from a failed one, whose jobs said why.
+INTERRUPTS = {}
+
+
+def note_interrupts_from_now():
+    INTERRUPTS["noted"] = note_interrupts()
+
+
+def say_if_interrupted():
+    if INTERRUPTS.get("noted"):
+        print(interrupted_message(LAYOUT.version, LAYOUT.out_dir), file=sys.stderr)

@@ -35,8 +35,8 @@ rule write_manifest:
         f"{LOG_DIR}/write_manifest.log",
     conda:
         "../../envs/lv-dataset.yaml"
-    params:
-        config=recorded_config(config),
-        exclusions=PLAN.exclusions_input,
+    # No params: the configuration is read in the job. A finished version's manifest is then
+    # never rewritten for a difference the immutability check lets through (a moved data_dir,
+    # a new config key at its default, a touched exclusions file).
     script:
         "../scripts/write_manifest.py"

@@ -9,18 +9,20 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1]))
 
 from workflow_scripts.batches import read_batch_studies
 from workflow_scripts.dataset.tables import write_dataset_tables
+from workflow_scripts.job_failures import job_failures
 from workflow_scripts.layout import Layout
 from workflow_scripts.raw.links import read_link_json
 
 layout = Layout.from_config(snakemake.config)
-write_dataset_tables(
-    record_paths=[layout.study_record(s) for s in read_batch_studies(snakemake.input.batches)],
-    links=read_link_json(snakemake.input.links),
-    data_dir=layout.data_dir,
-    contour_kinds=tuple(snakemake.params.contours),
-    version=snakemake.params.version,
-    fractions=snakemake.params.splits,
-    seed=snakemake.params.split_seed,
-    index_path=snakemake.output.index,
-    validation_path=snakemake.output.validation,
-)
+with job_failures(snakemake.rule, layout.out_dir):
+    write_dataset_tables(
+        record_paths=[layout.study_record(s) for s in read_batch_studies(snakemake.input.batches)],
+        links=read_link_json(snakemake.input.links),
+        data_dir=layout.data_dir,
+        contour_kinds=tuple(snakemake.params.contours),
+        version=snakemake.params.version,
+        fractions=snakemake.params.splits,
+        seed=snakemake.params.split_seed,
+        index_path=snakemake.output.index,
+        validation_path=snakemake.output.validation,
+    )

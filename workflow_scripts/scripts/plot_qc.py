@@ -14,14 +14,17 @@ if __name__ == "__main__":
     # env); the spawned workers inherit this search path.
     sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1]))
 
+    from workflow_scripts.job_failures import job_failures
     from workflow_scripts.layout import Layout
     from workflow_scripts.qc.version_qc import write_version_qc
 
-    write_version_qc(
-        layout=Layout.from_config(snakemake.config),
-        index_path=snakemake.input.index,
-        validation_path=snakemake.input.validation,
-        decisions=snakemake.params.exclusions,
-        area_outlier_factor=snakemake.params.area_outlier_factor,
-        workers=snakemake.threads,
-    )
+    layout = Layout.from_config(snakemake.config)
+    with job_failures(snakemake.rule, layout.out_dir):
+        write_version_qc(
+            layout=layout,
+            index_path=snakemake.input.index,
+            validation_path=snakemake.input.validation,
+            decisions=snakemake.params.exclusions,
+            area_outlier_factor=snakemake.params.area_outlier_factor,
+            workers=snakemake.threads,
+        )

@@ -7,13 +7,16 @@ sys.stderr = open(snakemake.log[0], "w")
 # The repository's packages, also where the project is not installed (the rules' conda env).
 sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1]))
 
+from workflow_scripts.job_failures import job_failures
 from workflow_scripts.layout import Layout
 from workflow_scripts.qc.summary import write_report_material
 
-write_report_material(
-    layout=Layout.from_config(snakemake.config),
-    index_path=snakemake.input.index,
-    validation_path=snakemake.input.validation,
-    studies_dir=snakemake.output.studies,
-    flagged_dir=snakemake.output.flagged,
-)
+layout = Layout.from_config(snakemake.config)
+with job_failures(snakemake.rule, layout.out_dir):
+    write_report_material(
+        layout=layout,
+        index_path=snakemake.input.index,
+        validation_path=snakemake.input.validation,
+        studies_dir=snakemake.output.studies,
+        flagged_dir=snakemake.output.flagged,
+    )

@@ -8,16 +8,23 @@ sys.stderr = open(snakemake.log[0], "w")
 sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1]))
 
 from workflow_scripts.batches import read_batch_studies
-from workflow_scripts.dataset.manifest import write_dataset_manifest
+from workflow_scripts.dataset.manifest import (
+    exclusions_entry,
+    recorded_config,
+    write_dataset_manifest,
+)
+from workflow_scripts.job_failures import job_failures
 from workflow_scripts.layout import Layout
 
-layout = Layout.from_config(snakemake.params.config)
-write_dataset_manifest(
-    layout=layout,
-    config=snakemake.params.config,
-    record_paths=[layout.study_record(s) for s in read_batch_studies(snakemake.input.batches)],
-    index_path=snakemake.input.index,
-    validation_path=snakemake.input.validation,
-    qc_outputs=snakemake.input.qc,
-    exclusions=snakemake.params.exclusions,
-)
+config = recorded_config(snakemake.config)
+layout = Layout.from_config(config)
+with job_failures(snakemake.rule, layout.out_dir):
+    write_dataset_manifest(
+        layout=layout,
+        config=config,
+        record_paths=[layout.study_record(s) for s in read_batch_studies(snakemake.input.batches)],
+        index_path=snakemake.input.index,
+        validation_path=snakemake.input.validation,
+        qc_outputs=snakemake.input.qc,
+        exclusions=exclusions_entry(snakemake.config),
+    )

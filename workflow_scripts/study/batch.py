@@ -8,6 +8,11 @@ With ``workers`` > 1 the studies go to a pool of that many worker processes (the
 ``threads``); with 1 they run in the job's own process. The pool's workers are forked from the
 job's process, which is a fresh single-purpose Python without threads of its own: they inherit
 its imports (pydicom, numpy, Pillow, pyarrow: ~0.7 s each to import again) at no cost.
+
+The workers ignore Ctrl-C (SIGINT, which reaches every process of the run): only the job's
+process takes it, drops the studies not yet started, lets the running ones finish (their files
+are written atomically) and stops (see :mod:`workflow_scripts.job_failures`). A failing study
+stops the batch the same way.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from pathlib import Path
 from typing import TextIO
 
 from workflow_scripts.files import write_bytes_atomic
+from workflow_scripts.job_failures import workers_ignore_interrupts
 from workflow_scripts.layout import Layout
 from workflow_scripts.raw.links import StudyLink
 from workflow_scripts.study.build import build_study
@@ -55,7 +61,8 @@ def build_batch(
             (:meth:`~workflow_scripts.layout.Layout.study_log`).
 
     A study's input problems never raise (they are rows of its record); anything that does
-    raise fails the batch, after which a rerun builds the whole batch again to the same bytes.
+    raise (or a Ctrl-C, KeyboardInterrupt) fails the batch once the studies in hand are done,
+    after which a rerun builds the whole batch again to the same bytes.
     """
     exclusions = exclusions or {}
     jobs = [
@@ -67,8 +74,13 @@ def build_batch(
         done = map(_build_one, jobs)
         _log_progress(done, log, start)
     else:
-        with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=_context()) as pool:
-            _log_progress(pool.map(_build_one, jobs), log, start)
+        pool = ProcessPoolExecutor(min(workers, len(jobs)), mp_context=_context())
+        try:
+            with workers_ignore_interrupts():  # the workers start as the studies are submitted
+                done = pool.map(_build_one, jobs)
+            _log_progress(done, log, start)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
     ids = [link.patient_id for link, *_ in jobs]
     record = {"batch": batch, "studies": ids}
     write_bytes_atomic(record_path, json.dumps(record, indent=1).encode())

@@ -34,7 +34,7 @@ from workflow_scripts.qc.exclusions import exclusion_message
 from workflow_scripts.raw.contours import parse_contour
 from workflow_scripts.raw.dicom_slice import DicomSlice, read_dicom_slice
 from workflow_scripts.raw.links import StudyLink
-from workflow_scripts.raw.listing import list_study
+from workflow_scripts.raw.listing import list_study, open_input
 from workflow_scripts.raw.pairing import pair_listing
 from workflow_scripts.raw.problems import InputProblem
 from workflow_scripts.study.checks import flag_suspicious_labels, leave_out_odd_shapes
@@ -63,12 +63,18 @@ class _Inputs:
         self.warned_files: dict[str, str] = {}
 
     def read(self, relpath: str) -> bytes:
-        """The file's bytes; its digest (``sha256``, ``size``) and ``mtime_ns`` (from ``fstat``
-        of the open file: the time of exactly the bytes hashed) are remembered."""
-        with open(self.data_dir / relpath, "rb") as handle:
+        """The file's bytes; its digest (``sha256``, ``size``), ``mtime_ns`` (from ``fstat``
+        of the open file: the time of exactly the bytes hashed) and, when a symbolic link led
+        elsewhere, ``link_target`` (the file read, see
+        :func:`~workflow_scripts.raw.listing.open_input`) are remembered."""
+        path, link_target = open_input(self.data_dir, relpath)
+        with open(path, "rb") as handle:
             mtime_ns = os.fstat(handle.fileno()).st_mtime_ns
             data = handle.read()
-        self.digests[relpath] = {**bytes_digest(data), "mtime_ns": mtime_ns}
+        digest = {**bytes_digest(data), "mtime_ns": mtime_ns}
+        if link_target is not None:
+            digest["link_target"] = link_target
+        self.digests[relpath] = digest
         return data
 
     def dicom(self, relpath: str, max_pixels: int) -> DicomSlice:
@@ -105,14 +111,15 @@ def build_study(
     Returns:
         the study record: ``study_id``, ``original_id``, ``samples`` (index rows), ``problems``
         (validation rows), ``inputs`` (``sha256``, ``size`` and ``mtime_ns`` of each file read,
-        by relative path), ``outputs`` (digests by relative path), ``listing`` (the digest of the
+        and ``link_target`` for one reached through a symbolic link, by relative path),
+        ``outputs`` (digests by relative path), ``listing`` (the digest of the
         study's folder listing, :meth:`~workflow_scripts.raw.listing.StudyListing.digest`) and
         ``counts``.
 
     Input problems never raise: they become rows of the record's ``problems``.
     """
     study_id = link.patient_id
-    listing = list_study(link, layout.data_dir, options.contour_kinds)
+    listing = list_study(link, layout.data_dir, options.contour_kinds, options.follow_symlinks)
     pairing = pair_listing(listing)
     inputs = _Inputs(layout.data_dir)
     labelled = [LabelledSlice(study_id, pair) for pair in pairing.slices if pair.contours]

@@ -1,5 +1,5 @@
-"""How a study is built: the ``contours``, ``checks``, ``qc`` and ``resample`` sections of the
-configuration."""
+"""How a study is built: the ``contours``, ``checks``, ``qc``, ``resample`` and
+``follow_symlinks`` settings of the configuration."""
 
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ class BuildOptions:
     ``"dicom"`` (the file's display window when it has one) or ``"percentile"`` (always the
     ``percentiles`` range); ``sheet_columns``: tiles per row of the contact sheet.
     ``resample``: the common grid every slice is put on, or None for the native pixel grid.
+    ``follow_symlinks``: follow links inside the data folder wherever they lead, or only those
+    staying inside it (see :mod:`~workflow_scripts.raw.listing`).
     """
 
     contour_kinds: tuple[str, ...]
@@ -33,11 +35,13 @@ class BuildOptions:
     percentiles: tuple[float, float]
     sheet_columns: int
     resample: ResampleGrid | None = None
+    follow_symlinks: bool = True
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> BuildOptions:
         """Options from a validated configuration (or just its contours/checks/qc sections, and
-        ``resample`` when it is set)."""
+        ``resample`` and ``follow_symlinks`` when they are set; the latter defaults to true, as
+        in the schema)."""
         checks, qc = config["checks"], config["qc"]
         return cls(
             contour_kinds=tuple(config["contours"]),
@@ -49,4 +53,5 @@ class BuildOptions:
             percentiles=tuple(qc["percentiles"]),
             sheet_columns=int(qc["sheet_columns"]),
             resample=ResampleGrid.from_config(config.get("resample")),
+            follow_symlinks=bool(config.get("follow_symlinks", True)),
         )
