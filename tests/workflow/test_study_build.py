@@ -115,6 +115,25 @@ def test_samples_equal_pydicom_pixels_and_an_independent_rasterization(built):
     assert checked == 11
 
 
+def percentile_by_hand(values: np.ndarray, p: float) -> float:
+    """The p-th percentile of ``values``, linear between order statistics: rank p/100 x (n-1)
+    of the sorted values."""
+    ordered = np.sort(values, axis=None).astype(np.float64)
+    rank = p / 100 * (len(ordered) - 1)
+    low = int(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return float(ordered[low] + (rank - low) * (ordered[high] - ordered[low]))
+
+
+def test_index_rows_carry_the_percentiles_of_the_dicoms_pixel_values(built):
+    for study in STUDIES:
+        for row in built.records[study]["samples"]:
+            pixels = pydicom.dcmread(built.raw / "dicoms" / study / f"{row['slice']}.dcm")
+            for p in (1, 25, 50, 75, 99):
+                expected = percentile_by_hand(pixels.pixel_array, p)
+                assert row[f"intensity_p{p:02d}"] == pytest.approx(expected, rel=1e-12), (study, p)
+
+
 def test_index_rows_name_the_sample_files_and_overlays(built):
     for study in STUDIES:
         link = built.links[study]

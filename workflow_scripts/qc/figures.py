@@ -4,27 +4,27 @@ Areas are in mm² for a study whose every sample has a known pixel spacing (``in
 ``pixel_spacing_row`` and ``pixel_spacing_col``, finite and positive), else in pixels, so a
 figure never mixes units within a study. The area-to-median ratio is in pixels, as the
 ``mask_area_outlier`` check computes it (median over the study's samples). Image intensities are
-the stored pixel values of each sample's ``image`` (the DICOM's, rescaled if the file says so).
+percentiles of the stored pixel values of each sample's ``image`` (the DICOM's, rescaled if the
+file says so), computed by the sample's build while the image is in memory and kept in
+``index.parquet`` (:data:`INTENSITY_COLUMNS`), so no plot reads a sample file.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from loader.sample_file import read_sample
-
 __all__ = [
+    "INTENSITY_COLUMNS",
     "INTENSITY_PERCENTILES",
     "MM2",
     "PX",
     "StudyFigures",
     "dataset_unit",
-    "intensity_stats",
+    "intensity_percentiles",
     "reviewed_exclusions",
     "sample_figures",
     "study_figures",
@@ -34,6 +34,20 @@ MM2, PX = "mm²", "px"
 _SPACING = ("pixel_spacing_row", "pixel_spacing_col")
 #: Percentiles of a sample's pixel values kept for the intensity plot: 1st, quartiles, 99th.
 INTENSITY_PERCENTILES = (1.0, 25.0, 50.0, 75.0, 99.0)
+#: The index columns (float64) holding them: ``intensity_p01`` ... ``intensity_p99``.
+INTENSITY_COLUMNS = tuple(f"intensity_p{p:02.0f}" for p in INTENSITY_PERCENTILES)
+
+
+def intensity_percentiles(image: np.ndarray) -> dict[str, float]:
+    """A sample's :data:`INTENSITY_COLUMNS`: the :data:`INTENSITY_PERCENTILES` of its stored
+    image's pixel values (numpy's default, linear interpolation between order statistics)."""
+    values = image.ravel()
+    if values.dtype.kind in "iu" and values.dtype.itemsize <= 2:
+        # numpy sorts small integers by radix: sorted first, a 256 x 256 int16 image's
+        # percentiles take 0.7 ms instead of 1.2 (the same values: only the order changes).
+        values = np.sort(values, kind="stable")
+    percentiles = np.percentile(values, INTENSITY_PERCENTILES)
+    return {name: float(value) for name, value in zip(INTENSITY_COLUMNS, percentiles, strict=True)}
 
 
 def sample_figures(index: pd.DataFrame) -> pd.DataFrame:
@@ -121,19 +135,6 @@ def study_figures(figures: pd.DataFrame, validation: pd.DataFrame) -> dict[str, 
         )
         for study in studies
     }
-
-
-def intensity_stats(version_dir: str | Path, figures: pd.DataFrame) -> pd.DataFrame:
-    """Per sample, the :data:`INTENSITY_PERCENTILES` of its image's pixel values (columns
-    ``p1``, ``p25``, ``p50``, ``p75``, ``p99``), read from its npz."""
-    version_dir = Path(version_dir)
-    rows = []
-    for npz in figures["npz"]:
-        image = read_sample(version_dir / npz)["image"]
-        rows.append(np.percentile(image, INTENSITY_PERCENTILES))
-    columns = [f"p{p:g}" for p in INTENSITY_PERCENTILES]
-    stats = pd.DataFrame(rows, columns=columns, index=figures.index, dtype=float)
-    return pd.concat([figures[["study_id", "slice"]], stats], axis=1)
 
 
 def reviewed_exclusions(validation: pd.DataFrame, decisions: list[Mapping]) -> pd.DataFrame:

@@ -19,7 +19,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from workflow_scripts.qc.figures import dataset_unit
+from workflow_scripts.qc.figures import INTENSITY_COLUMNS, dataset_unit
 
 __all__ = [
     "INTENSITY_OUTLIER_FACTOR",
@@ -190,20 +190,25 @@ def ratio_distribution_plot(figures: pd.DataFrame, area_outlier_factor: float) -
 
 
 @_styled
-def intensity_plot(stats: pd.DataFrame) -> bytes:
+def intensity_plot(figures: pd.DataFrame) -> bytes:
     """PNG: per study, a box of its slices' typical intensities (median over the slices of
-    each percentile: whiskers 1st and 99th, box the quartiles), each slice's 99th percentile
-    as a dot, and slices beyond :data:`INTENSITY_OUTLIER_FACTOR` of their study's median
-    99th percentile labelled by study and slice."""
+    each percentile of :data:`~workflow_scripts.qc.figures.INTENSITY_COLUMNS`: whiskers 1st and
+    99th, box the quartiles), each slice's 99th percentile as a dot, and slices beyond
+    :data:`INTENSITY_OUTLIER_FACTOR` of their study's median 99th percentile labelled by study
+    and slice. ``figures``: the index's rows (``study_id``, ``slice`` and those columns)."""
+    p1, p25, p50, p75, p99 = INTENSITY_COLUMNS
+    stats = figures[["study_id", "slice", *INTENSITY_COLUMNS]].astype(
+        {p: float for p in INTENSITY_COLUMNS}
+    )
     studies = sorted(stats["study_id"].unique())
-    typical = stats.groupby("study_id")[["p1", "p25", "p50", "p75", "p99"]].median()
+    typical = stats.groupby("study_id")[list(INTENSITY_COLUMNS)].median()
     boxes = [
         {
-            "whislo": row.p1,
-            "q1": row.p25,
-            "med": row.p50,
-            "q3": row.p75,
-            "whishi": row.p99,
+            "whislo": row[p1],
+            "q1": row[p25],
+            "med": row[p50],
+            "q3": row[p75],
+            "whishi": row[p99],
             "label": study,
         }
         for study, row in typical.loc[studies].iterrows()
@@ -212,18 +217,18 @@ def intensity_plot(stats: pd.DataFrame) -> bytes:
     axes = figure.add_subplot()
     axes.bxp(boxes, positions=range(len(studies)), showfliers=False, widths=0.6)
     position = stats["study_id"].map({study: i for i, study in enumerate(studies)})
-    axes.scatter(position, stats["p99"], s=6, color=_GREY, zorder=3, label="99th pct. per slice")
-    study_p99 = stats.groupby("study_id")["p99"].transform("median")
-    factor = stats["p99"] / study_p99.where(study_p99 > 0)
+    axes.scatter(position, stats[p99], s=6, color=_GREY, zorder=3, label="99th pct. per slice")
+    study_p99 = stats.groupby("study_id")[p99].transform("median")
+    factor = stats[p99] / study_p99.where(study_p99 > 0)
     odd = stats.assign(x=position, name=_names(stats), distance=np.abs(np.log(factor)))
     limit = np.log(INTENSITY_OUTLIER_FACTOR)
     odd = odd[odd["distance"] > limit].sort_values(
         ["distance", "study_id", "slice"], ascending=[False, True, True]
     )
-    axes.scatter(odd["x"], odd["p99"], s=50, facecolors="none", edgecolors=_FLAG,
+    axes.scatter(odd["x"], odd[p99], s=50, facecolors="none", edgecolors=_FLAG,
                  linewidths=1.5, label=f"beyond {INTENSITY_OUTLIER_FACTOR:g}x its study",
                  zorder=4)  # fmt: skip
-    _label_points(axes, odd, "x", "p99", "name")
+    _label_points(axes, odd, "x", p99, "name")
     _study_axis(axes, studies)
     axes.set_ylabel("pixel value", fontsize=8)
     axes.set_title("Image intensities per study", fontsize=10)

@@ -4,9 +4,10 @@
 - ``qc/plots/{mask_areas,area_to_median,intensities}.png``: the dataset's distributions;
 - ``qc/review.html``: the review sheet (:mod:`workflow_scripts.qc.review_sheet`).
 
-They are read from the version's tables and files alone (``index.parquet``,
-``validation.parquet``, the samples' npz), so they come out the same however the studies were
-built, and they are deterministic: the same version gives the same bytes.
+They are read from the version's tables alone (``index.parquet``, whose intensity columns each
+sample's build computed, and ``validation.parquet``): no sample file is opened, so they come out
+the same however the studies were built, and they are deterministic: the same version gives the
+same bytes.
 """
 
 from __future__ import annotations
@@ -21,12 +22,7 @@ import pandas as pd
 from workflow_scripts.files import staged_directory, write_bytes_atomic
 from workflow_scripts.layout import Layout
 from workflow_scripts.qc import plots
-from workflow_scripts.qc.figures import (
-    intensity_stats,
-    reviewed_exclusions,
-    sample_figures,
-    study_figures,
-)
+from workflow_scripts.qc.figures import reviewed_exclusions, sample_figures, study_figures
 from workflow_scripts.qc.review_sheet import review_sheet_html
 
 __all__ = ["read_tables", "write_version_qc"]
@@ -97,7 +93,6 @@ def write_version_qc(
         layout.dataset_plot("area_to_median"),
         plots.ratio_distribution_plot(figures, area_outlier_factor),
     )
-    stats = intensity_stats(layout.version_dir, figures)
-    write_bytes_atomic(layout.dataset_plot("intensities"), plots.intensity_plot(stats))
+    write_bytes_atomic(layout.dataset_plot("intensities"), plots.intensity_plot(figures))
     table = reviewed_exclusions(validation, list(decisions))
     write_bytes_atomic(layout.review_sheet, review_sheet_html(layout.version, studies, table))

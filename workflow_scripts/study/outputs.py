@@ -27,6 +27,7 @@ from workflow_scripts.files import (
     write_bytes_atomic,
 )
 from workflow_scripts.layout import Layout
+from workflow_scripts.qc.figures import intensity_percentiles
 from workflow_scripts.qc.overlays import (
     contact_sheet,
     encode_jpeg,
@@ -159,6 +160,7 @@ def _index_row(study: BuiltStudy, item: LabelledSlice, npz: str, png: str) -> di
         "i_outside_o": item.i_outside_o,
         "flags": ",".join(item.codes),
         **_geometry_columns(item),
+        **intensity_percentiles(image),
     }
 
 
