@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import inspect
 import io
 import os
 import re
@@ -126,8 +125,8 @@ def make_floor_dataset(root: Path, source: str) -> Path:
 def direct_build(raw: Path, out_dir: Path, processes: int) -> tuple[float, dict[str, float]]:
     """Seconds to build every study, the tables, the version's QC, the manifest and the report
     material with the functions the workflow's jobs call, in one process (``processes`` 2: the
-    studies and the QC plots on a pool of 2, as a job with 2 threads); and the seconds of each
-    step, by rule name. Also ``report_mb``: what the report material's folder holds."""
+    studies on a pool of 2, as a batch job with 2 threads); and the seconds of each step, by
+    rule name. Also ``report_mb``: what the report material's folder holds."""
     config = default_config(data_dir=str(raw), out_dir=str(out_dir))
     layout = Layout.from_config(config)
     steps: dict[str, float] = {}
@@ -151,22 +150,17 @@ def direct_build(raw: Path, out_dir: Path, processes: int) -> tuple[float, dict[
     )
     step("index_dataset")
     factor = config["checks"]["area_outlier_factor"]
-    write_version_qc(layout, index, validation, [], factor, **_qc_workers(processes))
+    write_version_qc(layout, index, validation, [], factor)
     step("plot_qc")
     write_dataset_manifest(layout, config, records, index, validation, layout.version_qc)
     step("write_manifest")
     report = layout.report_dir
-    write_report_material(layout, index, validation, report / "studies", report / "flagged")
+    ids = [link.patient_id for link in links]
+    write_report_material(layout, index, ids, report / "studies", report / "flagged")
     step("summarize_qc")
     elapsed = time.perf_counter() - start
     steps["report_mb"] = sum(p.stat().st_size for p in report.rglob("*") if p.is_file()) / 2**20
     return elapsed, steps
-
-
-def _qc_workers(processes: int) -> dict:
-    """The ``workers`` argument of write_version_qc where it has one (rule plot_qc's threads)."""
-    parameters = inspect.signature(write_version_qc).parameters
-    return {"workers": processes} if "workers" in parameters else {}
 
 
 # ----------------------------------------------------------------------------- workflow

@@ -213,11 +213,13 @@ def test_the_record_names_each_output_with_the_digest_of_the_written_file(built)
         }
         written[f"pairs/{study}.parquet"] = version_dir / "pairs" / f"{study}.parquet"
         assert set(record["outputs"]) == set(written)
-        assert {f"pairs/{study}.parquet", f"qc/{study}/contact_sheet.jpg"} <= set(written)
+        assert {
+            f"pairs/{study}.parquet", f"qc/{study}/contact_sheet.jpg", f"qc/{study}/mask_areas.png",
+        } <= set(written)  # fmt: skip
         for relpath, path in written.items():
             assert record["outputs"][relpath] == sha256(path.read_bytes()), relpath
     samples = sum(len(r["samples"]) for r in built.records.values())
-    overlays = [p for p in version_dir.rglob("*.png")]
+    overlays = [p for p in version_dir.rglob("*.png") if p.name != "mask_areas.png"]
     assert len(list(version_dir.rglob("*.npz"))) == len(overlays) == samples
 
 
@@ -249,10 +251,12 @@ def test_the_written_record_is_the_returned_one(built):
         assert record["original_id"] == built.links[study].original_id
 
 
-def test_an_absent_study_still_gets_its_pairing_table_and_an_empty_contact_sheet(built):
+def test_an_absent_study_still_gets_its_pairing_table_an_empty_contact_sheet_and_plot(built):
     record = built.records[ABSENT]
     assert record["samples"] == [] and record["inputs"] == {}
-    assert set(record["outputs"]) == {f"pairs/{ABSENT}.parquet", f"qc/{ABSENT}/contact_sheet.jpg"}
+    assert set(record["outputs"]) == {
+        f"pairs/{ABSENT}.parquet", f"qc/{ABSENT}/contact_sheet.jpg", f"qc/{ABSENT}/mask_areas.png",
+    }  # fmt: skip
     assert os.listdir(built.layout.slices_dir(ABSENT)) == []
 
 

@@ -11,7 +11,8 @@ file says so), computed by the sample's build while the image is in memory and k
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,9 +26,11 @@ __all__ = [
     "StudyFigures",
     "dataset_unit",
     "intensity_percentiles",
+    "listed_studies",
     "reviewed_exclusions",
     "sample_figures",
     "study_figures",
+    "study_summary",
 ]
 
 MM2, PX = "mm²", "px"
@@ -93,7 +96,10 @@ class StudyFigures:
 
     @property
     def split(self) -> str:
-        return str(self.samples["split"].iloc[0]) if len(self.samples) else ""
+        """The study's split; "" without samples, or where the samples carry none (a study's
+        own build, before the index assigns it)."""
+        known = len(self.samples) and "split" in self.samples
+        return str(self.samples["split"].iloc[0]) if known else ""
 
     @property
     def excluded(self) -> pd.DataFrame:
@@ -101,31 +107,48 @@ class StudyFigures:
         return self.problems[self.problems["code"] == "excluded_by_review"]
 
     def summary(self) -> dict[str, object]:
-        """The numbers of the study's report entry and review sheet header."""
-        areas = self.samples["area"]
-        flagged = self.samples[self.samples["flags"] != ""]
-        return {
-            "split": self.split,
-            "samples": len(self.samples),
-            "unit": self.unit,
-            "median area": float(areas.median()) if len(areas) else None,
-            "smallest area": float(areas.min()) if len(areas) else None,
-            "largest area": float(areas.max()) if len(areas) else None,
-            "flagged slices": len(flagged),
-            "excluded by review": len(self.excluded),
-            "problems": dict(sorted(self.problems["code"].value_counts().items())),
-        }
+        """The numbers of the study's report entry (see :func:`study_summary`)."""
+        return study_summary(
+            self.samples["area"].tolist(),
+            self.samples["flags"].tolist(),
+            self.problems["code"].tolist(),
+            self.unit,
+            self.split,
+        )
+
+
+def study_summary(
+    areas: Sequence[float], flags: Sequence[str], codes: Iterable[str], unit: str, split: str
+) -> dict[str, object]:
+    """The numbers of a study's report entry and review sheet header, from its samples' areas
+    (in ``unit``) and flags, and the problem codes of its rows of ``validation.parquet``."""
+    counts = Counter(codes)
+    return {
+        "split": split,
+        "samples": len(areas),
+        "unit": unit,
+        "median area": float(np.median(areas)) if len(areas) else None,
+        "smallest area": float(min(areas)) if len(areas) else None,
+        "largest area": float(max(areas)) if len(areas) else None,
+        "flagged slices": sum(1 for flag in flags if flag),
+        "excluded by review": counts["excluded_by_review"],
+        "problems": dict(sorted(counts.items())),
+    }
 
 
 #: Rows about folders that are no study of link.csv (their ids are folder names).
 _NOT_STUDIES = {"study_unlisted", "hidden_file"}
 
 
-def study_figures(figures: pd.DataFrame, validation: pd.DataFrame) -> dict[str, StudyFigures]:
-    """:class:`StudyFigures` of every study of link.csv with samples or problems, by study id
-    (sorted); folders link.csv does not list are left to ``validation.parquet``."""
+def listed_studies(figures: pd.DataFrame, validation: pd.DataFrame) -> list[str]:
+    """The studies of link.csv with samples or problems, sorted; folders link.csv does not
+    list are left to ``validation.parquet``."""
     listed = validation[~validation["code"].isin(_NOT_STUDIES)]
-    studies = sorted(set(figures["study_id"]) | set(listed["study_id"]))
+    return sorted(set(figures["study_id"]) | set(listed["study_id"]))
+
+
+def study_figures(figures: pd.DataFrame, validation: pd.DataFrame) -> dict[str, StudyFigures]:
+    """:class:`StudyFigures` of every study of :func:`listed_studies`, by study id (sorted)."""
     samples = dict(tuple(figures.groupby("study_id", sort=True)))
     problems = dict(tuple(validation.groupby("study_id", sort=True)))
     empty_samples, empty_problems = figures.iloc[0:0], validation.iloc[0:0]
@@ -133,7 +156,7 @@ def study_figures(figures: pd.DataFrame, validation: pd.DataFrame) -> dict[str, 
         study: StudyFigures(
             study, samples.get(study, empty_samples), problems.get(study, empty_problems)
         )
-        for study in studies
+        for study in listed_studies(figures, validation)
     }
 
 

@@ -1,4 +1,5 @@
-"""Snakemake script: per-study report entries and flagged overlays for the report."""
+"""Snakemake script: gather the studies' report pages and the flagged overlays for the report
+(rule summarize_qc)."""
 
 import sys
 from pathlib import Path
@@ -7,13 +8,14 @@ sys.stderr = open(snakemake.log[0], "w")
 # The repository's packages, also where the project is not installed (the rules' conda env).
 sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1]))
 
+from workflow_scripts.batches import read_batch_studies
 from workflow_scripts.layout import Layout
 from workflow_scripts.qc.summary import write_report_material
 
 write_report_material(
     layout=Layout.from_config(snakemake.config),
     index_path=snakemake.input.index,
-    validation_path=snakemake.input.validation,
+    studies=read_batch_studies(snakemake.input.batches),
     studies_dir=snakemake.output.studies,
     flagged_dir=snakemake.output.flagged,
 )
