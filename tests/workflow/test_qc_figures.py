@@ -1,5 +1,6 @@
 """The label figures and plots, on small synthetic tables: units (mm² with a known pixel
-spacing, pixels without), ratios, intensity percentiles, and deterministic PNG bytes."""
+spacing, pixels without), ratios, intensity percentiles, and deterministic PNG bytes (the study
+plot's also when its figure is reused from plot to plot)."""
 
 from __future__ import annotations
 
@@ -147,6 +148,22 @@ def test_plots_are_deterministic_pngs():
     assert plots.ratio_distribution_plot(figures, 4.0) == plots.ratio_distribution_plot(
         figures, 4.0
     )
+
+
+def test_a_study_plot_on_the_reused_figure_is_the_plot_on_a_new_one(monkeypatch):
+    """Each process draws its study plots on one figure, cleared between plots: whatever was
+    drawn before (other studies, flags, exclusions, o-contours, no samples at all), a plot's
+    bytes are those of the same plot drawn first on a new figure."""
+    figures = sample_figures(index({"A": (1.5, 2.0), "B": (0.5, 0.5)}))
+    a, b = (figures.query(f"study_id == '{study}'") for study in "AB")
+    plots_in_order = [("A", a, []), ("B", b, [40, 50]), ("E", a.iloc[0:0], [7]), ("A", a, [])]
+    fresh = []
+    for args in plots_in_order:
+        monkeypatch.setattr(plots, "_study_canvas", None)  # a new figure for each
+        fresh.append(plots.study_plot(*args, 4.0))
+    reused = [plots.study_plot(*args, 4.0) for args in plots_in_order]
+    assert reused == fresh
+    assert fresh[0] == fresh[3] and len(set(fresh)) == 3
 
 
 def test_dataset_plots_label_their_outliers_by_study_and_slice():
