@@ -126,7 +126,7 @@ def direct_build(raw: Path, out_dir: Path, processes: int) -> tuple[float, dict[
     """Seconds to build every study, the tables, the version's QC, the manifest and the report
     material with the functions the workflow's jobs call, in one process (``processes`` 2: the
     studies on a pool of 2, as a batch job with 2 threads); and the seconds of each step, by
-    rule name. Also ``report_mb``: what the report material's folder holds."""
+    rule name. Also ``report``: :func:`report_material` of the build."""
     config = default_config(data_dir=str(raw), out_dir=str(out_dir))
     layout = Layout.from_config(config)
     steps: dict[str, float] = {}
@@ -159,7 +159,7 @@ def direct_build(raw: Path, out_dir: Path, processes: int) -> tuple[float, dict[
     write_report_material(layout, index, ids, report / "studies", report / "flagged")
     step("summarize_qc")
     elapsed = time.perf_counter() - start
-    steps["report_mb"] = sum(p.stat().st_size for p in report.rglob("*") if p.is_file()) / 2**20
+    steps["report"] = report_material(layout.work_dir)
     return elapsed, steps
 
 
@@ -262,6 +262,17 @@ def rule_seconds(output: str) -> dict[str, float]:
     return seconds
 
 
+def report_material(work_dir: Path) -> tuple[int, float, float, float]:
+    """The report's material in a build's work folder: (files, MB they hold, MB of them that
+    are copies rather than links to files written elsewhere, MB of the studies' pages the
+    builds wrote beside their records)."""
+    files = [p.stat() for p in (work_dir / "report").rglob("*") if p.is_file()]
+    pages = [p.stat().st_size for p in (work_dir / "studies").glob("*.html")]
+    copied = sum(stat.st_size for stat in files if stat.st_nlink == 1)
+    held = sum(stat.st_size for stat in files)
+    return len(files), held / 2**20, copied / 2**20, sum(pages) / 2**20
+
+
 def metadata_size(workdir: Path) -> tuple[int, int]:
     """(files, bytes) of Snakemake's per-output metadata records."""
     files = [p for p in (workdir / ".snakemake" / "metadata").rglob("*") if p.is_file()]
@@ -319,9 +330,7 @@ def measure(studies: int, source: str, work: Path, per_job: list[int | None]) ->
         result["touch_batches"] = output.count("rule build_studies:")
         result["touch_identical"] = tree_digest(workdir / "out" / "1.0.0") == before
         result["touch_rules"] = rule_seconds(output)
-        report = workdir / "out" / "work" / "1.0.0" / "report"
-        sizes = [p.stat().st_size for p in report.rglob("*") if p.is_file()]
-        result["report"] = (len(sizes), sum(sizes) / 2**20)
+        result["report"] = report_material(workdir / "out" / "work" / "1.0.0")
         shutil.rmtree(workdir)
         results.append(result)
     shutil.rmtree(root)
@@ -416,15 +425,17 @@ def main() -> None:
     for r in touch_rules:
         for processes in (1, 2):
             steps = dict(r[f"steps_{processes}"])
-            report_mb = steps.pop("report_mb")
+            steps.pop("report")
             parts = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in steps.items())
-            print(
-                f"direct {processes}p at {r['studies']} studies, "
-                f"{r[f'direct_{processes}']:.1f} s: {parts}; report material {report_mb:.0f} MB"
-            )
-        files, megabytes = r["report"]
-        print(f"workflow's report material at {r['studies']} studies: {files} files, "
-              f"{megabytes:.0f} MB")  # fmt: skip
+            print(f"direct {processes}p at {r['studies']} studies, "
+                  f"{r[f'direct_{processes}']:.1f} s: {parts}")  # fmt: skip
+        for who, (files, held, copied, pages) in (
+            ("direct 1p", r["steps_1"]["report"]),
+            ("workflow", r["report"]),
+        ):
+            print(f"{who}'s report material at {r['studies']} studies: {files} files holding "
+                  f"{held:.0f} MB, {copied:.0f} MB of them copies; study pages written by the "
+                  f"builds {pages:.0f} MB")  # fmt: skip
     for size in args.graph_sizes:
         r = measure_graph(size, work, args.finished_noop)
         print(
