@@ -5,7 +5,8 @@
       -> generate_phantom                 raw phantom, only without data_dir  raw_data.smk
       -> validate_link_table              the checked link table, recorded    raw_data.smk
       -> build_studies      per batch:    for each of its studies: pairs/,    studies.smk
-                                          slices/ (npz), qc/ and a record
+                                          slices/ (npz), qc/ (overlays, plot),
+                                          a record and a report page
       -> index_dataset                    index.parquet, validation.parquet   dataset.smk
       -> plot_qc                          qc/review.html, qc/plots/           qc.smk
       -> write_manifest                   manifest.json: the version is done  dataset.smk

@@ -2,8 +2,11 @@
 
 Full builds (``--sizes``, default 10 100 1000), each against baselines of the same run:
 
-- direct limit: ``build_study`` (pairing, parsing, masking, npz and QC) and the aggregate steps
-  called in a plain loop on 1 process and on a pool of 2, no workflow engine;
+- direct limit: the functions the workflow's jobs call, in a plain loop, no workflow engine:
+  ``build_batch`` over every study (pairing, parsing, masking, npz, overlays; in the job's
+  process, or a pool of 2 as a batch job with 2 threads), then the aggregate steps in the
+  workflow's order: the tables (``index_dataset``), the version's QC (``plot_qc``), the manifest
+  (``write_manifest``) and the report material (``summarize_qc``), each timed;
 - workflow: ``snakemake --cores 2`` from scratch (for each ``--studies-per-job``, default the
   config's), the job graph (a dry run of the fresh build), a no-op rerun in the build's own
   folder, and a rerun after touching one contour file (same content: the batches redone are
@@ -33,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import io
 import os
 import re
 import shutil
@@ -41,7 +45,6 @@ import sys
 import tempfile
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -52,11 +55,12 @@ from workflow_scripts.config import default_config  # noqa: E402
 from workflow_scripts.dataset.manifest import write_dataset_manifest  # noqa: E402
 from workflow_scripts.dataset.tables import write_dataset_tables  # noqa: E402
 from workflow_scripts.layout import Layout  # noqa: E402
+from workflow_scripts.qc.summary import write_report_material  # noqa: E402
+from workflow_scripts.qc.version_qc import write_version_qc  # noqa: E402
 from workflow_scripts.raw.contours import parse_contour_name  # noqa: E402
 from workflow_scripts.raw.links import read_link_table  # noqa: E402
 from workflow_scripts.raw.phantom import PhantomSpec, write_phantom  # noqa: E402
-from workflow_scripts.study.build import build_study  # noqa: E402
-from workflow_scripts.study.options import BuildOptions  # noqa: E402
+from workflow_scripts.study.batch import build_batch  # noqa: E402
 
 # ----------------------------------------------------------------------------- raw data
 
@@ -118,33 +122,45 @@ def make_floor_dataset(root: Path, source: str) -> Path:
 # ----------------------------------------------------------------------------- direct limit
 
 
-def _build_one(args):
-    link, layout, options = args
-    build_study(link, layout, options)
-    return link.patient_id
-
-
-def direct_build(raw: Path, out_dir: Path, processes: int) -> float:
-    """Seconds to build every study and the aggregate tables with plain function calls."""
+def direct_build(raw: Path, out_dir: Path, processes: int) -> tuple[float, dict[str, float]]:
+    """Seconds to build every study, the tables, the version's QC, the manifest and the report
+    material with the functions the workflow's jobs call, in one process (``processes`` 2: the
+    studies on a pool of 2, as a batch job with 2 threads); and the seconds of each step, by
+    rule name. Also ``report``: :func:`report_material` of the build."""
     config = default_config(data_dir=str(raw), out_dir=str(out_dir))
     layout = Layout.from_config(config)
-    options = BuildOptions.from_config(config)
-    start = time.perf_counter()
+    steps: dict[str, float] = {}
+    start = last = time.perf_counter()
+
+    def step(name: str) -> None:
+        nonlocal last
+        now = time.perf_counter()
+        steps[name], last = now - last, now
+
     links = read_link_table(raw / "link.csv")
-    jobs = [(link, layout, options) for link in links]
-    if processes == 1:
-        for job in jobs:
-            _build_one(job)
-    else:
-        with ProcessPoolExecutor(processes) as pool:
-            list(pool.map(_build_one, jobs, chunksize=max(1, len(jobs) // (processes * 8))))
+    options = {key: config[key] for key in ("contours", "checks", "qc")}
+    studies = [(link.patient_id, link.original_id) for link in links]
+    record = layout.work_dir / "batches" / "direct.json"
+    build_batch("direct", studies, layout, options, processes, record, log=io.StringIO())
+    step("build_studies")
     records = [layout.study_record(link.patient_id) for link in links]
     index, validation = layout.index_file, layout.validation_file
     write_dataset_tables(
         records, links, raw, ("i",), "1.0.0", config["splits"], 0, index, validation
     )
-    write_dataset_manifest(layout, config, records, index, validation)
-    return time.perf_counter() - start
+    step("index_dataset")
+    factor = config["checks"]["area_outlier_factor"]
+    write_version_qc(layout, index, validation, [], factor)
+    step("plot_qc")
+    write_dataset_manifest(layout, config, records, index, validation, layout.version_qc)
+    step("write_manifest")
+    report = layout.report_dir
+    ids = [link.patient_id for link in links]
+    write_report_material(layout, index, ids, report / "studies", report / "flagged")
+    step("summarize_qc")
+    elapsed = time.perf_counter() - start
+    steps["report"] = report_material(layout.work_dir)
+    return elapsed, steps
 
 
 # ----------------------------------------------------------------------------- workflow
@@ -246,6 +262,17 @@ def rule_seconds(output: str) -> dict[str, float]:
     return seconds
 
 
+def report_material(work_dir: Path) -> tuple[int, float, float, float]:
+    """The report's material in a build's work folder: (files, MB they hold, MB of them that
+    are copies rather than links to files written elsewhere, MB of the studies' pages the
+    builds wrote beside their records)."""
+    files = [p.stat() for p in (work_dir / "report").rglob("*") if p.is_file()]
+    pages = [p.stat().st_size for p in (work_dir / "studies").glob("*.html")]
+    copied = sum(stat.st_size for stat in files if stat.st_nlink == 1)
+    held = sum(stat.st_size for stat in files)
+    return len(files), held / 2**20, copied / 2**20, sum(pages) / 2**20
+
+
 def metadata_size(workdir: Path) -> tuple[int, int]:
     """(files, bytes) of Snakemake's per-output metadata records."""
     files = [p for p in (workdir / ".snakemake" / "metadata").rglob("*") if p.is_file()]
@@ -278,9 +305,9 @@ def measure(studies: int, source: str, work: Path, per_job: list[int | None]) ->
     raw = make_raw_dataset(root / "raw", studies, source)
     contours = sum(1 for _ in (raw / "contourfiles").rglob("*-icontour-manual.txt"))
     base = {"studies": studies, "contours": contours}
-    base["direct_1"] = direct_build(raw, root / "direct1", 1)
+    base["direct_1"], base["steps_1"] = direct_build(raw, root / "direct1", 1)
     shutil.rmtree(root / "direct1")
-    base["direct_2"] = direct_build(raw, root / "direct2", 2)
+    base["direct_2"], base["steps_2"] = direct_build(raw, root / "direct2", 2)
     shutil.rmtree(root / "direct2")
 
     results = []
@@ -303,6 +330,7 @@ def measure(studies: int, source: str, work: Path, per_job: list[int | None]) ->
         result["touch_batches"] = output.count("rule build_studies:")
         result["touch_identical"] = tree_digest(workdir / "out" / "1.0.0") == before
         result["touch_rules"] = rule_seconds(output)
+        result["report"] = report_material(workdir / "out" / "work" / "1.0.0")
         shutil.rmtree(workdir)
         results.append(result)
     shutil.rmtree(root)
@@ -387,10 +415,27 @@ def main() -> None:
                 f"{files:5d} f {nbytes / 1024:4.0f} kB",
                 flush=True,
             )
-            touch_rules.append((r["studies"], r["touch"], r["touch_rules"]))
-    for studies, total, rules in touch_rules:
-        jobs = ", ".join(f"{rule} {seconds:.0f} s" for rule, seconds in rules.items())
-        print(f"touch one contour at {studies} studies, {total:.1f} s: {jobs} (1 s resolution)")
+            touch_rules.append(r)
+    for r in touch_rules:
+        jobs = ", ".join(f"{rule} {seconds:.0f} s" for rule, seconds in r["touch_rules"].items())
+        print(
+            f"touch one contour at {r['studies']} studies, {r['touch']:.1f} s: {jobs} "
+            "(1 s resolution)"
+        )
+    for r in touch_rules:
+        for processes in (1, 2):
+            steps = dict(r[f"steps_{processes}"])
+            steps.pop("report")
+            parts = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in steps.items())
+            print(f"direct {processes}p at {r['studies']} studies, "
+                  f"{r[f'direct_{processes}']:.1f} s: {parts}")  # fmt: skip
+        for who, (files, held, copied, pages) in (
+            ("direct 1p", r["steps_1"]["report"]),
+            ("workflow", r["report"]),
+        ):
+            print(f"{who}'s report material at {r['studies']} studies: {files} files holding "
+                  f"{held:.0f} MB, {copied:.0f} MB of them copies; study pages written by the "
+                  f"builds {pages:.0f} MB")  # fmt: skip
     for size in args.graph_sizes:
         r = measure_graph(size, work, args.finished_noop)
         print(

@@ -8,12 +8,13 @@ callers that run them):
   slices, the stable problem codes, and the phantom generator.
 - :mod:`~workflow_scripts.study` (rule ``build_studies``): a batch of studies per job, and one
   study's build: reading its slices, masks, shape and label checks, and writing its samples,
-  overlays and pairing table.
+  overlays, plot, pairing table and report page.
 - :mod:`~workflow_scripts.dataset` (rules ``index_dataset``, ``write_manifest``): the version's
   tables (index, validation), patient-level splits, the manifest, and the guard that a
   finished version never changes.
-- :mod:`~workflow_scripts.qc` (rules ``plot_qc``, ``summarize_qc``, and the overlays every study
-  draws): what a person looks at, and the reviewed exclusions that come back from it.
+- :mod:`~workflow_scripts.qc` (rules ``plot_qc``, ``summarize_qc``, and the pictures and report
+  page every study's build makes): what a person looks at, and the reviewed exclusions that come
+  back from it.
 
 Plumbing beside them:
 

@@ -2,7 +2,8 @@
 
 ``{out_dir}/{version}/`` holds the dataset and nothing else (``../shared/DESIGN.md`` fixes its
 layout); beside it, ``{out_dir}/work/{version}/`` holds the study and batch records the
-aggregate steps read (and report material), and ``{out_dir}/logs/{version}/`` the logs. Paths
+aggregate steps read, each study's report page, and the report's material, and
+``{out_dir}/logs/{version}/`` the logs. Paths
 are as configured: relative to the working folder unless absolute. Methods taking a ``study``
 accept the ``"{study}"`` wildcard (and those taking a ``batch`` the ``"{batch}"`` wildcard), so
 the rule files declare their outputs with the same patterns.
@@ -13,12 +14,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["CONTACT_SHEET", "DATASET_PLOTS", "RESERVED_NAMES", "VERSION_QC_NAMES", "Layout"]
+__all__ = [
+    "CONTACT_SHEET",
+    "DATASET_PLOTS",
+    "RESERVED_NAMES",
+    "STUDY_PLOT",
+    "VERSION_QC_NAMES",
+    "Layout",
+]
 
 #: Folder names under out_dir that belong to the workflow, so no version may take them.
 RESERVED_NAMES = ("logs", "work")
 #: A study's contact sheet, in its QC folder.
 CONTACT_SHEET = "contact_sheet.jpg"
+#: A study's plot of mask areas against slice number, in its QC folder.
+STUDY_PLOT = "mask_areas.png"
 #: The version's own QC files in ``qc/``, beside the studies' folders: the review sheet and the
 #: plots (so no study may take these names).
 VERSION_QC_NAMES = ("review.html", "plots")
@@ -103,6 +113,10 @@ class Layout:
     def contact_sheet(self, study: str) -> Path:
         return self.qc_dir(study) / CONTACT_SHEET
 
+    def study_plot(self, study: str) -> Path:
+        """The study's mask areas against slice number: ``qc/{study}/mask_areas.png``."""
+        return self.qc_dir(study) / STUDY_PLOT
+
     # --------------------------------------------------------- the version's own QC files
 
     @property
@@ -119,24 +133,20 @@ class Layout:
         return self.plots_dir / f"{name}.png"
 
     @property
-    def study_plots_dir(self) -> Path:
-        return self.plots_dir / "studies"
-
-    @property
     def version_qc(self) -> list[Path]:
-        """The version's own QC files and folders (rule plot_qc), which the manifest lists."""
-        plots = [self.dataset_plot(name) for name in DATASET_PLOTS]
-        return [self.review_sheet, self.study_plots_dir, *plots]
-
-    def study_plot(self, study: str) -> Path:
-        """The study's mask areas against slice number: ``qc/plots/studies/<study>.png``."""
-        return self.study_plots_dir / f"{study}.png"
+        """The version's own QC files (rule plot_qc), which the manifest lists."""
+        return [self.review_sheet, *(self.dataset_plot(name) for name in DATASET_PLOTS)]
 
     @property
     def report_dir(self) -> Path:
-        """What only the report shows (outside the dataset): per-study entries, flagged
-        slices."""
+        """What only the report shows (outside the dataset), as rule summarize_qc gathers it:
+        per-study entries, flagged slices."""
         return self.work_dir / "report"
+
+    def report_page(self, study: str) -> Path:
+        """The study's report entry (outside the dataset), written by its build beside its
+        record: ``work/{version}/studies/{study}.html``."""
+        return self.work_dir / "studies" / f"{study}.html"
 
     def study_log(self, study: str) -> Path:
         """The log of the study's build (its counts, problems and pydicom's warnings)."""

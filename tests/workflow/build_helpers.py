@@ -113,7 +113,9 @@ def build_by_calls(config: dict, workdir: Path | None = None) -> BuildPlan:
             qc_outputs=layout.version_qc,
             exclusions=plan.exclusions_input,
         )
-        write_report_material(layout, *tables, *report_paths(layout))
+        write_report_material(
+            layout, layout.index_file, sorted(plan.studies), *report_paths(layout)
+        )
     return plan
 
 

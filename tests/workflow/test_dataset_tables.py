@@ -31,6 +31,8 @@ INDEX_COLUMNS = {
     "slice_thickness": "double", "slice_location": "double",
     "image_position": "fixed_size_list<element: double>[3]",
     "image_orientation": "fixed_size_list<element: double>[6]",
+    "intensity_p01": "double", "intensity_p25": "double", "intensity_p50": "double",
+    "intensity_p75": "double", "intensity_p99": "double",
 }  # fmt: skip
 VALIDATION_COLUMNS = {
     "study_id": "string", "slice": "int32", "path": "string", "contour": "string",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from workflow_scripts.config import default_config
-from workflow_scripts.layout import CONTACT_SHEET, Layout
+from workflow_scripts.layout import CONTACT_SHEET, STUDY_PLOT, Layout
 
 
 def test_paths_of_a_build_from_raw_data():
@@ -29,7 +29,20 @@ def test_paths_of_a_study():
     assert layout.overlay_file("S1", 20) == Path("/out/2.1/qc/S1/0020.png")
     assert layout.contact_sheet("S1") == Path("/out/2.1/qc/S1") / CONTACT_SHEET
     assert CONTACT_SHEET == "contact_sheet.jpg"
+    assert layout.study_plot("S1") == Path("/out/2.1/qc/S1") / STUDY_PLOT
+    assert STUDY_PLOT == "mask_areas.png"
     assert layout.study_record("S1") == Path("/out/work/2.1/studies/S1.json")
+    assert layout.report_page("S1") == Path("/out/work/2.1/studies/S1.html")
+
+
+def test_the_versions_own_qc_files_are_the_review_sheet_and_the_dataset_plots():
+    layout = Layout.from_config(default_config(data_dir="/data", out_dir="/out", version="2.1"))
+    assert layout.version_qc == [
+        Path("/out/2.1/qc/review.html"),
+        Path("/out/2.1/qc/plots/mask_areas.png"),
+        Path("/out/2.1/qc/plots/area_to_median.png"),
+        Path("/out/2.1/qc/plots/intensities.png"),
+    ]
 
 
 def test_study_paths_take_the_wildcard_for_the_rule_files():

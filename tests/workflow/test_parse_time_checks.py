@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -20,12 +21,27 @@ from workflow_scripts.raw.links import read_link_table
 from workflow_scripts.raw.phantom import PhantomSpec, write_phantom
 
 
+@pytest.fixture(scope="module")
+def built_once(tmp_path_factory) -> Path:
+    """A finished version of a 3-study phantom (plus the listed missing study), built once
+    (``raw/``, ``out/``); each test changes a copy of it."""
+    root = tmp_path_factory.mktemp("finished")
+    raw = write_phantom(root / "raw", PhantomSpec.with_defaults(studies=3, slices=6, size=32))
+    config = default_config(data_dir=str(raw), out_dir=str(root / "out"), studies_per_job=7)
+    build_by_calls(config)
+    return root
+
+
 @pytest.fixture
-def finished(tmp_path) -> tuple[dict, Layout]:
-    """A finished version of a 3-study phantom (plus the listed missing study)."""
-    raw = write_phantom(tmp_path / "raw", PhantomSpec.with_defaults(studies=3, slices=6, size=32))
-    config = default_config(data_dir=str(raw), out_dir=str(tmp_path / "out"), studies_per_job=7)
-    return config, build_by_calls(config).layout
+def finished(built_once, tmp_path) -> tuple[dict, Layout]:
+    """A copy of the finished version and of its raw data, with the files' modification times
+    (shutil.copytree copies them to the nanosecond), as if built in ``tmp_path``."""
+    for folder in ("raw", "out"):
+        shutil.copytree(built_once / folder, tmp_path / folder, symlinks=True)
+    config = default_config(
+        data_dir=str(tmp_path / "raw"), out_dir=str(tmp_path / "out"), studies_per_job=7
+    )
+    return config, Layout.from_config(config)
 
 
 def check(config: dict, **overrides) -> None:

@@ -100,9 +100,11 @@ def test_report_lists_flagged_slices_by_study_and_slice_and_their_images_load(
 
     page.get_by_text("Results", exact=True).click()
     page.get_by_text("Studies", exact=True).click()
+    index = pd.read_parquet(workdir / "out/1.0.0/index.parquet")
+    splits = dict(zip(index["study_id"], index["split"], strict=True))
     assert page.locator("tr", has_text="PHANTOM").all_inner_texts() == [
-        f"PHANTOM000{n}\t" for n in (1, 2, 3, 4)
-    ]
+        f"PHANTOM000{n}\t{splits.get(f'PHANTOM000{n}', 'none')}\t" for n in (1, 2, 3, 4)
+    ]  # labelled by study and split; PHANTOM0004 is listed but absent: no samples
     click_result_row(page, "PHANTOM0001")
     entry = page.frame_locator("iframe")
     entry.locator("text=flagged slices").wait_for()

@@ -1,5 +1,6 @@
 """The label figures and plots, on small synthetic tables: units (mm² with a known pixel
-spacing, pixels without), ratios, intensity percentiles, and deterministic PNG bytes."""
+spacing, pixels without), ratios, intensity percentiles, and deterministic PNG bytes (the study
+plot's also when its figure is reused from plot to plot)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,13 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from loader.sample_file import encode_sample
 from workflow_scripts.qc import plots
 from workflow_scripts.qc.figures import (
+    INTENSITY_COLUMNS,
     MM2,
     PX,
     dataset_unit,
-    intensity_stats,
+    intensity_percentiles,
     reviewed_exclusions,
     sample_figures,
     study_figures,
@@ -108,18 +109,20 @@ def test_reviewed_exclusions_join_the_decisions_to_the_rows():
     ]
 
 
-def test_intensity_percentiles_are_read_from_each_samples_image(tmp_path):
-    figures = sample_figures(index()).head(2)
+def test_intensity_percentiles_of_an_image_are_its_pixel_values_percentiles():
+    assert INTENSITY_COLUMNS == (
+        "intensity_p01", "intensity_p25", "intensity_p50", "intensity_p75", "intensity_p99",
+    )  # fmt: skip
     ramp = np.arange(101, dtype=np.int16).reshape(1, 101)  # percentile p is the value p
-    for row, scale in zip(figures.itertuples(), (1, 10), strict=True):
-        path = tmp_path / row.npz
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(encode_sample({"image": ramp * scale, "mask": ramp > 50}))
-    stats = intensity_stats(tmp_path, figures)
-    assert stats[["p1", "p25", "p50", "p75", "p99"]].values.tolist() == [
-        [1, 25, 50, 75, 99],
-        [10, 250, 500, 750, 990],
-    ]
+    assert intensity_percentiles(ramp * 10) == {
+        "intensity_p01": 10.0, "intensity_p25": 250.0, "intensity_p50": 500.0,
+        "intensity_p75": 750.0, "intensity_p99": 990.0,
+    }  # fmt: skip
+    # Between order statistics, linearly: 0, 10, 20, 30 -> the 1st percentile is 0.03 x 10.
+    values = intensity_percentiles(np.array([[30, 0], [20, 10]], dtype=np.float32))
+    assert values["intensity_p01"] == pytest.approx(0.3)
+    assert values["intensity_p50"] == 15.0 and values["intensity_p99"] == pytest.approx(29.7)
+    assert all(type(value) is float for value in values.values())
 
 
 @pytest.mark.parametrize(("spacing", "label"), [(None, "area (px)"), ((1.5, 2.0), "area (mm²)")])
@@ -147,6 +150,22 @@ def test_plots_are_deterministic_pngs():
     )
 
 
+def test_a_study_plot_on_the_reused_figure_is_the_plot_on_a_new_one(monkeypatch):
+    """Each process draws its study plots on one figure, cleared between plots: whatever was
+    drawn before (other studies, flags, exclusions, o-contours, no samples at all), a plot's
+    bytes are those of the same plot drawn first on a new figure."""
+    figures = sample_figures(index({"A": (1.5, 2.0), "B": (0.5, 0.5)}))
+    a, b = (figures.query(f"study_id == '{study}'") for study in "AB")
+    plots_in_order = [("A", a, []), ("B", b, [40, 50]), ("E", a.iloc[0:0], [7]), ("A", a, [])]
+    fresh = []
+    for args in plots_in_order:
+        monkeypatch.setattr(plots, "_study_canvas", None)  # a new figure for each
+        fresh.append(plots.study_plot(*args, 4.0))
+    reused = [plots.study_plot(*args, 4.0) for args in plots_in_order]
+    assert reused == fresh
+    assert fresh[0] == fresh[3] and len(set(fresh)) == 3
+
+
 def test_dataset_plots_label_their_outliers_by_study_and_slice():
     figures = sample_figures(index())
     ratio = plots.ratio_distribution_plot.figure(figures, 4.0).axes[0]
@@ -154,7 +173,8 @@ def test_dataset_plots_label_their_outliers_by_study_and_slice():
     areas = plots.area_distribution_plot.figure(figures).axes[0]
     assert [text.get_text() for text in areas.texts] == ["B #30"]
     assert areas.get_ylabel() == "i-mask area (px)"
-    stats = figures[["study_id", "slice"]].assign(p1=0.0, p25=1.0, p50=2.0, p75=3.0, p99=100.0)
-    stats.loc[1, "p99"] = 1000.0  # A #20: 10x its study's median 99th percentile
+    percentiles = dict(zip(INTENSITY_COLUMNS, (0.0, 1.0, 2.0, 3.0, 100.0), strict=True))
+    stats = figures.assign(**percentiles)
+    stats.loc[1, "intensity_p99"] = 1000.0  # A #20: 10x its study's median 99th percentile
     intensity = plots.intensity_plot.figure(stats).axes[0]
     assert [text.get_text() for text in intensity.texts] == ["A #20"]

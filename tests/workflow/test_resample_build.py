@@ -20,7 +20,7 @@ from loader.sample_file import read_sample
 from workflow_scripts.config import check_config, default_config
 from workflow_scripts.dataset.manifest import build_config
 from workflow_scripts.dataset.tables import write_dataset_tables
-from workflow_scripts.layout import Layout
+from workflow_scripts.layout import STUDY_PLOT, Layout
 from workflow_scripts.raw.links import read_link_table
 from workflow_scripts.raw.phantom import PhantomSpec, contour_text, write_phantom
 from workflow_scripts.study.build import build_study
@@ -289,7 +289,8 @@ def test_contours_cut_by_the_centre_crop_are_refused_and_accounted(tmp_path):
 def test_native_build_files_are_the_bytes_built_before_geometry_was_added(tmp_path):
     # Digests of every npz, png, jpg and pairing table of this phantom build, recorded at commit
     # b9727dd (before the geometry columns and the resample option): native builds must not
-    # change. Only index.parquet gains columns.
+    # change. Only index.parquet gains columns, and each study's qc/ folder its plot (drawn by
+    # its build since), which is not among them.
     raw = write_phantom(
         tmp_path / "raw", PhantomSpec(studies=3, slices=8, size=64, seed=0, faults=True)
     )
@@ -298,6 +299,9 @@ def test_native_build_files_are_the_bytes_built_before_geometry_was_added(tmp_pa
     for link in read_link_table(raw / "link.csv"):
         build_study(link, layout, options)
     files = sorted(path for path in layout.version_dir.rglob("*") if path.is_file())
+    plots = [path for path in files if path.name == STUDY_PLOT]
+    assert [path.parent.name for path in plots] == [f"PHANTOM000{n}" for n in (1, 2, 3, 4)]
+    files = [path for path in files if path.name != STUDY_PLOT]
     digests = {
         path.relative_to(layout.version_dir).as_posix(): hashlib.sha256(path.read_bytes())
         for path in files

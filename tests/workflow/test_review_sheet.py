@@ -8,7 +8,7 @@ import re
 
 import pandas as pd
 
-from workflow_scripts.qc.figures import reviewed_exclusions, sample_figures, study_figures
+from workflow_scripts.qc.figures import reviewed_exclusions, sample_figures
 from workflow_scripts.qc.review_sheet import review_sheet_html
 
 
@@ -25,8 +25,10 @@ def sheet(reason: str = "wrong slice") -> tuple[str, dict]:
     )  # fmt: skip
     validation = pd.DataFrame([{"study_id": "S1", "slice": 6, "code": "excluded_by_review"}])
     decisions = [{"study_id": "S1", "slice": 6, "reason": reason, "reviewer": "Ann", "date": ""}]
-    studies = study_figures(sample_figures(index), validation)
-    page = review_sheet_html("2.0.0", studies, reviewed_exclusions(validation, decisions))
+    figures = sample_figures(index)
+    page = review_sheet_html(
+        "2.0.0", figures, validation, reviewed_exclusions(validation, decisions)
+    )
     text = page.decode("utf-8")
     match = re.search(r'<script id="data" type="application/json">(.*?)</script>', text, re.S)
     return text, json.loads(match.group(1))
@@ -37,7 +39,7 @@ def test_sheet_embeds_each_samples_figures_and_relative_picture_paths():
     assert data["version"] == "2.0.0" and "Review dataset version 2.0.0" in text
     (study,) = data["studies"]
     assert study["id"] == "S1" and study["unit"] == "px"
-    assert study["plot"] == "plots/studies/S1.png"
+    assert study["plot"] == "S1/mask_areas.png"  # qc/S1/mask_areas.png, drawn by its build
     assert [(s["slice"], s["qc"], s["area"], s["ratio"], s["flags"]) for s in study["samples"]] == [
         (2, "S1/0002.png", 120.0, 1.2, ["mask_area_outlier"]),
         (4, "S1/0004.png", 80.0, 0.8, []),

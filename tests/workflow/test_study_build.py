@@ -115,6 +115,25 @@ def test_samples_equal_pydicom_pixels_and_an_independent_rasterization(built):
     assert checked == 11
 
 
+def percentile_by_hand(values: np.ndarray, p: float) -> float:
+    """The p-th percentile of ``values``, linear between order statistics: rank p/100 x (n-1)
+    of the sorted values."""
+    ordered = np.sort(values, axis=None).astype(np.float64)
+    rank = p / 100 * (len(ordered) - 1)
+    low = int(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return float(ordered[low] + (rank - low) * (ordered[high] - ordered[low]))
+
+
+def test_index_rows_carry_the_percentiles_of_the_dicoms_pixel_values(built):
+    for study in STUDIES:
+        for row in built.records[study]["samples"]:
+            pixels = pydicom.dcmread(built.raw / "dicoms" / study / f"{row['slice']}.dcm")
+            for p in (1, 25, 50, 75, 99):
+                expected = percentile_by_hand(pixels.pixel_array, p)
+                assert row[f"intensity_p{p:02d}"] == pytest.approx(expected, rel=1e-12), (study, p)
+
+
 def test_index_rows_name_the_sample_files_and_overlays(built):
     for study in STUDIES:
         link = built.links[study]
@@ -194,11 +213,13 @@ def test_the_record_names_each_output_with_the_digest_of_the_written_file(built)
         }
         written[f"pairs/{study}.parquet"] = version_dir / "pairs" / f"{study}.parquet"
         assert set(record["outputs"]) == set(written)
-        assert {f"pairs/{study}.parquet", f"qc/{study}/contact_sheet.jpg"} <= set(written)
+        assert {
+            f"pairs/{study}.parquet", f"qc/{study}/contact_sheet.jpg", f"qc/{study}/mask_areas.png",
+        } <= set(written)  # fmt: skip
         for relpath, path in written.items():
             assert record["outputs"][relpath] == sha256(path.read_bytes()), relpath
     samples = sum(len(r["samples"]) for r in built.records.values())
-    overlays = [p for p in version_dir.rglob("*.png")]
+    overlays = [p for p in version_dir.rglob("*.png") if p.name != "mask_areas.png"]
     assert len(list(version_dir.rglob("*.npz"))) == len(overlays) == samples
 
 
@@ -230,10 +251,12 @@ def test_the_written_record_is_the_returned_one(built):
         assert record["original_id"] == built.links[study].original_id
 
 
-def test_an_absent_study_still_gets_its_pairing_table_and_an_empty_contact_sheet(built):
+def test_an_absent_study_still_gets_its_pairing_table_an_empty_contact_sheet_and_plot(built):
     record = built.records[ABSENT]
     assert record["samples"] == [] and record["inputs"] == {}
-    assert set(record["outputs"]) == {f"pairs/{ABSENT}.parquet", f"qc/{ABSENT}/contact_sheet.jpg"}
+    assert set(record["outputs"]) == {
+        f"pairs/{ABSENT}.parquet", f"qc/{ABSENT}/contact_sheet.jpg", f"qc/{ABSENT}/mask_areas.png",
+    }  # fmt: skip
     assert os.listdir(built.layout.slices_dir(ABSENT)) == []
 
 

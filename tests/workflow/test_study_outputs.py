@@ -107,7 +107,7 @@ def test_an_absent_study_has_an_empty_pairing_table(built):
 def test_overlays_are_palette_pngs_one_image_wide(built):
     qc_dir = built.layout.qc_dir("PHANTOM0003")
     assert sorted(os.listdir(qc_dir)) == [
-        "0002.png", "0004.png", "0006.png", "0008.png", "contact_sheet.jpg",
+        "0002.png", "0004.png", "0006.png", "0008.png", "contact_sheet.jpg", "mask_areas.png",
     ]  # fmt: skip
     for number in (2, 4, 6, 8):
         with Image.open(qc_dir / f"{number:04d}.png") as overlay:
@@ -123,7 +123,12 @@ def test_a_study_without_samples_gets_a_contact_sheet_saying_so(tmp_path):
     options = BuildOptions.from_config(default_config())
     rows, outputs = write_study_outputs(study, layout, options)
     assert rows == []
-    assert set(outputs) == {"pairs/EMPTY.parquet", "qc/EMPTY/contact_sheet.jpg"}
+    assert set(outputs) == {
+        "pairs/EMPTY.parquet", "qc/EMPTY/contact_sheet.jpg", "qc/EMPTY/mask_areas.png",
+    }  # fmt: skip
+    with Image.open(layout.study_plot("EMPTY")) as plot:
+        assert plot.format == "PNG" and plot.size == (700, 320)
+    assert layout.report_page("EMPTY").is_file()
     assert os.listdir(layout.slices_dir("EMPTY")) == []
     with Image.open(layout.contact_sheet("EMPTY")) as sheet:
         pixels = np.asarray(sheet.convert("L"))

@@ -233,14 +233,22 @@ def test_a_contour_file_added_to_an_unlisted_study_folder_is_refused(tmp_path):
     )
 
 
-@pytest.fixture
-def phantom_build(tmp_path) -> dict:
+PHANTOM = {"studies": 2, "slices": 4, "size": 32}
+
+
+@pytest.fixture(scope="module")
+def finished_phantom(tmp_path_factory) -> Path:
     """A finished build of a small phantom (generated in the work folder, as the rule does)."""
-    config = default_config(
-        out_dir=str(tmp_path / "out"), phantom={"studies": 2, "slices": 4, "size": 32}
-    )
-    build_by_calls(config)
-    return config
+    out = tmp_path_factory.mktemp("phantom") / "out"
+    build_by_calls(default_config(out_dir=str(out), phantom=PHANTOM))
+    return out
+
+
+@pytest.fixture
+def phantom_build(finished_phantom, tmp_path) -> dict:
+    """A copy of the finished phantom build (times kept) that a test may change; its config."""
+    shutil.copytree(finished_phantom, tmp_path / "out", symlinks=True)
+    return default_config(out_dir=str(tmp_path / "out"), phantom=PHANTOM)
 
 
 def check_phantom(config, **phantom_changes) -> None:

@@ -63,6 +63,13 @@ INDEX_SCHEMA = pa.schema(
         ("slice_location", pa.float64()),
         ("image_position", pa.list_(pa.float64(), 3)),
         ("image_orientation", pa.list_(pa.float64(), 6)),
+        # The 1st, 25th, 50th, 75th and 99th percentiles of the stored image's pixel values
+        # (workflow_scripts.qc.figures.INTENSITY_COLUMNS), for the intensity plot.
+        ("intensity_p01", pa.float64()),
+        ("intensity_p25", pa.float64()),
+        ("intensity_p50", pa.float64()),
+        ("intensity_p75", pa.float64()),
+        ("intensity_p99", pa.float64()),
     ]
 )
 

@@ -1,12 +1,13 @@
 """What a person looks at to judge the labels, and the decisions that come back.
 
 - ``overlays``: one overlay per sample and a contact sheet per study (drawn by each study's build);
-- ``figures``: the label figures from the version's tables (areas in mm² or pixels, ratios,
-  intensities);
-- ``plots``: the matplotlib plots, per study and for the dataset;
+- ``figures``: the label figures, from the version's tables or a study's own rows (areas in mm²
+  or pixels, ratios, intensity percentiles);
+- ``plots``: the matplotlib plots: per study (drawn by each study's build) and for the dataset;
 - ``review_sheet`` (and its template ``review_sheet.html``): the page where a reviewer marks
   slices to exclude and downloads ``exclusions.csv``;
-- ``version_qc``: the version's plots and review sheet (rule ``plot_qc``);
-- ``summary``: per-study entries and flagged overlays for the report (rule ``summarize_qc``);
+- ``version_qc``: the version's dataset plots and review sheet (rule ``plot_qc``);
+- ``summary``: a study's report page (made by its build), and gathering the pages and flagged
+  overlays for the report (rule ``summarize_qc``);
 - ``exclusions``: reading and checking the reviewed exclusions file (config ``exclusions``).
 """

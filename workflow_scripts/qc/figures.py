@@ -4,36 +4,53 @@ Areas are in mm² for a study whose every sample has a known pixel spacing (``in
 ``pixel_spacing_row`` and ``pixel_spacing_col``, finite and positive), else in pixels, so a
 figure never mixes units within a study. The area-to-median ratio is in pixels, as the
 ``mask_area_outlier`` check computes it (median over the study's samples). Image intensities are
-the stored pixel values of each sample's ``image`` (the DICOM's, rescaled if the file says so).
+percentiles of the stored pixel values of each sample's ``image`` (the DICOM's, rescaled if the
+file says so), computed by the sample's build while the image is in memory and kept in
+``index.parquet`` (:data:`INTENSITY_COLUMNS`), so no plot reads a sample file.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from loader.sample_file import read_sample
-
 __all__ = [
+    "INTENSITY_COLUMNS",
     "INTENSITY_PERCENTILES",
     "MM2",
     "PX",
     "StudyFigures",
     "dataset_unit",
-    "intensity_stats",
+    "intensity_percentiles",
+    "listed_studies",
     "reviewed_exclusions",
     "sample_figures",
     "study_figures",
+    "study_summary",
 ]
 
 MM2, PX = "mm²", "px"
 _SPACING = ("pixel_spacing_row", "pixel_spacing_col")
 #: Percentiles of a sample's pixel values kept for the intensity plot: 1st, quartiles, 99th.
 INTENSITY_PERCENTILES = (1.0, 25.0, 50.0, 75.0, 99.0)
+#: The index columns (float64) holding them: ``intensity_p01`` ... ``intensity_p99``.
+INTENSITY_COLUMNS = tuple(f"intensity_p{p:02.0f}" for p in INTENSITY_PERCENTILES)
+
+
+def intensity_percentiles(image: np.ndarray) -> dict[str, float]:
+    """A sample's :data:`INTENSITY_COLUMNS`: the :data:`INTENSITY_PERCENTILES` of its stored
+    image's pixel values (numpy's default, linear interpolation between order statistics)."""
+    values = image.ravel()
+    if values.dtype.kind in "iu" and values.dtype.itemsize <= 2:
+        # numpy sorts small integers by radix: sorted first, a 256 x 256 int16 image's
+        # percentiles take 0.7 ms instead of 1.2 (the same values: only the order changes).
+        values = np.sort(values, kind="stable")
+    percentiles = np.percentile(values, INTENSITY_PERCENTILES)
+    return {name: float(value) for name, value in zip(INTENSITY_COLUMNS, percentiles, strict=True)}
 
 
 def sample_figures(index: pd.DataFrame) -> pd.DataFrame:
@@ -79,7 +96,10 @@ class StudyFigures:
 
     @property
     def split(self) -> str:
-        return str(self.samples["split"].iloc[0]) if len(self.samples) else ""
+        """The study's split; "" without samples, or where the samples carry none (a study's
+        own build, before the index assigns it)."""
+        known = len(self.samples) and "split" in self.samples
+        return str(self.samples["split"].iloc[0]) if known else ""
 
     @property
     def excluded(self) -> pd.DataFrame:
@@ -87,31 +107,48 @@ class StudyFigures:
         return self.problems[self.problems["code"] == "excluded_by_review"]
 
     def summary(self) -> dict[str, object]:
-        """The numbers of the study's report entry and review sheet header."""
-        areas = self.samples["area"]
-        flagged = self.samples[self.samples["flags"] != ""]
-        return {
-            "split": self.split,
-            "samples": len(self.samples),
-            "unit": self.unit,
-            "median area": float(areas.median()) if len(areas) else None,
-            "smallest area": float(areas.min()) if len(areas) else None,
-            "largest area": float(areas.max()) if len(areas) else None,
-            "flagged slices": len(flagged),
-            "excluded by review": len(self.excluded),
-            "problems": dict(sorted(self.problems["code"].value_counts().items())),
-        }
+        """The numbers of the study's report entry (see :func:`study_summary`)."""
+        return study_summary(
+            self.samples["area"].tolist(),
+            self.samples["flags"].tolist(),
+            self.problems["code"].tolist(),
+            self.unit,
+            self.split,
+        )
+
+
+def study_summary(
+    areas: Sequence[float], flags: Sequence[str], codes: Iterable[str], unit: str, split: str
+) -> dict[str, object]:
+    """The numbers of a study's report entry and review sheet header, from its samples' areas
+    (in ``unit``) and flags, and the problem codes of its rows of ``validation.parquet``."""
+    counts = Counter(codes)
+    return {
+        "split": split,
+        "samples": len(areas),
+        "unit": unit,
+        "median area": float(np.median(areas)) if len(areas) else None,
+        "smallest area": float(min(areas)) if len(areas) else None,
+        "largest area": float(max(areas)) if len(areas) else None,
+        "flagged slices": sum(1 for flag in flags if flag),
+        "excluded by review": counts["excluded_by_review"],
+        "problems": dict(sorted(counts.items())),
+    }
 
 
 #: Rows about folders that are no study of link.csv (their ids are folder names).
 _NOT_STUDIES = {"study_unlisted", "hidden_file"}
 
 
-def study_figures(figures: pd.DataFrame, validation: pd.DataFrame) -> dict[str, StudyFigures]:
-    """:class:`StudyFigures` of every study of link.csv with samples or problems, by study id
-    (sorted); folders link.csv does not list are left to ``validation.parquet``."""
+def listed_studies(figures: pd.DataFrame, validation: pd.DataFrame) -> list[str]:
+    """The studies of link.csv with samples or problems, sorted; folders link.csv does not
+    list are left to ``validation.parquet``."""
     listed = validation[~validation["code"].isin(_NOT_STUDIES)]
-    studies = sorted(set(figures["study_id"]) | set(listed["study_id"]))
+    return sorted(set(figures["study_id"]) | set(listed["study_id"]))
+
+
+def study_figures(figures: pd.DataFrame, validation: pd.DataFrame) -> dict[str, StudyFigures]:
+    """:class:`StudyFigures` of every study of :func:`listed_studies`, by study id (sorted)."""
     samples = dict(tuple(figures.groupby("study_id", sort=True)))
     problems = dict(tuple(validation.groupby("study_id", sort=True)))
     empty_samples, empty_problems = figures.iloc[0:0], validation.iloc[0:0]
@@ -119,21 +156,8 @@ def study_figures(figures: pd.DataFrame, validation: pd.DataFrame) -> dict[str, 
         study: StudyFigures(
             study, samples.get(study, empty_samples), problems.get(study, empty_problems)
         )
-        for study in studies
+        for study in listed_studies(figures, validation)
     }
-
-
-def intensity_stats(version_dir: str | Path, figures: pd.DataFrame) -> pd.DataFrame:
-    """Per sample, the :data:`INTENSITY_PERCENTILES` of its image's pixel values (columns
-    ``p1``, ``p25``, ``p50``, ``p75``, ``p99``), read from its npz."""
-    version_dir = Path(version_dir)
-    rows = []
-    for npz in figures["npz"]:
-        image = read_sample(version_dir / npz)["image"]
-        rows.append(np.percentile(image, INTENSITY_PERCENTILES))
-    columns = [f"p{p:g}" for p in INTENSITY_PERCENTILES]
-    stats = pd.DataFrame(rows, columns=columns, index=figures.index, dtype=float)
-    return pd.concat([figures[["study_id", "slice"]], stats], axis=1)
 
 
 def reviewed_exclusions(validation: pd.DataFrame, decisions: list[Mapping]) -> pd.DataFrame:

@@ -17,9 +17,11 @@ import matplotlib.style
 import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
-from workflow_scripts.qc.figures import dataset_unit
+from workflow_scripts.qc.figures import INTENSITY_COLUMNS, dataset_unit
 
 __all__ = [
     "INTENSITY_OUTLIER_FACTOR",
@@ -37,14 +39,39 @@ _I, _O, _FLAG, _GREY = "#d62728", "#2ca02c", "#ff9f00", "#7f7f7f"
 _DPI = 100
 
 
+#: The study plot's size in inches, and its axes' place in it (left, bottom, width, height, as
+#: fractions of the figure): fixed, with room for six-digit tick labels (matplotlib writes
+#: larger numbers with an exponent), the axis labels and the title, so that it needs no layout
+#: engine (constrained layout took half its drawing time).
+_STUDY_SIZE = (7.0, 3.2)
+_STUDY_AXES = (0.095, 0.14, 0.885, 0.77)
+_study_canvas: FigureCanvasAgg | None = None  # the process's study-plot figure's canvas
+
+
 def _png(figure: Figure) -> bytes:
+    canvas = figure.canvas
+    if not isinstance(canvas, FigureCanvasAgg):
+        canvas = FigureCanvasAgg(figure)
     buffer = io.BytesIO()
-    FigureCanvasAgg(figure).print_png(buffer, metadata={"Software": None})
+    canvas.print_png(buffer, metadata={"Software": None})
     return buffer.getvalue()
 
 
 def _figure(width: float, height: float) -> Figure:
     return Figure(figsize=(width, height), dpi=_DPI, layout="constrained")
+
+
+def _study_axes():
+    """New axes on the process's study-plot figure, cleared. A build draws a plot per study,
+    so the figure and its canvas (with the renderer's pixel buffer) are made once per process.
+    A cleared figure draws the same bytes as a new one (tested); cleared axes would not (their
+    data limits outlive ``Axes.clear``), so the axes are made anew."""
+    global _study_canvas
+    if _study_canvas is None:
+        _study_canvas = FigureCanvasAgg(Figure(figsize=_STUDY_SIZE, dpi=_DPI))
+    figure = _study_canvas.figure
+    figure.clear()
+    return figure.add_axes(_STUDY_AXES)
 
 
 def _styled(draw):
@@ -76,8 +103,8 @@ def study_plot(
     are ringed in amber with their codes; slices excluded by review are dashed grey lines; the
     band is where an i-mask area is not an outlier (median / f to median x f).
     """
-    figure = _figure(7.0, 3.2)
-    axes = figure.add_subplot()
+    axes = _study_axes()
+    axes.yaxis.set_major_locator(MaxNLocator(nbins=5))  # fewer ticks: a tenth of the time
     unit = str(samples["unit"].iloc[0]) if len(samples) else "px"
     for number in sorted(excluded):
         axes.axvline(number, color=_GREY, linestyle="--", linewidth=1)
@@ -99,10 +126,14 @@ def study_plot(
         if len(flagged):
             axes.scatter(flagged["slice"], flagged["area"], s=110, facecolors="none",
                          edgecolors=_FLAG, linewidths=2, label="flagged", zorder=3)  # fmt: skip
-        # Neighbouring flags (apical slices often come in runs) get staggered labels.
+        # Neighbouring flags (apical slices often come in runs) get staggered labels; those
+        # in the right part of the plot are written leftwards, so that they stay inside it.
+        first, last = samples["slice"].min(), samples["slice"].max()
         for position, row in enumerate(flagged.itertuples()):
+            left = row.slice - first > 0.6 * (last - first)
             axes.annotate(row.flags.replace(",", "\n"), (row.slice, row.area), fontsize=7,
-                          xytext=(6, 6 + 11 * (position % 3)), textcoords="offset points",
+                          xytext=(-6 if left else 6, 6 + 11 * (position % 3)),
+                          textcoords="offset points", ha="right" if left else "left",
                           color="#8a5a00")  # fmt: skip
         axes.legend(fontsize=7, loc="upper right")
         axes.set_ylim(bottom=0)
@@ -112,7 +143,7 @@ def study_plot(
     axes.set_xlabel("slice number (base → apex)", fontsize=8)
     axes.set_ylabel(f"area ({unit})", fontsize=8)
     axes.tick_params(labelsize=7)
-    return figure
+    return axes.figure
 
 
 def _label_points(axes, points: pd.DataFrame, x: str, y: str, text: str) -> None:
@@ -190,45 +221,64 @@ def ratio_distribution_plot(figures: pd.DataFrame, area_outlier_factor: float) -
 
 
 @_styled
-def intensity_plot(stats: pd.DataFrame) -> bytes:
+def intensity_plot(figures: pd.DataFrame) -> bytes:
     """PNG: per study, a box of its slices' typical intensities (median over the slices of
-    each percentile: whiskers 1st and 99th, box the quartiles), each slice's 99th percentile
-    as a dot, and slices beyond :data:`INTENSITY_OUTLIER_FACTOR` of their study's median
-    99th percentile labelled by study and slice."""
+    each percentile of :data:`~workflow_scripts.qc.figures.INTENSITY_COLUMNS`: whiskers 1st and
+    99th, box the quartiles), each slice's 99th percentile as a dot, and slices beyond
+    :data:`INTENSITY_OUTLIER_FACTOR` of their study's median 99th percentile labelled by study
+    and slice. ``figures``: the index's rows (``study_id``, ``slice`` and those columns)."""
+    p99 = INTENSITY_COLUMNS[-1]
+    stats = figures[["study_id", "slice", *INTENSITY_COLUMNS]].astype(
+        {p: float for p in INTENSITY_COLUMNS}
+    )
     studies = sorted(stats["study_id"].unique())
-    typical = stats.groupby("study_id")[["p1", "p25", "p50", "p75", "p99"]].median()
-    boxes = [
-        {
-            "whislo": row.p1,
-            "q1": row.p25,
-            "med": row.p50,
-            "q3": row.p75,
-            "whishi": row.p99,
-            "label": study,
-        }
-        for study, row in typical.loc[studies].iterrows()
-    ]
+    typical = stats.groupby("study_id")[list(INTENSITY_COLUMNS)].median().loc[studies]
     figure = _figure(min(16.0, 5.0 + 0.12 * len(studies)), 4.0)
     axes = figure.add_subplot()
-    axes.bxp(boxes, positions=range(len(studies)), showfliers=False, widths=0.6)
+    _boxes(axes, np.arange(len(studies)), *(typical[p].to_numpy() for p in INTENSITY_COLUMNS))
     position = stats["study_id"].map({study: i for i, study in enumerate(studies)})
-    axes.scatter(position, stats["p99"], s=6, color=_GREY, zorder=3, label="99th pct. per slice")
-    study_p99 = stats.groupby("study_id")["p99"].transform("median")
-    factor = stats["p99"] / study_p99.where(study_p99 > 0)
+    axes.scatter(position, stats[p99], s=6, color=_GREY, zorder=3, label="99th pct. per slice")
+    study_p99 = stats.groupby("study_id")[p99].transform("median")
+    factor = stats[p99] / study_p99.where(study_p99 > 0)
     odd = stats.assign(x=position, name=_names(stats), distance=np.abs(np.log(factor)))
     limit = np.log(INTENSITY_OUTLIER_FACTOR)
     odd = odd[odd["distance"] > limit].sort_values(
         ["distance", "study_id", "slice"], ascending=[False, True, True]
     )
-    axes.scatter(odd["x"], odd["p99"], s=50, facecolors="none", edgecolors=_FLAG,
+    axes.scatter(odd["x"], odd[p99], s=50, facecolors="none", edgecolors=_FLAG,
                  linewidths=1.5, label=f"beyond {INTENSITY_OUTLIER_FACTOR:g}x its study",
                  zorder=4)  # fmt: skip
-    _label_points(axes, odd, "x", "p99", "name")
+    _label_points(axes, odd, "x", p99, "name")
     _study_axis(axes, studies)
     axes.set_ylabel("pixel value", fontsize=8)
     axes.set_title("Image intensities per study", fontsize=10)
     axes.legend(fontsize=7, loc="upper left")
     return figure
+
+
+def _boxes(axes, x, low, q1, median, q3, high, width: float = 0.6) -> None:
+    """Box plots at ``x`` drawn as boxplot draws them (a black box from ``q1`` to ``q3``,
+    whiskers to ``low`` and ``high`` with caps half as wide, an orange median), but as two line
+    collections instead of six lines per box: a thousand studies' boxes draw in a tenth of the
+    time (Axes.bxp took 3.5 s of the version's QC at 1,000 studies)."""
+    half, cap = width / 2, width / 4
+
+    def segments(x0, y0, x1, y1):
+        return np.stack([np.column_stack([x0, y0]), np.column_stack([x1, y1])], axis=1)
+
+    corners = ((x - half, q1), (x + half, q1), (x + half, q3), (x - half, q3), (x - half, q1))
+    outlines = np.stack([np.column_stack(corner) for corner in corners], axis=1)
+    black = [
+        *outlines,
+        *segments(x, low, x, q1),
+        *segments(x, q3, x, high),
+        *segments(x - cap, low, x + cap, low),
+        *segments(x - cap, high, x + cap, high),
+    ]
+    axes.add_collection(LineCollection(black, colors="black", linewidths=1.0, zorder=2))
+    medians = segments(x - half, median, x + half, median)
+    axes.add_collection(LineCollection(medians, colors="C1", linewidths=1.0, zorder=2.1))
+    axes.autoscale_view()
 
 
 def _study_axis(axes, studies: list[str]) -> None:

@@ -1,5 +1,7 @@
-# QC: the version's plots and review sheet (part of the dataset, before the manifest), and what
-# only `snakemake --report` shows. Both read the version's tables, never the study jobs' outputs.
+# QC: the version's dataset plots and review sheet (part of the dataset, before the manifest),
+# and what only `snakemake --report` shows. Each study's own plot and report page are made by
+# its build (rule build_studies); these steps read the version's tables, and summarize_qc
+# gathers the studies' pages by linking them.
 
 
 rule plot_qc:
@@ -8,7 +10,6 @@ rule plot_qc:
         validation=VALIDATION,
     output:
         review=str(LAYOUT.review_sheet),
-        study_plots=directory(str(LAYOUT.study_plots_dir)),
         mask_areas=report(
             str(LAYOUT.dataset_plot("mask_areas")),
             caption="../report/mask_areas.rst",
@@ -31,7 +32,6 @@ rule plot_qc:
         f"{LOG_DIR}/plot_qc.log",
     conda:
         "../../envs/lv-dataset.yaml"
-    threads: 2  # a pool for the study plots; Snakemake scales it to --cores locally
     params:
         exclusions=PLAN.all_exclusions_params,
         area_outlier_factor=config["checks"]["area_outlier_factor"],
@@ -41,16 +41,15 @@ rule plot_qc:
 
 rule summarize_qc:
     input:
+        batches=BATCH_RECORDS,
         index=INDEX,
-        validation=VALIDATION,
-        study_plots=rules.plot_qc.output.study_plots,
     output:
         studies=report(
             directory(str(LAYOUT.report_dir / "studies")),
-            patterns=["{study}.html"],
+            patterns=["{split}/{study}.html"],
             caption="../report/study.rst",
             category="Studies",
-            labels={"study": "{study}"},
+            labels={"study": "{study}", "split": "{split}"},
         ),
         flagged=report(
             directory(str(LAYOUT.report_dir / "flagged")),

@@ -1,4 +1,5 @@
-"""Snakemake script: per-study report entries and flagged overlays for the report."""
+"""Snakemake script: gather the studies' report pages and the flagged overlays for the report
+(rule summarize_qc)."""
 
 import sys
 from pathlib import Path
@@ -7,6 +8,7 @@ sys.stderr = open(snakemake.log[0], "w")
 # The repository's packages, also where the project is not installed (the rules' conda env).
 sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1]))
 
+from workflow_scripts.batches import read_batch_studies
 from workflow_scripts.job_failures import job_failures
 from workflow_scripts.layout import Layout
 from workflow_scripts.qc.summary import write_report_material
@@ -16,7 +18,7 @@ with job_failures(snakemake.rule, layout.out_dir):
     write_report_material(
         layout=layout,
         index_path=snakemake.input.index,
-        validation_path=snakemake.input.validation,
+        studies=read_batch_studies(snakemake.input.batches),
         studies_dir=snakemake.output.studies,
         flagged_dir=snakemake.output.flagged,
     )

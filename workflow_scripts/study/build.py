@@ -6,7 +6,8 @@ For one row of link.csv, :func:`build_study` pairs the study's files
 1. read every labelled slice: its contour files and its DICOM (this module);
 2. check the study as a whole: slice shapes, masks, label sanity
    (:mod:`workflow_scripts.study.checks`);
-3. write the samples, overlays and pairing table (:mod:`workflow_scripts.study.outputs`),
+3. write the samples, overlays, the study's plot and pairing table, and its report page
+   (:mod:`workflow_scripts.study.outputs`),
 
 and finally writes the study's *record*, a JSON file for the aggregate steps: its index rows,
 its problems, and the digests of the inputs it read and the outputs it wrote. The record is
@@ -97,7 +98,7 @@ def build_study(
     log_path: str | Path | None = None,
     exclusions: Iterable[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
-    """Build one study's samples, overlays and pairing table; return (and write) its record.
+    """Build one study's samples, QC pictures and pairing table; return (and write) its record.
 
     Args:
         link: the study's row of link.csv.
@@ -131,11 +132,11 @@ def build_study(
     leave_out_odd_shapes(labelled)
     for item in labelled:
         _make_masks(item, options.resample)
-    built = BuiltStudy(link, pairing.slices, labelled)
+    built = BuiltStudy(link, pairing.slices, labelled, pairing.problems)
     flag_suspicious_labels(built.samples, options)
     rows, outputs = write_study_outputs(built, layout, options)
 
-    problems = [*pairing.problems, *(p for item in labelled for p in item.problems)]
+    problems = built.problems
     record = {
         "study_id": study_id,
         "original_id": link.original_id,

@@ -1,18 +1,20 @@
-"""Writing one study's outputs: sample files, QC overlays, contact sheet and pairing table.
+"""Writing one study's outputs: sample files, QC pictures, pairing table and report page.
 
 Into the version folder (paths from :class:`~workflow_scripts.layout.Layout`)::
 
     pairs/<study_id>.parquet        every slice number seen and what became of it
     slices/<study_id>/<nnnn>.npz    image + mask (+ omask) per sample
-    qc/<study_id>/<nnnn>.png        overlay per sample, and contact_sheet.jpg
+    qc/<study_id>/<nnnn>.png        overlay per sample, contact_sheet.jpg and mask_areas.png
 
-The slice and QC folders are filled under temporary names and renamed into place, the pairing
-table is written atomically, so an interrupted build never leaves a study half-written.
+and, outside it, the study's report page (``work/<version>/studies/<study_id>.html``; see
+:mod:`workflow_scripts.study.study_qc`). The slice and QC folders are filled under temporary
+names and renamed into place, the pairing table and page are written atomically, so an
+interrupted build never leaves a study half-written.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,7 @@ from workflow_scripts.files import (
     write_bytes_atomic,
 )
 from workflow_scripts.layout import Layout
+from workflow_scripts.qc.figures import intensity_percentiles
 from workflow_scripts.qc.overlays import (
     contact_sheet,
     encode_jpeg,
@@ -34,10 +37,13 @@ from workflow_scripts.qc.overlays import (
     render_overlay,
     window_image,
 )
+from workflow_scripts.qc.summary import study_page
 from workflow_scripts.raw.links import StudyLink
 from workflow_scripts.raw.pairing import SlicePair
+from workflow_scripts.raw.problems import Problem
 from workflow_scripts.study.options import BuildOptions
 from workflow_scripts.study.slices import LabelledSlice
+from workflow_scripts.study.study_qc import study_figures_of, study_plot_png
 
 __all__ = ["PAIRS_SCHEMA", "BuiltStudy", "write_study_outputs"]
 
@@ -64,12 +70,14 @@ class BuiltStudy:
     """A study after its checks, ready to be written.
 
     ``slices``: every slice number of the study in order (pairing's result); ``labelled``: the
-    slices with contour files, samples and left-out ones alike.
+    slices with contour files, samples and left-out ones alike; ``listing_problems``: what
+    pairing found in the study's folders.
     """
 
     link: StudyLink
     slices: list[SlicePair]
     labelled: list[LabelledSlice]
+    listing_problems: list[Problem] = field(default_factory=list)
 
     @property
     def study_id(self) -> str:
@@ -79,13 +87,18 @@ class BuiltStudy:
     def samples(self) -> list[LabelledSlice]:
         return [item for item in self.labelled if item.is_sample]
 
+    @property
+    def problems(self) -> list[Problem]:
+        """Every problem of the study: its folders', then each labelled slice's."""
+        return [*self.listing_problems, *(p for item in self.labelled for p in item.problems)]
+
 
 def write_study_outputs(
     study: BuiltStudy, layout: Layout, options: BuildOptions
 ) -> tuple[list[dict[str, Any]], dict[str, dict]]:
     """Write the study's files; return its index rows (one per sample, without version and
-    split) and the digest (:func:`loader.manifest.bytes_digest`) of every file written, by
-    path relative to the version folder."""
+    split) and the digest (:func:`loader.manifest.bytes_digest`) of every file written in the
+    version, by path relative to the version folder (the report page is not in the version)."""
     study_id = study.study_id
     slices_dir, qc_dir = layout.slices_dir(study_id), layout.qc_dir(study_id)
     for folder in (slices_dir, qc_dir):
@@ -109,7 +122,12 @@ def write_study_outputs(
             tiles.append((overlay, bool(item.codes)))
             rows.append(_index_row(study, item, npz, png))
         sheet = layout.contact_sheet(study_id)
-        put(sheet, qc_stage / sheet.name, encode_jpeg(contact_sheet(tiles, options.sheet_columns)))
+        sheet_jpeg = encode_jpeg(contact_sheet(tiles, options.sheet_columns))
+        put(sheet, qc_stage / sheet.name, sheet_jpeg)
+        figures = study_figures_of(study_id, rows, [p.as_row() for p in study.problems])
+        plot_png = study_plot_png(figures, options.area_outlier_factor)
+        plot = layout.study_plot(study_id)
+        put(plot, qc_stage / plot.name, plot_png)
 
     by_slice = {item.number: item for item in study.labelled}
     table = pa.Table.from_pylist(
@@ -119,6 +137,7 @@ def write_study_outputs(
     data = parquet_bytes(table)
     write_bytes_atomic(layout.pairs_file(study_id), data)
     outputs[layout.in_version(layout.pairs_file(study_id))] = bytes_digest(data)
+    write_bytes_atomic(layout.report_page(study_id), study_page(figures, plot_png, sheet_jpeg))
     return rows, dict(sorted(outputs.items()))
 
 
@@ -159,6 +178,7 @@ def _index_row(study: BuiltStudy, item: LabelledSlice, npz: str, png: str) -> di
         "i_outside_o": item.i_outside_o,
         "flags": ",".join(item.codes),
         **_geometry_columns(item),
+        **intensity_percentiles(image),
     }
 
 

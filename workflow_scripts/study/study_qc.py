@@ -1,0 +1,44 @@
+"""A study's own QC beyond its overlays, made by its build while the study is in memory:
+
+- its plot of mask areas against slice number (``qc/{study}/mask_areas.png``, in the version),
+  drawn by :func:`workflow_scripts.qc.plots.study_plot`;
+- its report entry (``work/{version}/studies/{study}.html``, outside the version), made by
+  :func:`workflow_scripts.qc.summary.study_page`: numbers, plot and contact sheet together.
+
+Both come from :func:`study_figures_of`: the study's index rows and problems as the version's
+tables will hold them, through the same :func:`~workflow_scripts.qc.figures.sample_figures` as
+the dataset-wide figures (units, areas, the median of the outlier band: all per study). So they
+depend on this study alone, and a rebuilt study redraws only its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+
+from workflow_scripts.dataset.tables import INDEX_SCHEMA, VALIDATION_SCHEMA
+from workflow_scripts.qc import plots
+from workflow_scripts.qc.figures import StudyFigures, sample_figures
+
+__all__ = ["study_figures_of", "study_plot_png"]
+
+#: The index columns a study's build fills (the index adds version and split).
+_ROW_COLUMNS = [name for name in INDEX_SCHEMA.names if name not in ("version", "split")]
+
+
+def study_figures_of(
+    study_id: str, rows: Sequence[Mapping[str, Any]], problems: Sequence[Mapping[str, Any]]
+) -> StudyFigures:
+    """The study's :class:`~workflow_scripts.qc.figures.StudyFigures` from its index rows
+    (without version and split) and its problem rows (``validation.parquet``'s columns)."""
+    samples = pd.DataFrame(list(rows), columns=_ROW_COLUMNS)
+    table = pd.DataFrame(list(problems), columns=VALIDATION_SCHEMA.names)
+    return StudyFigures(study_id, sample_figures(samples), table)
+
+
+def study_plot_png(figures: StudyFigures, area_outlier_factor: float) -> bytes:
+    """The study's mask-area plot (PNG bytes), with its slices excluded by review."""
+    excluded = sorted(int(number) for number in figures.excluded["slice"])
+    return plots.study_plot(figures.study_id, figures.samples, excluded, area_outlier_factor)
