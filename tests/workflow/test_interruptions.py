@@ -56,7 +56,7 @@ def test_ctrl_c_says_so_in_one_line_and_a_rerun_finishes_the_same_dataset(tmp_pa
     os.killpg(process.pid, signal.SIGINT)
     output = process.communicate(timeout=300)[0]
     version_dir = interrupted / "out" / "1.0.0"
-    assert process.returncode != 0
+    assert process.returncode != 0, output
     assert 5 <= len(list(records.glob("*.json"))) < 41, "the Ctrl-C came too late to test"
     assert not (version_dir / "manifest.json").exists()
 
