@@ -40,6 +40,9 @@ def test_second_run_has_nothing_to_do(phantom_build):
     workdir, _ = phantom_build
     result = run_workflow(workdir, "--config", "out_dir=out", "contours=[i,o]", "--dry-run")
     assert "Nothing to be done" in result.stdout + result.stderr
+    # the README's quoted form with a space is the same config (one argument to Snakemake)
+    result = run_workflow(workdir, "--config", "out_dir=out", "contours=[i, o]", "--dry-run")
+    assert "Nothing to be done" in result.stdout + result.stderr
 
 
 def test_snakemake_builds_the_same_dataset_as_the_direct_calls(phantom_build, tmp_path):
