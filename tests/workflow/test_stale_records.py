@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from build_helpers import build_by_calls, phantom
+from build_helpers import build_by_calls, change_first_digit, phantom
 from workflow_scripts.build_plan import plan_build
 from workflow_scripts.config import default_config
 from workflow_scripts.dataset.manifest import write_dataset_manifest
@@ -98,9 +98,7 @@ def test_a_contour_changed_after_its_study_was_built_refuses_the_manifest(unfini
 def test_same_size_new_content_is_found_by_its_digest(unfinished):
     contour = contour_read_by(unfinished, S1)
     path = unfinished.raw / contour
-    data = bytearray(path.read_bytes())
-    data[0] = ord("9") if data[0] != ord("9") else ord("8")
-    path.write_bytes(bytes(data))
+    change_first_digit(path)
     later(path)
     assert f"  - {S1}: {contour} changed" in refusal(unfinished)
 

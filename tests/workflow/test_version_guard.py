@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pydicom
 import pytest
 
-from build_helpers import build_by_calls, build_studies, phantom
+from build_helpers import build_by_calls, build_studies, change_first_digit, phantom
 from workflow_scripts.config import default_config
 from workflow_scripts.dataset.tables import find_unlisted_studies
 from workflow_scripts.dataset.version_guard import VersionChangedError, check_finished_version
@@ -103,9 +103,7 @@ def test_a_changed_input_is_refused_naming_the_file(build):
 
 def test_same_size_new_content_is_found_by_its_digest(build):
     contour = build.raw / I4
-    data = bytearray(contour.read_bytes())
-    data[0] = ord("9") if data[0] != ord("9") else ord("8")
-    contour.write_bytes(bytes(data))
+    change_first_digit(contour)
     touch(contour)
     assert f"1 input file(s) changed or missing: {I4}" in refusal(build)
 
