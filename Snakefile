@@ -39,7 +39,7 @@ include: "workflow_scripts/rules/qc.smk"
 rule all:
     default_target: True
     input:
-        MANIFEST,
+        dataset_target,
         rules.summarize_qc.output,
 
 

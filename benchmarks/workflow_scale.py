@@ -9,8 +9,9 @@ Full builds (``--sizes``, default 10 100 1000), each against baselines of the sa
   (``write_manifest``) and the report material (``summarize_qc``), each timed;
 - workflow: ``snakemake --cores 2`` from scratch (for each ``--studies-per-job``, default the
   config's), the job graph (a dry run of the fresh build), a no-op rerun in the build's own
-  folder, and a rerun after touching one contour file (same content: the batches redone are
-  counted, and the dataset must stay byte-identical);
+  folder, a rerun after touching one contour file (same content), which in a finished version
+  must run nothing, and the same touch in the version made unfinished (its manifest removed),
+  where the batches redone are counted and the dataset must stay byte-identical;
 - the floor: a no-op of a 5-study dataset (the real studies, or 5 phantom ones), Snakemake's own
   start-up, parse and job graph; no-op and touch-one are also given as multiples of it;
 - peak memory (RSS) of the Snakemake process and of any process it starts; the job count and
@@ -323,8 +324,17 @@ def measure(studies: int, source: str, work: Path, per_job: list[int | None]) ->
         result["metadata"] = metadata_size(workdir)
         result["noop"], _, output = snakemake(workdir, raw, config=extra)
         assert "Nothing to be done" in output, output[-2000:]
-        before = tree_digest(workdir / "out" / "1.0.0")
+        version_dir = workdir / "out" / "1.0.0"
+        before, manifest = tree_digest(version_dir), (version_dir / "manifest.json").read_bytes()
         touched = next((raw / "contourfiles").rglob("*-icontour-manual.txt"))
+        # A finished version is never rebuilt: the touched file passes by content, no job runs.
+        os.utime(touched)
+        result["touch_finished"], _, output = snakemake(workdir, raw, config=extra)
+        assert "Nothing to be done" in output, output[-2000:]
+        assert (version_dir / "manifest.json").read_bytes() == manifest
+        # The same change in an unfinished version (this one, its manifest removed): only the
+        # touched study's batch is rebuilt, then the aggregate steps finish the version.
+        (version_dir / "manifest.json").unlink()
         os.utime(touched)
         result["touch"], _, output = snakemake(workdir, raw, config=extra)
         result["touch_batches"] = output.count("rule build_studies:")
@@ -398,7 +408,7 @@ def main() -> None:
         print(
             f"{'N':>5} {'i-cont.':>7} {'per job':>7} {'jobs':>5} {'direct 1p':>9} "
             f"{'direct 2p':>9} {'workflow':>8} {'ratio':>6} {'DAG':>6} {'no-op':>6} "
-            f"{'x floor':>7} {'touch':>6} {'x floor':>7} {'redone':>6} {'same':>4} "
+            f"{'x floor':>7} {'touch*':>6} {'x floor':>7} {'redone':>6} {'same':>4} "
             f"{'smk MB':>6} {'job MB':>6} {'metadata':>13}"
         )
     touch_rules = []
@@ -417,9 +427,14 @@ def main() -> None:
             )
             touch_rules.append(r)
     for r in touch_rules:
+        print(
+            f"touch one contour of the finished version at {r['studies']} studies: "
+            f"{r['touch_finished']:.1f} s = {r['touch_finished'] / floor:.2f}x floor, no job run"
+        )
+    for r in touch_rules:
         jobs = ", ".join(f"{rule} {seconds:.0f} s" for rule, seconds in r["touch_rules"].items())
         print(
-            f"touch one contour at {r['studies']} studies, {r['touch']:.1f} s: {jobs} "
+            f"touch one contour, unfinished, at {r['studies']} studies, {r['touch']:.1f} s: {jobs} "
             "(1 s resolution)"
         )
     for r in touch_rules:
@@ -456,8 +471,10 @@ def main() -> None:
             )
     print(
         "\nratio: workflow full build / direct 2-process limit. DAG: dry run of the fresh build."
-        "\nx floor: against the no-op of a 5-study dataset. redone: batch jobs rerun after"
-        " touching one contour file; same: dataset byte-identical after it. MB: peak RSS."
+        "\nx floor: against the no-op of a 5-study dataset. touch*: touching one contour file"
+        " of the version made unfinished (its manifest removed); redone: batch jobs rerun then;"
+        " same: dataset byte-identical after it. (In the finished version the same touch runs"
+        " nothing: its time is printed below.) MB: peak RSS."
         f"\nload after: {os.getloadavg()[0]:.2f}"
     )
 

@@ -49,6 +49,8 @@ class BuildPlan:
     layout: Layout
     links: list[StudyLink]
     exclusions: list[Exclusion] = field(default_factory=list)
+    #: the version has a manifest, and its config and inputs passed the immutability check
+    finished: bool = False
     studies: dict[str, StudyLink] = field(init=False)
     batches: dict[str, tuple[str, ...]] = field(init=False)
     _listings: dict[tuple[str, tuple[str, ...], bool], StudyListing] = field(
@@ -167,7 +169,10 @@ class BuildPlan:
 
     @property
     def raw_listing_inputs(self) -> list[str]:
-        """Folders whose listing the index step reads (to find unlisted studies)."""
+        """Folders whose listing the index step reads (to find unlisted studies); none for a
+        finished version, which is never rebuilt from its raw data."""
+        if self.finished:
+            return []
         if self.layout.phantom:
             return [str(self.layout.data_dir)]
         folders = [self.layout.data_dir / name for name in ("dicoms", "contourfiles")]
@@ -197,6 +202,7 @@ def plan_build(config: dict) -> BuildPlan:
             plan.exclusions = read_exclusions(path)
             check_exclusions(path, plan.exclusions, plan.studies, plan.labelled_slices)
         check_finished_version(layout, config, links, plan.listing, plan.file_stats)
+        plan.finished = layout.manifest.exists()
     except (ConfigError, LinkTableError, ExclusionsError, VersionChangedError) as error:
         raise WorkflowError(str(error)) from None
     return plan

@@ -130,8 +130,12 @@ def test_a_data_dir_without_link_table_stops_the_plan(tmp_path):
 
 def test_a_finished_version_built_otherwise_stops_the_plan(raw, tmp_path):
     config = default_config(data_dir=str(raw), out_dir=str(tmp_path / "out"))
+    unfinished = plan_build(config)
+    assert not unfinished.finished and unfinished.raw_listing_inputs
     build_by_calls(config)
-    plan_build(config)  # the same build again: nothing to refuse
+    again = plan_build(config)  # the same build again: nothing to refuse
+    assert again.finished
+    assert again.raw_listing_inputs == []  # never rebuilt from its raw data
     message = refusal(default_config(**{**config, "contours": ["i", "o"]}))
     assert "is finished" in message and "config contours: ['i'] -> ['i', 'o']" in message
 

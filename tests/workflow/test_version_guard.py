@@ -13,7 +13,12 @@ import pytest
 from build_helpers import build_by_calls, build_studies, change_first_digit, phantom
 from workflow_scripts.config import default_config
 from workflow_scripts.dataset.tables import find_unlisted_studies
-from workflow_scripts.dataset.version_guard import VersionChangedError, check_finished_version
+from workflow_scripts.dataset.version_guard import (
+    VersionChangedError,
+    check_finished_version,
+    forced_rerun_refusal,
+    refuse_missing_kept_files,
+)
 from workflow_scripts.layout import Layout
 from workflow_scripts.raw.links import StudyLink, read_link_table
 from workflow_scripts.raw.listing import list_study
@@ -277,3 +282,18 @@ def test_a_changed_phantom_file_is_refused(phantom_build):
     contour.write_text(contour.read_text() + "\n")
     with pytest.raises(VersionChangedError, match="1 input file"):
         check_phantom(phantom_build)
+
+
+def test_missing_files_of_a_finished_build_are_refused_naming_the_first_few(tmp_path):
+    layout = Layout.from_config(default_config(out_dir=str(tmp_path / "out")))
+    kept = [tmp_path / f"batch-{n}.json" for n in range(7)]
+    for path in kept[:1]:
+        path.write_text("{}")
+    refuse_missing_kept_files(layout, [str(kept[0])])  # all there: nothing to refuse
+    with pytest.raises(VersionChangedError) as refused:
+        refuse_missing_kept_files(layout, [str(path) for path in kept])
+    message = str(refused.value)
+    assert message.startswith(f"version '1.0.0' in {tmp_path / 'out'} is finished")
+    assert all(str(path) in message for path in kept[1:6])
+    assert str(kept[6]) not in message and "and 1 more" in message
+    assert "never rewritten" in forced_rerun_refusal(layout)

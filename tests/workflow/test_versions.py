@@ -1,5 +1,6 @@
 """Versioned datasets through Snakemake: a finished version refused before any job and a new
-version beside it, a touched input rerun to the same bytes, a killed build finished by a rerun.
+version beside it, a finished version never rewritten (touched inputs, newer code, forced
+reruns), a killed build finished by a rerun.
 
 The kinds of change a finished version refuses are checked on check_finished_version
 (test_version_guard.py), the manifest's content on a build by direct calls (test_manifest.py),
@@ -9,6 +10,7 @@ and byte-identical builds in two out_dirs in test_phantom_build.py.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -56,16 +58,57 @@ def test_a_finished_version_refuses_another_config_before_any_job_and_a_new_vers
     assert (old_dir / "manifest.json").read_bytes() == old_manifest
 
 
-def test_touched_but_identical_input_rebuilds_its_study_to_the_same_bytes(tmp_path, raw_data):
-    build(tmp_path, raw_data, "studies_per_job=2")  # 4 listed studies: 2 batches
-    version_dir = tmp_path / "out" / "1.0.0"
-    before = tree_digests(version_dir)
+def test_a_finished_version_is_never_rewritten_and_what_would_rewrite_it_is_refused(
+    tmp_path, raw_data
+):
+    """Each of these made Snakemake rerun a finished version's jobs: a touched raw file (its
+    batch's fingerprint), a workflow script newer than the outputs (as a git pull leaves it:
+    Snakemake's code trigger). Now no job runs and every byte stays, manifest included; a forced
+    rerun and a missing file of the build, which would rebuild it, are refused."""
+    workflow = tmp_path / "workflow"  # a copy whose scripts the test may touch
+    shutil.copytree(
+        REPO,
+        workflow,
+        ignore=shutil.ignore_patterns(".*", "tests", "docs", "benchmarks", "results", "*.egg-info"),
+    )
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        command = [
+            sys.executable, "-m", "snakemake", "--snakefile", str(workflow / "Snakefile"),
+            "--directory", str(workdir), "--cores", "2",
+            "--config", f"data_dir={raw_data}", "out_dir=out", "studies_per_job=2", *args,
+        ]  # fmt: skip
+        return subprocess.run(command, capture_output=True, text=True, cwd=workdir)
+
+    assert run().returncode == 0
+    version_dir = workdir / "out" / "1.0.0"
+    before = tree_digests(version_dir, exclude=())
+    logs = sorted((workdir / "out" / "logs").rglob("*"))
+
     contour = next(raw_data.glob("contourfiles/PH-HF-1/i-contours/*0004*"))
-    os.utime(contour, ns=(time.time_ns(), time.time_ns()))
-    result = build(tmp_path, raw_data, "studies_per_job=2")
-    assert (result.stdout + result.stderr).count("rule build_studies:") == 1  # its batch only
-    assert (version_dir / "manifest.json").is_file()
-    assert tree_digests(version_dir) == before
+    later = time.time_ns() + 10**9
+    os.utime(contour, ns=(later, later))
+    for script in (workflow / "workflow_scripts" / "scripts").glob("*.py"):
+        os.utime(script, ns=(later, later))
+    result = run()
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Nothing to be done" in result.stdout + result.stderr
+    assert tree_digests(version_dir, exclude=()) == before
+    assert sorted((workdir / "out" / "logs").rglob("*")) == logs  # no job ran
+
+    for forced in (("--forceall",), ("--forcerun", "build_studies")):
+        result = run(*forced)
+        assert result.returncode != 0
+        assert "a forced rerun would rewrite it" in result.stdout + result.stderr, forced
+    batch_record = next((workdir / "out" / "work" / "1.0.0" / "batches").glob("*.json"))
+    batch_record.unlink()
+    result = run()
+    assert result.returncode != 0
+    said = result.stdout + result.stderr
+    assert "files its build keeps are missing" in said and batch_record.name in said
+    assert tree_digests(version_dir, exclude=()) == before
 
 
 def test_killed_build_leaves_no_manifest_and_a_rerun_finishes_the_same_dataset(tmp_path):

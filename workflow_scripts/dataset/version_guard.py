@@ -2,7 +2,10 @@
 
 A finished version (one with a ``manifest.json``) is rebuilt only with the same configuration
 and the same inputs; :func:`check_finished_version` runs when the workflow is parsed and refuses,
-before any job, to build it differently, saying what changed.
+before any job, to build it differently, saying what changed. Once it passes, nothing of the
+version is built again: the workflow refuses what would still make Snakemake rerun its jobs (a
+missing file of the build, :func:`refuse_missing_kept_files`; a forced rerun,
+:func:`forced_rerun_refusal`) and turns off the rerun triggers that would (``rules/common.smk``).
 """
 
 from __future__ import annotations
@@ -27,7 +30,12 @@ from workflow_scripts.raw.listing import (
     read_file_stats,
 )
 
-__all__ = ["VersionChangedError", "check_finished_version"]
+__all__ = [
+    "VersionChangedError",
+    "check_finished_version",
+    "forced_rerun_refusal",
+    "refuse_missing_kept_files",
+]
 
 _SHOWN = 5
 
@@ -38,7 +46,41 @@ StatFiles = Callable[[list[str]], dict[str, tuple[int, int]]]
 
 
 class VersionChangedError(RuntimeError):
-    """A finished version would be rebuilt with another configuration or other inputs."""
+    """A finished version would be rebuilt with another configuration or other inputs, or
+    rewritten at all."""
+
+
+def refuse_missing_kept_files(layout: Layout, kept_files: list[str]) -> None:
+    """Refuse to go on with a finished version one of whose ``kept_files`` is missing (the files
+    of its build that Snakemake judges its jobs by: link table, batch records, tables, QC
+    files): Snakemake would rebuild them, and with them rewrite the version. Raises
+    VersionChangedError naming them."""
+    missing = [path for path in kept_files if not os.path.exists(path)]
+    if missing:
+        shown = ", ".join(missing[:_SHOWN]) + (
+            f" and {len(missing) - _SHOWN} more" if len(missing) > _SHOWN else ""
+        )
+        raise VersionChangedError(
+            f"{_finished(layout)}, but files its build keeps are missing: {shown}. Snakemake "
+            f"would rebuild them and rewrite the version. {_NEVER_REWRITTEN} The dataset "
+            "itself may be whole: `python -m loader verify` checks it."
+        )
+
+
+def forced_rerun_refusal(layout: Layout) -> str:
+    """Why a forced rerun (``--forceall``, ``--forcerun``, ``--force``) of a finished version
+    is refused."""
+    return f"{_finished(layout)}, and a forced rerun would rewrite it. {_NEVER_REWRITTEN}"
+
+
+_NEVER_REWRITTEN = (
+    "A finished version is never rewritten; build a new version for new files "
+    "(--config version=...)."
+)
+
+
+def _finished(layout: Layout) -> str:
+    return f"version {layout.version!r} in {layout.out_dir} is finished (it has a manifest)"
 
 
 def check_finished_version(

@@ -5,11 +5,17 @@
 import sys
 
 from snakemake.exceptions import WorkflowError
+from snakemake.settings.enums import RerunTrigger
 from snakemake.utils import validate
 
 from workflow_scripts.batches import BATCH_ID_PATTERN
 from workflow_scripts.build_plan import plan_build, print_summary
 from workflow_scripts.config import command_line_values_typed, config_problems
+from workflow_scripts.dataset.version_guard import (
+    VersionChangedError,
+    forced_rerun_refusal,
+    refuse_missing_kept_files,
+)
 from workflow_scripts.job_failures import interrupted_message, note_interrupts
 from workflow_scripts.layout import DATASET_PLOTS
 from workflow_scripts.raw.links import STUDY_ID_PATTERN
@@ -54,13 +60,46 @@ wildcard_constraints:
     batch=BATCH_ID_PATTERN,
 
 
+# A finished version never changes (README, *Versions*). Its config and inputs were just
+# compared with its manifest; beyond those, Snakemake would rerun its jobs, and rewrite it, for
+# a missing file of the build or a forced rerun (both refused), a newer workflow script (as a
+# git pull gives: the `code` trigger), a touched raw file (the batch fingerprints: `params`) or a
+# deleted phantom folder (regenerated). For a finished version only the times of the build's
+# own files count (`mtime`), and the raw data is no job's input.
+if PLAN.finished:
+    try:
+        refuse_missing_kept_files(
+            LAYOUT,
+            [str(LAYOUT.link_table), *BATCH_RECORDS, INDEX, VALIDATION, *VERSION_QC],
+        )
+    except VersionChangedError as error:
+        raise WorkflowError(str(error)) from None
+
+
+def dataset_target(wildcards):
+    """The manifest, the target of every build. Snakemake sets its DAG settings (rerun
+    triggers, forced reruns) only after reading the Snakefile; evaluating the target's input
+    is the first moment the workflow sees them, and before Snakemake decides what reruns.
+    """
+    if PLAN.finished:
+        settings = workflow.dag_settings
+        if settings.forceall or settings.forcerun or settings.forcetargets:
+            raise WorkflowError(forced_rerun_refusal(LAYOUT))
+        settings.rerun_triggers = frozenset({RerunTrigger.MTIME})
+    return MANIFEST
+
+
 def raw_data_input(wildcards):
     """The generated phantom, for ordering only; real data is tracked by batch_fingerprint."""
-    return [ancient(str(LAYOUT.data_dir))] if LAYOUT.phantom else []
+    return (
+        [ancient(str(LAYOUT.data_dir))] if LAYOUT.phantom and not PLAN.finished else []
+    )
 
 
 def link_table_input(wildcards):
     """link.csv, or the phantom folder that generate_phantom writes it into."""
+    if PLAN.finished:
+        return []
     return str(LAYOUT.data_dir if LAYOUT.phantom else LAYOUT.data_dir / "link.csv")
 
 
