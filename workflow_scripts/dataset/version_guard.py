@@ -51,9 +51,9 @@ class VersionChangedError(RuntimeError):
 
 
 def refuse_missing_kept_files(layout: Layout, kept_files: list[str]) -> None:
-    """Refuse to go on with a finished version one of whose ``kept_files`` is missing (the files
-    of its build that Snakemake judges its jobs by: link table, batch records, tables, QC
-    files): Snakemake would rebuild them, and with them rewrite the version. Raises
+    """Refuse to go on with a finished version one of whose ``kept_files`` is missing (the
+    files of its build that Snakemake judges its jobs by: link table, tables, QC files):
+    Snakemake would rebuild them, and with them rewrite the version. Raises
     VersionChangedError naming them."""
     missing = [path for path in kept_files if not os.path.exists(path)]
     if missing:

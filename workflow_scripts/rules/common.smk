@@ -50,7 +50,9 @@ LOG_DIR = str(LAYOUT.log_dir)
 MANIFEST = str(LAYOUT.manifest)
 INDEX = str(LAYOUT.index_file)
 VALIDATION = str(LAYOUT.validation_file)
-BATCH_RECORDS = [str(LAYOUT.batch_record(batch)) for batch in BATCHES]
+# What the aggregate steps wait for. A finished version's batches are never built again,
+# whatever `studies_per_job` says now, so there the batch records are no job's input.
+BATCH_RECORDS = [] if PLAN.finished else [str(LAYOUT.batch_record(b)) for b in BATCHES]
 # The version's own QC files (rule plot_qc), written before the manifest, which lists them.
 VERSION_QC = [str(path) for path in LAYOUT.version_qc]
 
@@ -62,15 +64,16 @@ wildcard_constraints:
 
 # A finished version never changes (README, *Versions*). Its config and inputs were just
 # compared with its manifest; beyond those, Snakemake would rerun its jobs, and rewrite it, for
-# a missing file of the build or a forced rerun (both refused), a newer workflow script (as a
-# git pull gives: the `code` trigger), a touched raw file (the batch fingerprints: `params`) or a
-# deleted phantom folder (regenerated). For a finished version only the times of the build's
-# own files count (`mtime`), and the raw data is no job's input.
+# a missing file of the build or a forced rerun (both refused), another batch size, a newer
+# workflow script (as a git pull leaves it: the `code` trigger), a touched raw file (the batch
+# fingerprints: `params`) or a deleted phantom folder (regenerated). For a finished version only
+# the times of the build's own files count (`mtime`), and neither the raw data nor the batches
+# are any job's input.
 if PLAN.finished:
     try:
         refuse_missing_kept_files(
             LAYOUT,
-            [str(LAYOUT.link_table), *BATCH_RECORDS, INDEX, VALIDATION, *VERSION_QC],
+            [str(LAYOUT.link_table), INDEX, VALIDATION, *VERSION_QC],
         )
     except VersionChangedError as error:
         raise WorkflowError(str(error)) from None

@@ -42,6 +42,7 @@ rule plot_qc:
 rule summarize_qc:
     input:
         batches=BATCH_RECORDS,
+        links=str(LAYOUT.link_table),
         index=INDEX,
     output:
         studies=report(
