@@ -207,6 +207,17 @@ compare() {
         || die "$1: the SLURM build differs from the local build"
 }
 
+# build_both NAME PER_JOB: build locally and through SLURM (batches of PER_JOB), require the
+# two byte-identical and at least two batch jobs at once; sets WALL and JOBS (slurm_build),
+# AT_ONCE and SPAN (batch_jobs).
+build_both() {
+    local_build "$1"
+    slurm_build "$1" "$2"
+    compare "$1"
+    read -r AT_ONCE SPAN < <(batch_jobs "$1")
+    ((AT_ONCE >= 2)) || die "$1: batch jobs ran one at a time (at most $AT_ONCE at once)"
+}
+
 mkdir -p "$TMP/phantom" "$TMP/n100" "$TMP/n2"
 # The raw data of runs 2 and 3, written beforehand: the per-study cost is the build's.
 for n in 100 2; do
@@ -215,21 +226,13 @@ write_phantom(sys.argv[1], PhantomSpec.with_defaults(studies=$n, size=64))" "$TM
 done
 
 # 1. the built-in phantom: 20 studies (+1 listed but missing) in 2 batches
-local_build phantom
-slurm_build phantom 11
-phantom_wall=$WALL phantom_jobs=$JOBS
-compare phantom
-read -r phantom_at_once _ < <(batch_jobs phantom)
-((phantom_at_once >= 2)) || die "phantom: batch jobs ran one at a time (at most $phantom_at_once at once)"
+build_both phantom 11
+phantom_wall=$WALL phantom_jobs=$JOBS phantom_at_once=$AT_ONCE
 
 # 2. 100 studies (+1 missing) of 64x64 in 2 batches
 EXTRA_CONFIG+=(data_dir="$TMP/raw100")
-local_build n100
-slurm_build n100 51
-n100_wall=$WALL n100_jobs=$JOBS
-compare n100
-read -r n100_at_once n100_span < <(batch_jobs n100)
-((n100_at_once >= 2)) || die "n100: batch jobs ran one at a time (at most $n100_at_once at once)"
+build_both n100 51
+n100_wall=$WALL n100_jobs=$JOBS n100_at_once=$AT_ONCE n100_span=$SPAN
 
 # 3. the fixed latency: the same job graph with 2 studies (+1 missing)
 EXTRA_CONFIG[-1]=data_dir="$TMP/raw2"

@@ -51,24 +51,23 @@ def real_data() -> Path:
     return REAL_DATA
 
 
-def run_workflow(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """Run this repository's workflow with its default profile, in ``workdir``."""
-    command = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(REPO / "Snakefile"),
-        "--configfile",
-        str(REPO / "config.yaml"),
-        "--workflow-profile",
-        str(REPO / "profiles" / "default"),
-        "--directory",
-        str(workdir),
-        "--cores",
-        "2",
-        *args,
-    ]
+def workflow_command(workdir: Path, *args: str, repo: Path = REPO) -> list[str]:
+    """The snakemake command of the tests: the workflow in ``repo`` (this repository unless a
+    test runs a copy) with its config and default profile, in ``workdir``, on two cores."""
+    return [
+        sys.executable, "-m", "snakemake", "--snakefile", str(repo / "Snakefile"),
+        "--configfile", str(repo / "config.yaml"),
+        "--workflow-profile", str(repo / "profiles" / "default"),
+        "--directory", str(workdir), "--cores", "2", *args,
+    ]  # fmt: skip
+
+
+def run_workflow(
+    workdir: Path, *args: str, check: bool = True, repo: Path = REPO
+) -> subprocess.CompletedProcess:
+    """Run the workflow (:func:`workflow_command`) in ``workdir``; fail unless it succeeds
+    (``check``)."""
+    command = workflow_command(workdir, *args, repo=repo)
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=workdir)
     if check and result.returncode != 0:

@@ -10,27 +10,15 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from build_helpers import assert_same_build, tree_digests
-from conftest import REPO, run_workflow
+from conftest import run_workflow, workflow_command
 from workflow_scripts.raw.phantom import PhantomSpec, write_phantom
 
 pytestmark = pytest.mark.workflow
-
-
-def snakemake_command(workdir: Path, *config: str) -> list[str]:
-    """The command run_workflow runs (the repository's profile, two cores)."""
-    return [
-        sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
-        "--configfile", str(REPO / "config.yaml"),
-        "--workflow-profile", str(REPO / "profiles" / "default"),
-        "--directory", str(workdir), "--cores", "2", "--config", *config,
-    ]  # fmt: skip
 
 
 def test_ctrl_c_says_so_in_one_line_and_a_rerun_finishes_the_same_dataset(tmp_path):
@@ -42,7 +30,7 @@ def test_ctrl_c_says_so_in_one_line_and_a_rerun_finishes_the_same_dataset(tmp_pa
     config = (f"data_dir={raw}", "out_dir=out", "studies_per_job=10")
     # its own process group, which a terminal's Ctrl-C signals as a whole
     process = subprocess.Popen(
-        snakemake_command(interrupted, *config),
+        workflow_command(interrupted, "--config", *config),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

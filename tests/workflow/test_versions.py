@@ -13,14 +13,13 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from build_helpers import tree_digests
-from conftest import REPO, run_workflow
+from conftest import REPO, run_workflow, workflow_command
 from workflow_scripts.raw.phantom import PhantomSpec, write_phantom
 
 pytestmark = pytest.mark.workflow
@@ -75,12 +74,8 @@ def test_a_finished_version_is_never_rewritten_and_what_would_rewrite_it_is_refu
     workdir.mkdir()
 
     def run(*args: str) -> subprocess.CompletedProcess:
-        command = [
-            sys.executable, "-m", "snakemake", "--snakefile", str(workflow / "Snakefile"),
-            "--directory", str(workdir), "--cores", "2",
-            "--config", f"data_dir={raw_data}", "out_dir=out", "studies_per_job=2", *args,
-        ]  # fmt: skip
-        return subprocess.run(command, capture_output=True, text=True, cwd=workdir)
+        config = ("--config", f"data_dir={raw_data}", "out_dir=out", "studies_per_job=2")
+        return run_workflow(workdir, *config, *args, check=False, repo=workflow)
 
     assert run().returncode == 0
     version_dir = workdir / "out" / "1.0.0"
@@ -117,11 +112,7 @@ def test_killed_build_leaves_no_manifest_and_a_rerun_finishes_the_same_dataset(t
     )
     killed, clean = tmp_path / "killed", tmp_path / "clean"
     killed.mkdir(), clean.mkdir()
-    command = [
-        sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
-        "--configfile", str(REPO / "config.yaml"), "--directory", str(killed), "--cores", "2",
-        "--config", f"data_dir={raw}", "out_dir=out",
-    ]  # fmt: skip
+    command = workflow_command(killed, "--config", f"data_dir={raw}", "out_dir=out")
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     records = killed / "out" / "work" / "1.0.0" / "studies"
     deadline = time.monotonic() + 60
