@@ -7,13 +7,16 @@ a built, versioned dataset.
 ...     ...
 
 Public names: :class:`BatchLoader`, :class:`DatasetIndex` (an opened dataset version), the errors
-they raise, and the framework adapters :func:`torch_dataset` and :func:`keras_dataset` (which
-import their framework only when called). ``python -m loader --help`` lists the commands.
+they raise, the framework adapters :func:`torch_dataset` and :func:`keras_dataset` (which
+import their framework only when called), and :func:`monai_transforms` (the MONAI transforms
+that load the samples of an exported datalist; ``loader.export``, ``docs/exports.md``).
+``python -m loader --help`` lists the commands.
 """
 
 from loader.adapters import keras_dataset, torch_dataset
 from loader.batch_loader import BatchLoader
 from loader.cache import CacheTooLargeError
+from loader.export.monai import monai_transforms
 from loader.index import DatasetIndex
 from loader.index_columns import DatasetIndexError
 from loader.manifest import DatasetNotFinishedError, DatasetVerificationError
@@ -28,5 +31,6 @@ __all__ = [
     "DatasetVerificationError",
     "SampleFileError",
     "keras_dataset",
+    "monai_transforms",
     "torch_dataset",
 ]

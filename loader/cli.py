@@ -9,6 +9,10 @@ Commands:
   index.parquet) of each batch of each epoch, as the BatchLoader would serve them.
 - ``verify DIR [--full]``: compare the files with the manifest (sizes; sha256 with ``--full``)
   and check the index; prints every problem, or that all is well.
+- ``export DIR --format nnunet|monai --out EXPORT_DIR [--dataset-id N] [--name NAME]
+  [--labels auto|blood_pool|blood_pool_myocardium] [--folds 5] [--exclude-flags CODE[,CODE]]
+  [--studies ID[,ID]]``: an nnU-Net v2 raw dataset with the version's patient-level folds, or
+  a MONAI datalist (``docs/exports.md``).
 - ``versions OUT_DIR``: the finished versions (subfolders with a manifest), with their sample
   counts and build times.
 
@@ -32,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from loader.batch_loader import BatchLoader
+from loader.export.cases import LABEL_POLICIES
 from loader.index import DatasetIndex, counted
 from loader.index_columns import INDEX_NAME, DatasetIndexError
 from loader.manifest import (
@@ -118,6 +123,32 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("dataset", type=Path, metavar="DIR", help="the version folder")
     verify.add_argument("--full", action="store_true", help="also compare sha256 (reads all)")
     verify.set_defaults(run=_verify)
+
+    export = commands.add_parser("export", help="an nnU-Net dataset or a MONAI datalist")
+    export.add_argument("dataset", type=Path, metavar="DIR", help="the version folder")
+    export.add_argument("--format", required=True, choices=("nnunet", "monai"))
+    export.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="nnunet: the folder for nnUNet_raw/ and nnUNet_preprocessed/; monai: the folder "
+        "for datalist.json",
+    )
+    export.add_argument("--dataset-id", type=int, default=501, help="nnunet: default 501")
+    export.add_argument("--name", help="nnunet: default SunnybrookLV_v{version}")
+    export.add_argument(
+        "--labels",
+        choices=LABEL_POLICIES,
+        default="auto",
+        help="auto (default): blood_pool_myocardium when the version has o-contours (slices "
+        "with an i-contour only are left out), else blood_pool (every slice)",
+    )
+    export.add_argument(
+        "--folds", type=int, default=5, help="nnunet: patient-level folds (default 5)"
+    )
+    export.add_argument("--exclude-flags", type=_names, help="problem codes, comma-separated")
+    export.add_argument("--studies", type=_names, help="study ids, comma-separated")
+    export.set_defaults(run=_export)
 
     versions = commands.add_parser("versions", help="list the finished versions in OUT_DIR")
     versions.add_argument("out_dir", type=Path, metavar="OUT_DIR", help="e.g. results")
@@ -242,6 +273,77 @@ def _verify(args: argparse.Namespace) -> int:
         f"{'matches' if files == 1 else 'match'} the manifest ({kind} checked)"
     )
     return EXIT_OK
+
+
+def _export(args: argparse.Namespace) -> int:
+    from loader.export import export_monai, export_nnunet
+
+    _check_version_folder(args.dataset, "export")
+    selection_options = {
+        "labels": args.labels,
+        "exclude_flags": args.exclude_flags,
+        "studies": args.studies,
+    }
+    if args.format == "monai":
+        done = export_monai(args.dataset, args.out, **selection_options)
+        _print_selection(done.selection)
+        print(f"datalist   {done.datalist}")
+        print(f"transforms loader.monai_transforms(labels={done.selection.labels!r})")
+        return EXIT_OK
+    try:
+        done = export_nnunet(
+            args.dataset,
+            args.out,
+            dataset_id=args.dataset_id,
+            name=args.name,
+            folds=args.folds,
+            **selection_options,
+        )
+    except ImportError as exc:
+        print(f"error: {exc}; pip install 'lv-dataset[interop]'", file=sys.stderr)
+        return EXIT_USAGE
+    _print_selection(done.selection)
+    print(f"dataset    {done.dataset_dir}")
+    print(f"splits     {done.splits_file}: {counted(len(done.folds), 'fold')}", end="")
+    if done.version_fold is not None:
+        print(f"; fold {done.version_fold} is the version's own train/val split")
+    else:
+        print("; the version has no train/val split of its own (one of them is empty)")
+    if done.default_thickness:
+        print(
+            f"note       {counted(done.default_thickness, 'case')} without a usable "
+            "SliceThickness: through-plane spacing 999 x the in-plane (nnU-Net's 2D convention)"
+        )
+    out = args.out.resolve()
+    print("next       export nnUNet_raw=" + str(out / "nnUNet_raw"))
+    print("           export nnUNet_preprocessed=" + str(out / "nnUNet_preprocessed"))
+    print("           export nnUNet_results=" + str(out / "nnUNet_results"))
+    print(
+        f"           nnUNetv2_plan_and_preprocess -d {args.dataset_id} -c 2d "
+        "--verify_dataset_integrity"
+    )
+    fold = done.version_fold if done.version_fold is not None else 0
+    print(f"           nnUNetv2_train {args.dataset_id} 2d {fold}")
+    return EXIT_OK
+
+
+def _print_selection(selection) -> None:
+    cases = selection.cases
+    splits = ", ".join(
+        f"{split} {sum(c.split == split for c in cases)}"
+        for split in ("train", "val", "test")
+        if any(c.split == split for c in cases)
+    )
+    print(f"labels     {selection.labels}: {', '.join(selection.label_names)}")
+    print(
+        f"cases      {len(cases)} ({splits}) from {_studies(np.array([c.study_id for c in cases]))}"
+    )
+    if selection.left_out:
+        reasons = {}
+        for left in selection.left_out:
+            reasons[left.reason] = reasons.get(left.reason, 0) + 1
+        listed = ", ".join(f"{reason} ({n})" for reason, n in sorted(reasons.items()))
+        print(f"left out   {counted(len(selection.left_out), 'sample')}: {listed}")
 
 
 def _versions(args: argparse.Namespace) -> int:

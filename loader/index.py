@@ -56,6 +56,11 @@ class DatasetIndex:
         pixel_spacing_row, pixel_spacing_col: float64 arrays, mm per pixel of the stored arrays
             along a column (between rows) and along a row (between columns); NaN where unknown or
             where the index has no such column (datasets built before it).
+        source_spacing_row, source_spacing_col: float64 arrays, mm, the DICOM's own PixelSpacing
+            (differs from pixel_spacing_* in resampled versions); NaN where unknown or absent.
+        grid_origin_row, grid_origin_col: float64 arrays, where the centre of stored pixel
+            (0, 0) lies on the DICOM's pixel grid (row, column, in DICOM pixels; 0 on the native
+            grid); NaN where absent.
         slice_thickness, slice_location: float64 arrays, mm; NaN where unknown or absent.
         image_position: float64 (N, 3), mm, patient coordinates of the first pixel's centre;
             image_orientation: float64 (N, 6), direction cosines of the rows then the columns;
@@ -97,6 +102,10 @@ class DatasetIndex:
         unknown = np.full(len(self.npz), np.nan)
         self.pixel_spacing_row: np.ndarray = columns.get("pixel_spacing_row", unknown)
         self.pixel_spacing_col: np.ndarray = columns.get("pixel_spacing_col", unknown)
+        self.source_spacing_row: np.ndarray = columns.get("source_spacing_row", unknown)
+        self.source_spacing_col: np.ndarray = columns.get("source_spacing_col", unknown)
+        self.grid_origin_row: np.ndarray = columns.get("grid_origin_row", unknown)
+        self.grid_origin_col: np.ndarray = columns.get("grid_origin_col", unknown)
         self.slice_thickness: np.ndarray = columns.get("slice_thickness", unknown)
         self.slice_location: np.ndarray = columns.get("slice_location", unknown)
         self.image_position: np.ndarray = columns.get(

@@ -8,7 +8,9 @@ Optional columns, read when present (datasets built by older versions of the wor
 some): ``has_omask`` (bool), ``mask_pixels`` (integer), ``flags`` (comma-separated problem codes;
 null reads as no flag), and the slice geometry, in millimetres and the patient coordinate system
 of DICOM, NaN where null or absent: ``pixel_spacing_row``, ``pixel_spacing_col`` (mm per pixel
-of the stored arrays, > 0), ``slice_thickness`` (mm), ``slice_location`` (mm),
+of the stored arrays, > 0), ``source_spacing_row``, ``source_spacing_col`` (the DICOM's own
+PixelSpacing, > 0), ``grid_origin_row``, ``grid_origin_col`` (where stored pixel (0, 0) lies on
+the DICOM's pixel grid, in its pixels), ``slice_thickness`` (mm), ``slice_location`` (mm),
 ``image_position`` (3 floats per sample: x, y, z of the first pixel's centre) and
 ``image_orientation`` (6 floats: direction cosines of the rows, then of the columns).
 """
@@ -31,6 +33,10 @@ _STRINGS = ("study_id", "split", "image_dtype")
 GEOMETRY_SCALARS = {
     "pixel_spacing_row": True,
     "pixel_spacing_col": True,
+    "source_spacing_row": True,
+    "source_spacing_col": True,
+    "grid_origin_row": False,
+    "grid_origin_col": False,
     "slice_thickness": False,
     "slice_location": False,
 }
