@@ -138,7 +138,7 @@ def monai_transforms(labels: str = "blood_pool", *, image_key: str = "image",
         ``monai.transforms.Compose`` of: ``LoadImaged`` of the npz member ``image`` (float32,
         channel first), ``LoadImaged`` of ``mask`` (and ``omask``) (uint8), the labels (for
         ``blood_pool_myocardium``), and the spacing: both get the affine
-        ``diag(spacing_row, spacing_col, 1, 1)`` from the item, so ``pixdim`` is
+        ``diag(spacing_row, spacing_col, 1)`` from the item, so ``pixdim`` is
         (row spacing, column spacing) in mm, in the array's axis order. Append your own
         transforms (``Spacingd``, augmentation) after it.
 
@@ -197,7 +197,7 @@ def _transform_classes():
             return d
 
     class SetSpacingd(MapTransform):
-        """Give 2D MetaTensors the affine ``diag(spacing_row, spacing_col, 1, 1)`` from the
+        """Give 2D MetaTensors the affine ``diag(spacing_row, spacing_col, 1)`` from the
         item's ``spacing_row``/``spacing_col`` (mm), so their ``pixdim`` is the spacing."""
 
         def __call__(self, data):
@@ -205,8 +205,9 @@ def _transform_classes():
             row_mm, col_mm = d.get("spacing_row"), d.get("spacing_col")
             if row_mm is None or col_mm is None:
                 raise ValueError(f"item {d.get('case', '?')}: spacing_row/spacing_col unknown")
-            affine = torch.diag(torch.tensor([float(row_mm), float(col_mm), 1.0, 1.0],
-                                             dtype=torch.float64))  # fmt: skip
+            # 3 x 3: the affine of 2 spatial dimensions (MONAI takes their number from it)
+            spacing = torch.tensor([float(row_mm), float(col_mm), 1.0], dtype=torch.float64)
+            affine = torch.diag(spacing)
             for key in self.key_iterator(d):
                 d[key].affine = affine.clone()
             return d
