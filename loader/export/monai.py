@@ -7,14 +7,15 @@
     {"image": "../results/1.0.0/slices/SCD0000101/0048.npz",
      "label": "../results/1.0.0/slices/SCD0000101/0048.npz",
      "case": "SCD0000101_s0048", "study_id": "SCD0000101", "slice": 48, "split": "train",
-     "spacing_row": 1.367188, "spacing_col": 1.367188, "slice_thickness": 8.0}
+     "spacing_row": 1.367188, "spacing_col": 1.367188}
 
 The paths point at the version's own npz files (nothing is copied), relative to the datalist's
 folder, which is where ``load_decathlon_datalist`` resolves them by default. The metadata are
-scalars (null when unknown), never lists: MONAI's Auto3DSeg joins its base folder onto every
-element of a list value, and its fold logic would then break. There is no ``fold`` key, so
-Auto3DSeg uses ``validation`` as its one, patient-level, fold instead of splitting by item,
-which here would be by slice.
+scalars, never lists (MONAI's Auto3DSeg joins its base folder onto every element of a list
+value), and never null (PyTorch's collate refuses None): the spacing is always known, as samples
+without one are left out, and the slice thickness, unknown for some, is not listed. There is
+no ``fold`` key, so Auto3DSeg uses ``validation`` as its one, patient-level, fold instead of
+splitting by item, which here would be by slice.
 
 :func:`monai_transforms` returns the transforms that turn an item into arrays: the image
 ``(1, H, W)`` float32 and the label ``(1, H, W)`` uint8 as MetaTensors whose ``pixdim`` is the
@@ -26,7 +27,6 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -78,7 +78,6 @@ def export_monai(
 
     def item(case) -> dict:
         path = f"{to_version}/{case.npz}"
-        thickness = float(index.slice_thickness[case.row])
         return {
             "image": path,
             "label": path,
@@ -88,7 +87,6 @@ def export_monai(
             "split": case.split,
             "spacing_row": case.spacing_row,
             "spacing_col": case.spacing_col,
-            "slice_thickness": thickness if math.isfinite(thickness) else None,
         }
 
     lists = {key: [item(c) for c in selection.in_split(split)] for split, key in SPLIT_KEYS.items()}

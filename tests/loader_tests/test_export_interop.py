@@ -241,7 +241,7 @@ def test_nnunet_plans_and_preprocesses_2d_only_and_trains_on_our_patient_level_s
 
 def test_monai_load_imaged_over_the_datalist_gives_the_npz_arrays_and_spacing(phantom):
     pytest.importorskip("monai")
-    from monai.data import Dataset, load_decathlon_datalist
+    from monai.data import DataLoader, Dataset, load_decathlon_datalist
     from monai.transforms import Spacingd
 
     datalist = phantom.monai.datalist
@@ -268,6 +268,9 @@ def test_monai_load_imaged_over_the_datalist_gives_the_npz_arrays_and_spacing(ph
             seen[row["npz"]] = split
     exported = {c.npz: c.split for c in phantom.monai.selection.cases}
     assert seen == exported
+    # MONAI's DataLoader batches the items (no value it cannot collate, such as None)
+    batch = next(iter(DataLoader(Dataset(items, transform=transforms), batch_size=2)))
+    assert tuple(batch["image"].shape[:2]) == (2, 1) and len(batch["study_id"]) == 2
     # Spacingd works in mm: twice the spacing halves the slice
     item = load_decathlon_datalist(str(datalist), data_list_key="training")[0]
     loaded = transforms(item)
