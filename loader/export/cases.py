@@ -24,6 +24,7 @@ import hashlib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -35,6 +36,7 @@ __all__ = [
     "ExportCase",
     "ExportSelection",
     "LeftOut",
+    "check_output_folder",
     "label_array",
     "patient_folds",
     "select_cases",
@@ -183,6 +185,16 @@ def select_cases(
         for row, reason in sorted(reasons.items())
     )
     return ExportSelection(labels=labels, cases=tuple(cases), left_out=left_out)
+
+
+def check_output_folder(version_dir: Path, out: Path) -> None:
+    """Refuse an export folder inside the version folder: a finished version never changes."""
+    version, target = version_dir.resolve(), out.resolve()
+    if target == version or version in target.parents:
+        raise ValueError(
+            f"{out} is inside the version folder {version_dir}: a finished version is never "
+            "changed; export elsewhere"
+        )
 
 
 def _codes(exclude_flags: str | Iterable[str] | None) -> set[str]:

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from loader.export.cases import LABEL_NAMES, ExportSelection, select_cases
+from loader.export.cases import LABEL_NAMES, ExportSelection, check_output_folder, select_cases
 from loader.index import DatasetIndex
 from loader.targets import labels_from_masks
 
@@ -73,6 +73,7 @@ def export_monai(
     index = DatasetIndex(version_dir, verify="fast")
     selection = select_cases(index, labels, exclude_flags=exclude_flags, studies=studies)
     out = Path(out)
+    check_output_folder(index.root, out)
     out.mkdir(parents=True, exist_ok=True)
     to_version = Path(os.path.relpath(index.root.resolve(), out.resolve())).as_posix()
 

@@ -37,7 +37,13 @@ from pathlib import Path
 
 import numpy as np
 
-from loader.export.cases import ExportSelection, label_array, patient_folds, select_cases
+from loader.export.cases import (
+    ExportSelection,
+    check_output_folder,
+    label_array,
+    patient_folds,
+    select_cases,
+)
 from loader.export.geometry import slice_geometry
 from loader.index import DatasetIndex
 from loader.manifest import bytes_digest
@@ -113,6 +119,7 @@ def export_nnunet(
         raise ValueError(f"dataset name {name!r}: use letters, digits, '_' and '-' only")
     folder = dataset_folder_name(dataset_id, name)
     out = Path(out)
+    check_output_folder(index.root, out)
     raw_dir, preprocessed_dir = out / "nnUNet_raw", out / "nnUNet_preprocessed"
     _refuse_taken_id(dataset_id, folder, raw_dir, preprocessed_dir)
 

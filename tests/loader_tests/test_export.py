@@ -234,6 +234,10 @@ def test_an_export_is_never_overwritten_nor_given_a_taken_id(data, tmp_path):
     with pytest.raises(ValueError, match="1 to 999"):
         export_nnunet(data.root, tmp_path / "nn", dataset_id=1000)
     assert [p.name for p in (tmp_path / "nn" / "nnUNet_raw").iterdir()] == [RAW.split("/")[1]]
+    for export in (export_nnunet, export_monai):
+        with pytest.raises(ValueError, match="a finished version is never changed"):
+            export(data.root, data.root / "exports")
+    assert not (data.root / "exports").exists()
 
 
 def test_monai_datalist_names_the_npz_files_with_scalar_metadata(data, tmp_path):
