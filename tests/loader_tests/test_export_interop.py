@@ -79,6 +79,20 @@ def real(tmp_path_factory):
     )
 
 
+@pytest.fixture(scope="module")
+def real_resampled(tmp_path_factory):
+    """The real studies on a common grid of 1.1 mm (finer than every study's own spacing, and
+    cropped to 200 x 200 pixels, so that the slices move on their grids)."""
+    if not (REAL_DATA / "link.csv").is_file():
+        pytest.skip(f"real data not found at {REAL_DATA}")
+    return build_and_export(
+        tmp_path_factory.mktemp("real_resampled"),
+        data_dir=str(REAL_DATA),
+        contours=["i", "o"],
+        resample={"spacing_mm": 1.1, "shape": [200, 200]},
+    )
+
+
 def expected_labels(npz: Path) -> np.ndarray:
     arrays = read_sample(npz)
     labels = np.zeros(arrays["mask"].shape, dtype=np.uint8)
@@ -156,6 +170,42 @@ def test_real_cases_lie_where_the_dicom_puts_them(real):
             point = image.TransformIndexToPhysicalPoint((c, r, 0))
             assert np.allclose(point, expected, atol=0.05), (case_id, r, c)  # mm
         assert image.GetSpacing()[2] == pytest.approx(row["slice_thickness"])  # 8 mm here
+
+
+@pytest.mark.realdata
+def test_a_resampled_export_puts_each_blood_pool_where_its_contour_file_does(real_resampled):
+    """A build resampled to 1.1 mm and cropped: each exported blood pool (its label pixels
+    mapped by the NIfTI's own geometry) has its centre where the i-contour's polygon has its
+    centroid in patient space (the contour's pixel coordinates mapped by the DICOM's geometry,
+    README formula), and the polygon's area in mm2."""
+    import SimpleITK as sitk
+
+    from workflow_scripts.raw.contours import parse_contour
+
+    index = real_resampled.index
+    assert set(index["pixel_spacing_row"]) == {1.1}
+    for case in real_resampled.nnunet.selection.cases:
+        row = index.iloc[case.row]
+        x, y = parse_contour((REAL_DATA / row["icontour"]).read_text()).T  # pixel (x, y)
+        cross = x * np.roll(y, -1) - np.roll(x, -1) * y
+        area = cross.sum() / 2  # shoelace, square native pixels
+        centroid_x = ((x + np.roll(x, -1)) * cross).sum() / (6 * area)
+        centroid_y = ((y + np.roll(y, -1)) * cross).sum() / (6 * area)
+        x_axis, y_axis = np.split(np.asarray(row["image_orientation"]), 2)
+        expected = (
+            np.asarray(row["image_position"])
+            + centroid_x * row["source_spacing_col"] * x_axis
+            + centroid_y * row["source_spacing_row"] * y_axis
+        )
+        folder = "labelsTs" if case.split == "test" else "labelsTr"
+        label = sitk.ReadImage(
+            str(real_resampled.nnunet.dataset_dir / folder / f"{case.case}.nii.gz")
+        )
+        rows, cols = np.nonzero(sitk.GetArrayFromImage(label)[0] == 1)
+        centre = label.TransformContinuousIndexToPhysicalPoint((cols.mean(), rows.mean(), 0.0))
+        assert np.linalg.norm(np.asarray(centre) - expected) < 0.25, case.case  # mm
+        area_mm2 = abs(area) * row["source_spacing_row"] * row["source_spacing_col"]
+        assert len(rows) * 1.1 * 1.1 == pytest.approx(area_mm2, rel=0.05), case.case
 
 
 def test_nnunet_reader_returns_our_arrays_labels_and_spacing(phantom):
