@@ -234,7 +234,7 @@ def test_nnunet_reader_returns_our_arrays_labels_and_spacing(phantom):
 
 
 @pytest.mark.slow
-def test_nnunet_plans_and_preprocesses_2d_only_and_trains_on_our_patient_level_splits(
+def test_nnunet_plans_preprocesses_2d_only_and_trains_on_our_patient_level_splits(
     phantom, monkeypatch
 ):
     env = nnunet_env(phantom.root)
@@ -287,6 +287,29 @@ def test_nnunet_plans_and_preprocesses_2d_only_and_trains_on_our_patient_level_s
     assert {study_of[c] for c in version_fold["val"]} == set(
         phantom.index.loc[phantom.index["split"] == "val", "study_id"]
     )
+
+    # and trains on it: one epoch of two steps on the CPU, on the version's own split (a
+    # trainer class defined here: nnU-Net's lookup of trainers by name imports every trainer
+    # module, some of them timm and torchvision, which fail beside the CPU torch of CI)
+    class OneEpoch(nnUNetTrainer):
+        def __init__(self, plans, configuration, fold, dataset_json, device):
+            super().__init__(plans, configuration, fold, dataset_json, device)
+            self.num_epochs, self.num_iterations_per_epoch = 1, 2
+            self.num_val_iterations_per_epoch = 1
+
+    monkeypatch.setenv("nnUNet_n_proc_DA", "0")  # augmentation in this process
+    trainer = OneEpoch(
+        {**plans, "continue_training": False},
+        "2d",
+        phantom.nnunet.version_fold,
+        dataset_json,
+        torch.device("cpu"),
+    )
+    trainer.disable_checkpointing = True
+    trainer.run_training()
+    logged = trainer.logger.local_logger.my_fantastic_logging
+    assert len(logged["train_losses"]) == 1 and np.isfinite(logged["train_losses"][0])
+    assert np.isfinite(logged["val_losses"][0])
 
 
 def test_monai_load_imaged_over_the_datalist_gives_the_npz_arrays_and_spacing(phantom):
