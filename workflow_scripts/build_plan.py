@@ -19,7 +19,8 @@ from snakemake.exceptions import WorkflowError
 
 from workflow_scripts.batches import assign_batches
 from workflow_scripts.config import ConfigError, check_config
-from workflow_scripts.dataset.manifest import exclusions_entry
+from workflow_scripts.dataset.manifest import config_file_entry, exclusions_entry
+from workflow_scripts.dataset.splits import SplitsFileError, read_splits_file, study_splits
 from workflow_scripts.dataset.version_guard import VersionChangedError, check_finished_version
 from workflow_scripts.layout import VERSION_QC_NAMES, Layout
 from workflow_scripts.qc.exclusions import (
@@ -49,6 +50,8 @@ class BuildPlan:
     layout: Layout
     links: list[StudyLink]
     exclusions: list[Exclusion] = field(default_factory=list)
+    #: each study's split from config ``splits_file``, by study id; None for hash splits
+    split_assignment: dict[str, str] | None = None
     #: the version has a manifest, and its config and inputs passed the immutability check
     finished: bool = False
     studies: dict[str, StudyLink] = field(init=False)
@@ -168,6 +171,11 @@ class BuildPlan:
         return exclusions_entry(self.config)
 
     @property
+    def splits_file_input(self) -> dict | None:
+        """The splits file's manifest entry (like :attr:`exclusions_input`), or None."""
+        return config_file_entry(self.config, "splits_file")
+
+    @property
     def raw_listing_inputs(self) -> list[str]:
         """Folders whose listing the index step reads (to find unlisted studies); none for a
         finished version, which is never rebuilt from its raw data."""
@@ -183,7 +191,8 @@ def plan_build(config: dict) -> BuildPlan:
     """The plan of a build whose ``config`` was validated against the schema (defaults filled).
 
     Raises WorkflowError with one clear message for a config value the schema cannot judge, an
-    unusable link.csv, or a finished version that would be built differently.
+    unusable link.csv, exclusions or splits file, or a finished version that would be built
+    differently.
     """
     try:
         layout = check_config(config)
@@ -201,9 +210,17 @@ def plan_build(config: dict) -> BuildPlan:
             path = config["exclusions"]
             plan.exclusions = read_exclusions(path)
             check_exclusions(path, plan.exclusions, plan.studies, plan.labelled_slices)
+        if config.get("splits_file"):
+            plan.split_assignment = study_splits(read_splits_file(config["splits_file"]), links)
         check_finished_version(layout, config, links, plan.listing, plan.file_stats)
         plan.finished = layout.manifest.exists()
-    except (ConfigError, LinkTableError, ExclusionsError, VersionChangedError) as error:
+    except (
+        ConfigError,
+        LinkTableError,
+        ExclusionsError,
+        SplitsFileError,
+        VersionChangedError,
+    ) as error:
         raise WorkflowError(str(error)) from None
     return plan
 

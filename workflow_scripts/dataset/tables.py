@@ -94,12 +94,24 @@ def load_records(paths: Iterable[str | Path]) -> list[dict]:
 
 
 def index_table(
-    records: list[dict], version: str, fractions: Mapping[str, float], seed: int
+    records: list[dict],
+    version: str,
+    fractions: Mapping[str, float],
+    seed: int,
+    assigned: Mapping[str, str] | None = None,
 ) -> pa.Table:
-    """One row per sample, sorted by (study_id, slice), with the version and the study's split."""
+    """One row per sample, sorted by (study_id, slice), with the version and the study's split:
+    from ``assigned`` (study id -> split, config ``splits_file``) when given, else by hash of
+    ``fractions`` and ``seed`` (:mod:`workflow_scripts.dataset.splits`)."""
     rows = []
     for record in records:
-        split = assign_split(record["study_id"], fractions, seed)
+        study = record["study_id"]
+        if assigned is None:
+            split = assign_split(study, fractions, seed)
+        elif study in assigned:
+            split = assigned[study]
+        else:  # the build plan checked the table against link.csv: a record of another build
+            raise ValueError(f"study {study!r} has a record but no split in splits_file")
         for sample in sorted(record["samples"], key=lambda sample: sample["slice"]):
             rows.append({**sample, "version": version, "split": split})
     return pa.Table.from_pylist(rows, schema=INDEX_SCHEMA)
@@ -174,13 +186,16 @@ def write_dataset_tables(
     seed: int,
     index_path: str | Path,
     validation_path: str | Path,
+    assigned: Mapping[str, str] | None = None,
 ) -> None:
     """Write index.parquet and validation.parquet (each atomically) from the study records,
-    adding the problems of study folders that link.csv does not list."""
+    adding the problems of study folders that link.csv does not list. ``assigned``: each
+    study's split from config ``splits_file`` (see :func:`index_table`)."""
     records = load_records(record_paths)
     problems = [row for record in records for row in record["problems"]]
     problems += [
         problem.as_row() for problem in find_unlisted_studies(data_dir, links, contour_kinds)
     ]
-    write_bytes_atomic(index_path, parquet_bytes(index_table(records, version, fractions, seed)))
+    index = index_table(records, version, fractions, seed, assigned)
+    write_bytes_atomic(index_path, parquet_bytes(index))
     write_bytes_atomic(validation_path, parquet_bytes(validation_table(problems)))
