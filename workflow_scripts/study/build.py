@@ -32,13 +32,18 @@ from loader.manifest import bytes_digest
 from workflow_scripts.files import write_bytes_atomic
 from workflow_scripts.layout import Layout
 from workflow_scripts.qc.exclusions import exclusion_message
-from workflow_scripts.raw.contours import parse_contour
+from workflow_scripts.raw.contours import parse_contour, points_digest
 from workflow_scripts.raw.dicom_slice import DicomSlice, read_dicom_slice
 from workflow_scripts.raw.links import StudyLink
 from workflow_scripts.raw.listing import list_study, open_input
 from workflow_scripts.raw.pairing import pair_listing
 from workflow_scripts.raw.problems import InputProblem
-from workflow_scripts.study.checks import flag_suspicious_labels, leave_out_odd_shapes
+from workflow_scripts.study.checks import (
+    contour_digests,
+    flag_copied_contours,
+    flag_suspicious_labels,
+    leave_out_odd_shapes,
+)
 from workflow_scripts.study.masks import contour_to_mask
 from workflow_scripts.study.options import BuildOptions
 from workflow_scripts.study.outputs import BuiltStudy, write_study_outputs
@@ -114,8 +119,9 @@ def build_study(
         (validation rows), ``inputs`` (``sha256``, ``size`` and ``mtime_ns`` of each file read,
         and ``link_target`` for one reached through a symbolic link, by relative path),
         ``outputs`` (digests by relative path), ``listing`` (the digest of the
-        study's folder listing, :meth:`~workflow_scripts.raw.listing.StudyListing.digest`) and
-        ``counts``.
+        study's folder listing, :meth:`~workflow_scripts.raw.listing.StudyListing.digest`),
+        ``contour_digests`` (the points digest of each contour file its samples put into the
+        dataset, by relative path) and ``counts``.
 
     Input problems never raise: they become rows of the record's ``problems``.
     """
@@ -134,6 +140,7 @@ def build_study(
         _make_masks(item, options.resample)
     built = BuiltStudy(link, pairing.slices, labelled, pairing.problems)
     flag_suspicious_labels(built.samples, options)
+    flag_copied_contours(built.samples)
     rows, outputs = write_study_outputs(built, layout, options)
 
     problems = built.problems
@@ -146,6 +153,8 @@ def build_study(
         "outputs": outputs,
         "problems": [problem.as_row() for problem in problems],
         "listing": listing.digest(),
+        # For the dataset stage's look for contours copied between studies.
+        "contour_digests": contour_digests(built.samples),
         "counts": {
             "dicoms": sum(pair.dicom is not None for pair in pairing.slices),
             "contour_files": sum(len(pair.contours) for pair in pairing.slices),
@@ -181,6 +190,7 @@ def _read_slice(item: LabelledSlice, inputs: _Inputs, options: BuildOptions) -> 
         try:
             text = inputs.read(pair.contours[kind]).decode("utf-8", "replace")
             item.contours[kind] = parse_contour(text)
+            item.point_digests[kind] = points_digest(item.contours[kind])
         except InputProblem as problem:
             item.reject_contour(kind, problem.code, problem.message)
     if not item.is_sample:
