@@ -147,11 +147,19 @@ class BuildPlan:
             return PhantomSpec(**self.config["phantom"]).labelled_slices(study)
         return self.listing(self.studies[study]).labelled_slices()
 
+    def ocontour_slices(self, study: str) -> set[int]:
+        """The study's slice numbers that have an o-contour file (from the file names)."""
+        if self.layout.phantom and not self.layout.data_dir.exists():
+            return PhantomSpec(**self.config["phantom"]).ocontour_slices(study)
+        listing = self.listing(self.studies[study])
+        return {number for kind, number, _ in listing.contour_files() if kind == "o"}
+
     def exclusions_params(self, study: str) -> list[dict]:
         """The reviewed exclusions of one study, by slice (part of its batch job's params: a
         changed decision reruns exactly the batches it concerns)."""
         decisions = [item for item in self.exclusions if item.study_id == study]
-        return [item.as_params() for item in sorted(decisions, key=lambda item: item.slice)]
+        ordered = sorted(decisions, key=lambda item: (item.slice, item.contour))
+        return [item.as_params() for item in ordered]
 
     def batch_exclusions(self, batch: str) -> dict[str, list[dict]]:
         """The reviewed exclusions of the batch's studies that have any, by study id."""
@@ -161,7 +169,9 @@ class BuildPlan:
     @property
     def all_exclusions_params(self) -> list[dict]:
         """Every reviewed exclusion, by study and slice (what the review sheet shows)."""
-        ordered = sorted(self.exclusions, key=lambda item: (item.study_id, item.slice))
+        ordered = sorted(
+            self.exclusions, key=lambda item: (item.study_id, item.slice, item.contour)
+        )
         return [item.as_params() for item in ordered]
 
     @property
@@ -209,7 +219,8 @@ def plan_build(config: dict) -> BuildPlan:
         if config.get("exclusions"):
             path = config["exclusions"]
             plan.exclusions = read_exclusions(path)
-            check_exclusions(path, plan.exclusions, plan.studies, plan.labelled_slices)
+            with_o = plan.ocontour_slices if "o" in plan.contour_kinds else None
+            check_exclusions(path, plan.exclusions, plan.studies, plan.labelled_slices, with_o)
         if config.get("splits_file"):
             plan.split_assignment = study_splits(read_splits_file(config["splits_file"]), links)
         check_finished_version(layout, config, links, plan.listing, plan.file_stats)

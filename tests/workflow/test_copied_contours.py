@@ -180,3 +180,43 @@ def test_a_copy_between_studies_is_flagged_in_the_tables_and_the_review_sheet(ra
     assert "contour_duplicate" not in sheet[("PHANTOM0003", 4)]
     manifest = json.loads(layout.manifest.read_text())
     assert manifest["counts"]["problems"]["contour_duplicate"] == 2
+
+
+def test_a_reviewer_drops_a_copied_o_contour_and_keeps_the_slices_i_contour(raw, tmp_path):
+    """The loop of the issue: a copied o-contour is flagged; the next version excludes that
+    o-contour alone; the slice stays a sample, without omask, and the review sheet carries the
+    decision forward with its contour."""
+    shutil.copyfile(raw / contour(3, 4, "o"), raw / contour(3, 8, "o"))
+    config = default_config(data_dir=str(raw), out_dir=str(tmp_path / "out"), contours=["i", "o"])
+    first = build_by_calls(config).layout
+    validation = pd.read_parquet(first.validation_file)
+    flagged = validation.loc[validation["code"] == "contour_duplicate", "path"]
+    assert sorted(flagged) == [contour(3, 4, "o"), contour(3, 8, "o")]
+
+    exclusions = tmp_path / "exclusions.csv"
+    exclusions.write_text(
+        "study_id,slice,reason,reviewer,date,contour\n"
+        "PHANTOM0003,8,o-contour copied from slice 4,Ann,2024-05-02,o\n"
+    )
+    second = build_by_calls({**config, "version": "2.0.0", "exclusions": str(exclusions)}).layout
+    index = pd.read_parquet(second.index_file).set_index(["study_id", "slice"])
+    assert len(index) == len(pd.read_parquet(first.index_file))  # no sample lost
+    row = index.loc[("PHANTOM0003", 8)]
+    assert not row["has_omask"] and pd.isna(row["ocontour"])
+    assert row["icontour"] == contour(3, 8)
+    assert "contour_duplicate" not in index.loc[("PHANTOM0003", 4), "flags"]  # copy gone
+    validation = pd.read_parquet(second.validation_file)
+    excluded = validation[validation["code"] == "excluded_by_review"]
+    assert list(zip(excluded["slice"], excluded["contour"], strict=True)) == [
+        (8, contour(3, 8, "o"))
+    ]
+    assert "contour_duplicate" not in set(validation["code"])
+    npz = np.load(second.version_dir / row["npz"], allow_pickle=False)
+    assert "omask" not in npz.files and npz["mask"].any()
+    page = second.review_sheet.read_text()
+    data = json.loads(page.split('<script id="data" type="application/json">')[1].split("<")[0])
+    (study,) = [study for study in data["studies"] if study["id"] == "PHANTOM0003"]
+    assert study["excluded"] == [
+        {"slice": 8, "reason": "o-contour copied from slice 4", "reviewer": "Ann",
+         "date": "2024-05-02", "contour": "o"}
+    ]  # fmt: skip

@@ -111,8 +111,9 @@ def build_study(
         options: build options (see BuildOptions).
         log_path: the job's log; pydicom warnings are summarized there, not printed.
         exclusions: reviewed decisions for this study (``slice``, ``reason``, ``reviewer``,
-            ``date``; see :mod:`workflow_scripts.qc.exclusions`): those slices are left out
-            with ``excluded_by_review``, before any of their files is read.
+            ``date``, and ``contour`` "o" for a decision on the o-contour file alone; see
+            :mod:`workflow_scripts.qc.exclusions`): those slices (or o-contour files) are left
+            out with ``excluded_by_review``, before any of their files is read.
 
     Returns:
         the study record: ``study_id``, ``original_id``, ``samples`` (index rows), ``problems``
@@ -172,13 +173,20 @@ def build_study(
 def _exclude_reviewed(
     labelled: list[LabelledSlice], exclusions: Iterable[Mapping[str, Any]]
 ) -> None:
-    """Leave out the slices a reviewer excluded; the row names the i-contour, the label that
-    was judged (the exclusions file was checked against the study's i-contours at parse
-    time)."""
+    """Leave out the slices a reviewer excluded, and the o-contour files excluded alone (the
+    slice stays a sample without ``omask``); each row names the contour file that was judged
+    (the exclusions file was checked against the study's contour files at parse time).
+
+    The o-contour decisions go first: a slice excluded whole whose o-contour was also excluded
+    alone accounts for that file with its own decision, not with ``ocontour_unpaired``."""
     by_slice = {item.number: item for item in labelled}
-    for decision in exclusions:
+    for decision in sorted(exclusions, key=lambda decision: decision.get("contour") != "o"):
         item = by_slice[int(decision["slice"])]
-        item.fail("excluded_by_review", exclusion_message(decision), item.pair.contours["i"])
+        message = exclusion_message(decision)
+        if decision.get("contour") == "o":
+            item.reject_contour("o", "excluded_by_review", message)
+        else:
+            item.fail("excluded_by_review", message, item.pair.contours["i"])
 
 
 def _read_slice(item: LabelledSlice, inputs: _Inputs, options: BuildOptions) -> None:
@@ -187,6 +195,8 @@ def _read_slice(item: LabelledSlice, inputs: _Inputs, options: BuildOptions) -> 
     # The o-contour first: if the i-contour then fails, fail() knows whether the o-contour
     # already has its own row.
     for kind in sorted(pair.contours, reverse=True):
+        if kind in item.rejected:
+            continue  # excluded by review: not read
         try:
             text = inputs.read(pair.contours[kind]).decode("utf-8", "replace")
             item.contours[kind] = parse_contour(text)
