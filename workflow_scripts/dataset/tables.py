@@ -141,8 +141,8 @@ def copies_between_studies(records: Iterable[Mapping]) -> list[Problem]:
             groups[digest].append((record["study_id"], path))
     problems = []
     for group in groups.values():
-        if len({study for study, _ in group}) < 2:
-            continue
+        if len(group) < 2 or len({study for study, _ in group}) < 2:
+            continue  # (the first test alone: most contours have no copy)
         for study, path in group:
             others = sorted(other for other_study, other in group if other_study != study)
             parsed = parse_contour_name(path.rsplit("/", 1)[-1])
