@@ -309,3 +309,15 @@ def test_an_excluded_o_contour_leaves_a_sample_without_omask(raw, tmp_path):
         "contourfiles/PH-HF-3/i-contours/IM-0001-0008-icontour-manual.txt": "excluded_by_review",
     }
     assert rows[ocontour]["message"].endswith("copied from 4")
+
+
+def test_phantom_o_contour_exclusions_are_checked_before_the_phantom_exists(tmp_path):
+    config = default_config(
+        out_dir=str(tmp_path / "out"), phantom={"studies": 2, "slices": 8}, contours=["i", "o"]
+    )
+    config["exclusions"] = str(write(tmp_path, O_HEADER + "PHANTOM0002,8,copied,,,o\n"))
+    assert plan_build(config).exclusions_params("PHANTOM0002")[0]["contour"] == "o"
+    config["exclusions"] = str(write(tmp_path, O_HEADER + "PHANTOM0002,6,copied,,,o\n"))
+    with pytest.raises(WorkflowError, match=r"slice 6 of study 'PHANTOM0002' has no o-contour"):
+        plan_build(config)
+    assert not (tmp_path / "out").exists()

@@ -204,3 +204,18 @@ def test_a_build_with_a_splits_file_assigns_its_splits_and_records_the_file(tmp_
     path.write_text(text.replace("PH-HF-3,val", "PH-HF-3,train"))
     with pytest.raises(VersionChangedError, match=r"splits_file: .* differs from the file"):
         check_finished_version(plan.layout, config, plan.links)
+
+
+@pytest.mark.realdata
+def test_the_challenge_file_splits_the_real_studies_as_the_challenge_did(real_data, tmp_path):
+    config = default_config(data_dir=str(real_data), out_dir=str(tmp_path / "out"))
+    config["splits_file"] = str(CHALLENGE_FILE)
+    plan = plan_build(config)
+    by_original = {plan.studies[s].original_id: split for s, split in plan.split_assignment.items()}
+    # Every study link.csv lists, also SC-HF-I-6, listed but absent on disk.
+    assert set(by_original) == {link.original_id for link in plan.links}
+    challenge = {"SC-HF-I-1": "train", "SC-HF-I-2": "train", "SC-HF-I-4": "train",
+                 "SC-HF-I-5": "val", "SC-HF-I-6": "val"}  # fmt: skip
+    assert {k: v for k, v in by_original.items() if k in challenge} == {
+        k: v for k, v in challenge.items() if k in by_original
+    }
