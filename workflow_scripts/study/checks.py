@@ -5,7 +5,7 @@ They run after every labelled slice of the study was read, because they compare 
 the rest of its study (the most common slice shape, the median blood-pool area, the other
 contours' points). Copies between studies are found at the dataset stage, from the digests
 each study's record carries (:func:`contour_digests`,
-:func:`~workflow_scripts.dataset.tables.flag_copies_between_studies`).
+:func:`~workflow_scripts.dataset.tables.copies_between_studies`).
 """
 
 from __future__ import annotations
