@@ -19,7 +19,8 @@ from snakemake.exceptions import WorkflowError
 
 from workflow_scripts.batches import assign_batches
 from workflow_scripts.config import ConfigError, check_config
-from workflow_scripts.dataset.manifest import exclusions_entry
+from workflow_scripts.dataset.manifest import config_file_entry, exclusions_entry
+from workflow_scripts.dataset.splits import SplitsFileError, read_splits_file, study_splits
 from workflow_scripts.dataset.version_guard import VersionChangedError, check_finished_version
 from workflow_scripts.layout import VERSION_QC_NAMES, Layout
 from workflow_scripts.qc.exclusions import (
@@ -49,6 +50,8 @@ class BuildPlan:
     layout: Layout
     links: list[StudyLink]
     exclusions: list[Exclusion] = field(default_factory=list)
+    #: each study's split from config ``splits_file``, by study id; None for hash splits
+    split_assignment: dict[str, str] | None = None
     #: the version has a manifest, and its config and inputs passed the immutability check
     finished: bool = False
     studies: dict[str, StudyLink] = field(init=False)
@@ -144,11 +147,19 @@ class BuildPlan:
             return PhantomSpec(**self.config["phantom"]).labelled_slices(study)
         return self.listing(self.studies[study]).labelled_slices()
 
+    def ocontour_slices(self, study: str) -> set[int]:
+        """The study's slice numbers that have an o-contour file (from the file names)."""
+        if self.layout.phantom and not self.layout.data_dir.exists():
+            return PhantomSpec(**self.config["phantom"]).ocontour_slices(study)
+        listing = self.listing(self.studies[study])
+        return {number for kind, number, _ in listing.contour_files() if kind == "o"}
+
     def exclusions_params(self, study: str) -> list[dict]:
         """The reviewed exclusions of one study, by slice (part of its batch job's params: a
         changed decision reruns exactly the batches it concerns)."""
         decisions = [item for item in self.exclusions if item.study_id == study]
-        return [item.as_params() for item in sorted(decisions, key=lambda item: item.slice)]
+        ordered = sorted(decisions, key=lambda item: (item.slice, item.contour))
+        return [item.as_params() for item in ordered]
 
     def batch_exclusions(self, batch: str) -> dict[str, list[dict]]:
         """The reviewed exclusions of the batch's studies that have any, by study id."""
@@ -158,7 +169,9 @@ class BuildPlan:
     @property
     def all_exclusions_params(self) -> list[dict]:
         """Every reviewed exclusion, by study and slice (what the review sheet shows)."""
-        ordered = sorted(self.exclusions, key=lambda item: (item.study_id, item.slice))
+        ordered = sorted(
+            self.exclusions, key=lambda item: (item.study_id, item.slice, item.contour)
+        )
         return [item.as_params() for item in ordered]
 
     @property
@@ -166,6 +179,11 @@ class BuildPlan:
         """The exclusions file's manifest entry (see
         :func:`~workflow_scripts.dataset.manifest.exclusions_entry`), or None without one."""
         return exclusions_entry(self.config)
+
+    @property
+    def splits_file_input(self) -> dict | None:
+        """The splits file's manifest entry (like :attr:`exclusions_input`), or None."""
+        return config_file_entry(self.config, "splits_file")
 
     @property
     def raw_listing_inputs(self) -> list[str]:
@@ -183,7 +201,8 @@ def plan_build(config: dict) -> BuildPlan:
     """The plan of a build whose ``config`` was validated against the schema (defaults filled).
 
     Raises WorkflowError with one clear message for a config value the schema cannot judge, an
-    unusable link.csv, or a finished version that would be built differently.
+    unusable link.csv, exclusions or splits file, or a finished version that would be built
+    differently.
     """
     try:
         layout = check_config(config)
@@ -200,10 +219,19 @@ def plan_build(config: dict) -> BuildPlan:
         if config.get("exclusions"):
             path = config["exclusions"]
             plan.exclusions = read_exclusions(path)
-            check_exclusions(path, plan.exclusions, plan.studies, plan.labelled_slices)
+            with_o = plan.ocontour_slices if "o" in plan.contour_kinds else None
+            check_exclusions(path, plan.exclusions, plan.studies, plan.labelled_slices, with_o)
+        if config.get("splits_file"):
+            plan.split_assignment = study_splits(read_splits_file(config["splits_file"]), links)
         check_finished_version(layout, config, links, plan.listing, plan.file_stats)
         plan.finished = layout.manifest.exists()
-    except (ConfigError, LinkTableError, ExclusionsError, VersionChangedError) as error:
+    except (
+        ConfigError,
+        LinkTableError,
+        ExclusionsError,
+        SplitsFileError,
+        VersionChangedError,
+    ) as error:
         raise WorkflowError(str(error)) from None
     return plan
 

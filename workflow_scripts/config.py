@@ -63,9 +63,9 @@ def check_config(config: dict) -> Layout:
 
     Puts ``resample`` in its canonical form (numbers). Raises ConfigError naming the key: split
     fractions that do not add up to 1, percentiles out of order, a resample grid beyond its
-    limits, a reserved version name, an exclusions file that does not exist, a data_dir that
-    is missing or lacks link.csv, or an out_dir inside data_dir (the build must never write
-    into the raw data) or the reverse.
+    limits, a reserved version name, an exclusions or splits file that does not exist, a
+    data_dir that is missing or lacks link.csv, or an out_dir inside data_dir (the build must
+    never write into the raw data) or the reverse.
     """
     splits = config["splits"]
     total = sum(splits.values())
@@ -84,9 +84,10 @@ def check_config(config: dict) -> Layout:
     if config["version"] in RESERVED_NAMES:
         raise ConfigError(f"version: {config['version']!r} is reserved for the workflow's own use")
     layout = Layout.from_config(config)
-    exclusions = config.get("exclusions", "")
-    if exclusions and not Path(exclusions).is_file():
-        raise ConfigError(f"exclusions: {exclusions!r} is not a file")
+    for key in ("exclusions", "splits_file"):
+        path = config.get(key, "")
+        if path and not Path(path).is_file():
+            raise ConfigError(f"{key}: {path!r} is not a file")
     if layout.phantom:
         return layout
     data_dir = layout.data_dir

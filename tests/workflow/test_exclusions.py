@@ -210,3 +210,114 @@ def test_phantom_exclusions_are_checked_before_the_phantom_exists(tmp_path):
     with pytest.raises(WorkflowError, match="line 3: slice 3 of study 'PHANTOM0002'"):
         plan_build(config)
     assert not (tmp_path / "out").exists()
+
+
+# A single contour: the optional `contour` column -------------------------------------------
+
+
+def test_the_contour_column_names_the_o_contour_alone_or_the_whole_slice(tmp_path):
+    text = HEADER.strip() + ",contour\nS1,2,a,,,o\nS1,2,b,,,\nS1,4,c,,,i\nS1,6,d,,, O \n"
+    with pytest.raises(ExclusionsError, match="line 5: contour 'O' is not i, o or empty"):
+        read_exclusions(write(tmp_path, text))
+    decisions = read_exclusions(write(tmp_path, text.replace(" O ", "o")))
+    # "i" is the whole slice again: a sample needs its i-contour.
+    assert [(d.slice, d.contour) for d in decisions] == [(2, "o"), (2, ""), (4, ""), (6, "o")]
+    assert decisions[0].as_params() == {"study_id": "S1", "slice": 2, "reason": "a",
+                                        "reviewer": "", "date": "", "contour": "o"}  # fmt: skip
+    assert "contour" not in decisions[1].as_params()  # as before the column existed
+
+
+@pytest.mark.parametrize(
+    ("rows", "fragment"),
+    [
+        ("S1,2,a,o\nS1,2,b,o\n", "line 3: study 'S1' slice 2's o-contour is excluded twice"),
+        ("S1,2,a,\nS1,2,b,i\n", "line 3: study 'S1' slice 2 is excluded twice"),
+    ],
+)
+def test_a_contour_excluded_twice_is_refused(tmp_path, rows, fragment):
+    with pytest.raises(ExclusionsError, match=fragment):
+        read_exclusions(write(tmp_path, "study_id,slice,reason,contour\n" + rows))
+
+
+def test_the_review_sheets_format_writes_the_contour_column_only_when_needed(tmp_path):
+    whole = {"study_id": "S1", "slice": 4, "reason": "x", "reviewer": "", "date": ""}
+    assert exclusions_csv([whole]).splitlines()[0] == "study_id,slice,reason,reviewer,date"
+    rows = [whole, {**whole, "slice": 8, "contour": "o"}]
+    text = exclusions_csv(rows)
+    assert text.splitlines() == [
+        "study_id,slice,reason,reviewer,date,contour",
+        "S1,4,x,,,",
+        "S1,8,x,,,o",
+    ]
+    assert [d.as_params() for d in read_exclusions(write(tmp_path, text))] == rows
+
+
+O_HEADER = "study_id,slice,reason,reviewer,date,contour\n"
+
+
+def plan_with(raw, tmp_path, text, contours=("i", "o")):
+    config = default_config(data_dir=str(raw), out_dir=str(tmp_path / "out"))
+    config["contours"] = list(contours)
+    config["exclusions"] = str(write(tmp_path, text))
+    return plan_build(config)
+
+
+def test_an_o_contour_decision_needs_an_o_contour_file_that_the_build_reads(raw, tmp_path):
+    built = plan_with(raw, tmp_path, O_HEADER + "PHANTOM0002,8,copied,,,o\n")
+    assert built.exclusions_params("PHANTOM0002")[0]["contour"] == "o"
+    with pytest.raises(WorkflowError) as caught:
+        plan_with(raw, tmp_path, O_HEADER + "PHANTOM0002,6,copied,,,o\n")
+    assert "line 2: slice 6 of study 'PHANTOM0002' has no o-contour file" in str(caught.value)
+    assert "(slices with one: 4, 8)" in str(caught.value)
+    with pytest.raises(WorkflowError, match="this build reads no o-contours"):
+        plan_with(raw, tmp_path, O_HEADER + "PHANTOM0002,8,copied,,,o\n", contours=("i",))
+
+
+def test_phantom_o_contour_slices_match_the_written_files(raw):
+    spec = PhantomSpec.with_defaults(studies=3, slices=8, size=64)
+    for patient_id, original_id in spec.study_ids():
+        folder = raw / "contourfiles" / original_id / "o-contours"
+        on_disk = {int(p.name.split("-")[2]) for p in folder.glob("*.txt")}
+        assert spec.ocontour_slices(patient_id) == on_disk
+
+
+def test_an_excluded_o_contour_leaves_a_sample_without_omask(raw, tmp_path):
+    layout = Layout(raw, tmp_path / "out", "1.0.0", phantom=False)
+    options = BuildOptions.from_config(default_config(contours=["i", "o"]))
+    link = StudyLink("PHANTOM0003", "PH-HF-3", None)
+    decisions = [{"slice": 8, "reason": "copied from 4", "reviewer": "Ann", "date": "",
+                  "contour": "o"}]  # fmt: skip
+    record = build_study(link, layout, options, exclusions=decisions)
+    samples = {sample["slice"]: sample for sample in record["samples"]}
+    assert sorted(samples) == [2, 4, 6, 8]
+    assert samples[8]["has_omask"] is False and samples[8]["ocontour"] is None
+    assert samples[4]["has_omask"] is True
+    ocontour = "contourfiles/PH-HF-3/o-contours/IM-0001-0008-ocontour-manual.txt"
+    rows = [p for p in record["problems"] if p["code"] == "excluded_by_review"]
+    assert len(rows) == 1
+    assert rows[0]["path"] == rows[0]["contour"] == ocontour and rows[0]["slice"] == 8
+    assert rows[0]["message"] == "excluded by review (Ann, no date given): copied from 4"
+    assert ocontour not in record["inputs"]  # never read
+    assert "contourfiles/PH-HF-3/i-contours/IM-0001-0008-icontour-manual.txt" in record["inputs"]
+    # Excluded whole as well: each contour file is accounted for by its own decision.
+    decisions.append({"slice": 8, "reason": "wrong slice", "reviewer": "", "date": ""})
+    record = build_study(link, layout, options, exclusions=decisions)
+    assert [s["slice"] for s in record["samples"]] == [2, 4, 6]
+    rows = {p["contour"]: p for p in record["problems"] if p["slice"] == 8}
+    assert {path: row["code"] for path, row in rows.items()} == {
+        ocontour: "excluded_by_review",
+        "contourfiles/PH-HF-3/i-contours/IM-0001-0008-icontour-manual.txt": "excluded_by_review",
+    }
+    assert rows[ocontour]["message"].endswith("copied from 4")
+
+
+def test_phantom_o_contour_exclusions_are_checked_before_the_phantom_exists(tmp_path):
+    config = default_config(
+        out_dir=str(tmp_path / "out"), phantom={"studies": 2, "slices": 8}, contours=["i", "o"]
+    )
+    config["exclusions"] = str(write(tmp_path, O_HEADER + "PHANTOM0002,8,copied,,,o\n"))
+    assert plan_build(config).exclusions_params("PHANTOM0002")[0]["contour"] == "o"
+    config["exclusions"] = str(write(tmp_path, O_HEADER + "PHANTOM0002,6,copied,,,o\n"))
+    with pytest.raises(WorkflowError, match=r"slice 6 of study 'PHANTOM0002' has no o-contour"):
+        plan_build(config)
+    assert not (tmp_path / "out").exists()

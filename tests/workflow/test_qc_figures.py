@@ -178,3 +178,22 @@ def test_dataset_plots_label_their_outliers_by_study_and_slice():
     stats.loc[1, "intensity_p99"] = 1000.0  # A #20: 10x its study's median 99th percentile
     intensity = plots.intensity_plot.figure(stats).axes[0]
     assert [text.get_text() for text in intensity.texts] == ["A #20"]
+
+
+def test_reviewed_exclusions_tell_an_o_contour_alone_from_the_whole_slice():
+    ocontour = "contourfiles/X/o-contours/IM-0001-0040-ocontour-manual.txt"
+    icontour = "contourfiles/X/i-contours/IM-0001-0040-icontour-manual.txt"
+    validation = pd.DataFrame(
+        [{"study_id": "B", "slice": 40.0, "code": "excluded_by_review", "contour": ocontour},
+         {"study_id": "B", "slice": 40.0, "code": "excluded_by_review", "contour": icontour}]
+    )  # fmt: skip
+    decisions = [
+        {"study_id": "B", "slice": 40, "reason": "whole", "reviewer": "", "date": ""},
+        {"study_id": "B", "slice": 40, "reason": "o only", "reviewer": "", "date": "",
+         "contour": "o"},
+    ]  # fmt: skip
+    table = reviewed_exclusions(validation, decisions)
+    assert list(zip(table["reason"], table["contour"], strict=True)) == [
+        ("whole", ""),
+        ("o only", "o"),
+    ]

@@ -123,3 +123,13 @@ def test_snakemake_builds_the_same_real_dataset_as_the_direct_calls(
 def test_real_data_second_run_has_nothing_to_do(real_snakemake_build):
     result = run_workflow(real_snakemake_build, *CONFIG, "--dry-run")
     assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_the_real_studies_hold_no_copied_contour(real_build):
+    """No contour file of the real data is a copy of another (test_copied_contours_realdata.py
+    compares every pair of parsed contours directly); the build agrees."""
+    _, version_dir, _ = real_build
+    validation = pd.read_parquet(version_dir / "validation.parquet")
+    assert "contour_duplicate" not in set(validation["code"])
+    index = pd.read_parquet(version_dir / "index.parquet")
+    assert not index["flags"].fillna("").str.contains("contour_duplicate").any()

@@ -54,3 +54,11 @@ def test_exclusions_naming_an_unknown_slice_stop_before_any_job(tmp_path):
     exclusions.write_text("study_id,slice,reason\nPHANTOM0001,2,ok\nPHANTOM0001,3,no contour\n")
     output = refuse(tmp_path, f"exclusions={exclusions}")
     assert f"{exclusions}: line 3: slice 3 of study 'PHANTOM0001' has no i-contour file" in output
+
+
+def test_a_splits_file_missing_a_listed_study_stops_before_any_job(tmp_path):
+    splits = tmp_path / "splits.csv"
+    splits.write_text("study_id,split\nPHANTOM0001,train\n")
+    output = refuse(tmp_path, f"splits_file={splits}")
+    assert f"{splits}: 20 of the 21 studies listed in link.csv have no split" in output
+    assert "PHANTOM0002 (PH-HF-2)" in output

@@ -34,8 +34,11 @@ from workflow_scripts.raw.listing import contour_folder, open_input
 from workflow_scripts.study.resample import ResampleGrid
 
 __all__ = [
+    "CONFIG_FILE_INPUTS",
     "EXCLUSIONS_INPUT",
+    "SPLITS_INPUT",
     "build_config",
+    "config_file_entry",
     "exclusions_entry",
     "recorded_config",
     "top_listing",
@@ -65,6 +68,12 @@ RUN_KEYS = ("studies_per_job",)
 #: configured, since the file usually lives elsewhere. Only its content shapes the dataset:
 #: moving the file changes nothing, editing it makes another version.
 EXCLUSIONS_INPUT = "exclusions.csv"
+#: The key of the splits file (config ``splits_file``) among the manifest's inputs, recorded
+#: the same way: its content is part of the version, its location is not.
+SPLITS_INPUT = "splits.csv"
+#: Config keys naming a file outside data_dir that is an input of the version, and the name
+#: of its entry among the manifest's inputs.
+CONFIG_FILE_INPUTS = {"exclusions": EXCLUSIONS_INPUT, "splits_file": SPLITS_INPUT}
 
 
 def build_config(config: Mapping[str, Any], phantom: bool) -> dict[str, Any]:
@@ -86,13 +95,19 @@ def recorded_config(config: Mapping[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in config.items() if key not in RUN_KEYS}
 
 
-def exclusions_entry(config: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The manifest's entry for the reviewed exclusions file (config ``exclusions``): its
-    ``sha256``, ``size``, ``mtime_ns`` and ``path`` as configured; None without one."""
-    path = config.get("exclusions", "")
+def config_file_entry(config: Mapping[str, Any], key: str) -> dict[str, Any] | None:
+    """The manifest's entry for the file config ``key`` names (one of
+    :data:`CONFIG_FILE_INPUTS`): its ``sha256``, ``size``, ``mtime_ns`` and ``path`` as
+    configured; None without one."""
+    path = config.get(key, "")
     if not path:
         return None
     return {**file_digest(path), "mtime_ns": Path(path).stat().st_mtime_ns, "path": path}
+
+
+def exclusions_entry(config: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The manifest's entry for the reviewed exclusions file (config ``exclusions``)."""
+    return config_file_entry(config, "exclusions")
 
 
 def top_listing(data_dir: str | Path) -> dict[str, list[str]]:
@@ -125,6 +140,7 @@ def build_manifest(
     problems: list[Mapping[str, Any]],
     top_outputs: Iterable[str | Path],
     exclusions: Mapping[str, Any] | None = None,
+    splits_file: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Assemble the manifest of a finished build.
 
@@ -139,6 +155,8 @@ def build_manifest(
             the version's QC files).
         exclusions: the reviewed exclusions file's digest, ``mtime_ns`` and ``path``, recorded
             under :data:`EXCLUSIONS_INPUT`; None when the build has none.
+        splits_file: the same for the splits file (config ``splits_file``), recorded under
+            :data:`SPLITS_INPUT`.
     """
     inputs = {"link.csv": _input_entry(layout.data_dir, "link.csv", None)}
     outputs = {}
@@ -148,6 +166,8 @@ def build_manifest(
         outputs.update(record["outputs"])
     if exclusions is not None:
         inputs[EXCLUSIONS_INPUT] = dict(exclusions)
+    if splits_file is not None:
+        inputs[SPLITS_INPUT] = dict(splits_file)
     for path in top_outputs:
         outputs[layout.in_version(Path(path))] = file_digest(path)
     outputs.pop(MANIFEST_NAME, None)
@@ -258,11 +278,12 @@ def write_dataset_manifest(
     validation_path: str | Path,
     qc_outputs: Iterable[str | Path] = (),
     exclusions: Mapping[str, Any] | None = None,
+    splits_file: Mapping[str, Any] | None = None,
 ) -> Path:
     """Assemble and atomically write the manifest of a finished build; return its path.
 
     ``qc_outputs``: the version's own QC files and folders (review sheet, plots), written
-    after the tables; ``exclusions``: see :func:`build_manifest`.
+    after the tables; ``exclusions``, ``splits_file``: see :func:`build_manifest`.
 
     Raises StaleRecordsError, writing nothing, when a study was built from other files than
     those on disk now (:mod:`~workflow_scripts.dataset.stale_records`): the manifest would
@@ -276,7 +297,9 @@ def write_dataset_manifest(
         raise StaleRecordsError(stale_records_message(layout, stale))
     problems = pq.read_table(validation_path).to_pylist()
     top_outputs = [index_path, validation_path, *_files(qc_outputs)]
-    manifest = build_manifest(layout, config, records, problems, top_outputs, exclusions)
+    manifest = build_manifest(
+        layout, config, records, problems, top_outputs, exclusions, splits_file
+    )
     flush_to_disk()
     write_bytes_atomic(layout.manifest, manifest_bytes(manifest))
     return layout.manifest

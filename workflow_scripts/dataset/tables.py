@@ -2,13 +2,16 @@
 (one row per problem), assembled from the study records.
 
 It also looks for what the per-study jobs cannot see: folders under ``dicoms/`` and
-``contourfiles/`` that link.csv does not list. Their contour files are accounted for one by one,
-so that every contour file in the input appears in one of the two tables.
+``contourfiles/`` that link.csv does not list (their contour files are accounted for one by one,
+so that every contour file in the input appears in one of the two tables), and contour files
+copied from one study into another (:func:`copies_between_studies`, from the points digests the
+study records carry, without reading any contour file again).
 """
 
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -16,7 +19,7 @@ import pyarrow as pa
 
 from workflow_scripts.dataset.splits import assign_split
 from workflow_scripts.files import folder_names, parquet_bytes, write_bytes_atomic
-from workflow_scripts.raw.contours import parse_contour_name
+from workflow_scripts.raw.contours import copies_message, parse_contour_name
 from workflow_scripts.raw.links import StudyLink
 from workflow_scripts.raw.listing import LINK_CODES, broken_folder_link, contour_folder
 from workflow_scripts.raw.pairing import FOLDER_LINK_MESSAGES
@@ -25,6 +28,7 @@ from workflow_scripts.raw.problems import Problem
 __all__ = [
     "INDEX_SCHEMA",
     "VALIDATION_SCHEMA",
+    "copies_between_studies",
     "find_unlisted_studies",
     "index_table",
     "load_records",
@@ -94,15 +98,59 @@ def load_records(paths: Iterable[str | Path]) -> list[dict]:
 
 
 def index_table(
-    records: list[dict], version: str, fractions: Mapping[str, float], seed: int
+    records: list[dict],
+    version: str,
+    fractions: Mapping[str, float],
+    seed: int,
+    assigned: Mapping[str, str] | None = None,
+    copied: frozenset[str] | set[str] = frozenset(),
 ) -> pa.Table:
-    """One row per sample, sorted by (study_id, slice), with the version and the study's split."""
+    """One row per sample, sorted by (study_id, slice), with the version and the study's split:
+    from ``assigned`` (study id -> split, config ``splits_file``) when given, else by hash of
+    ``fractions`` and ``seed`` (:mod:`workflow_scripts.dataset.splits`). A sample whose
+    i- or o-contour file is among ``copied`` (relative paths) gets ``contour_duplicate`` in its
+    ``flags``."""
     rows = []
     for record in records:
-        split = assign_split(record["study_id"], fractions, seed)
+        study = record["study_id"]
+        if assigned is None:
+            split = assign_split(study, fractions, seed)
+        elif study in assigned:
+            split = assigned[study]
+        else:  # the build plan checked the table against link.csv: a record of another build
+            raise ValueError(f"study {study!r} has a record but no split in splits_file")
         for sample in sorted(record["samples"], key=lambda sample: sample["slice"]):
-            rows.append({**sample, "version": version, "split": split})
+            row = {**sample, "version": version, "split": split}
+            if {sample.get("icontour"), sample.get("ocontour")} & copied:
+                codes = {code for code in (sample.get("flags") or "").split(",") if code}
+                row["flags"] = ",".join(sorted(codes | {"contour_duplicate"}))
+            rows.append(row)
     return pa.Table.from_pylist(rows, schema=INDEX_SCHEMA)
+
+
+def copies_between_studies(records: Iterable[Mapping]) -> list[Problem]:
+    """``contour_duplicate`` rows for contour files whose points equal those of a contour file
+    of another study, found from the records' ``contour_digests`` (the points digest of each
+    contour file a study's samples put into the dataset; records written before they existed
+    have none). Each file of such a group gets one row naming the other studies' files; copies
+    within one study are its build's rows
+    (:func:`~workflow_scripts.study.checks.flag_copied_contours`)."""
+    groups: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for record in records:
+        for path, digest in record.get("contour_digests", {}).items():
+            groups[digest].append((record["study_id"], path))
+    problems = []
+    for group in groups.values():
+        if len(group) < 2 or len({study for study, _ in group}) < 2:
+            continue  # (the first test alone: most contours have no copy)
+        for study, path in group:
+            others = sorted(other for other_study, other in group if other_study != study)
+            parsed = parse_contour_name(path.rsplit("/", 1)[-1])
+            number = parsed[0] if parsed else None
+            problems.append(
+                Problem(study, path, "contour_duplicate", copies_message(others), number)
+            )
+    return problems
 
 
 def validation_table(problems: Iterable[Mapping]) -> pa.Table:
@@ -174,13 +222,19 @@ def write_dataset_tables(
     seed: int,
     index_path: str | Path,
     validation_path: str | Path,
+    assigned: Mapping[str, str] | None = None,
 ) -> None:
     """Write index.parquet and validation.parquet (each atomically) from the study records,
-    adding the problems of study folders that link.csv does not list."""
+    adding the problems of study folders that link.csv does not list. ``assigned``: each
+    study's split from config ``splits_file`` (see :func:`index_table`)."""
     records = load_records(record_paths)
     problems = [row for record in records for row in record["problems"]]
+    copies = copies_between_studies(records)
+    problems += [problem.as_row() for problem in copies]
     problems += [
         problem.as_row() for problem in find_unlisted_studies(data_dir, links, contour_kinds)
     ]
-    write_bytes_atomic(index_path, parquet_bytes(index_table(records, version, fractions, seed)))
+    copied = {problem.path for problem in copies}
+    index = index_table(records, version, fractions, seed, assigned, copied)
+    write_bytes_atomic(index_path, parquet_bytes(index))
     write_bytes_atomic(validation_path, parquet_bytes(validation_table(problems)))

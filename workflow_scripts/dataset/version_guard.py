@@ -16,7 +16,7 @@ from typing import Any
 
 from loader.manifest import MANIFEST_NAME, read_manifest
 from workflow_scripts.dataset.manifest import (
-    EXCLUSIONS_INPUT,
+    CONFIG_FILE_INPUTS,
     build_config,
     top_listing,
     unlisted_contour_files,
@@ -145,7 +145,8 @@ def check_finished_version(
                 "of data_dir were refused: follow_symlinks=false lists the studies as it did)"
             )
         changes += input_changes
-    changes += _exclusions_changes(manifest["inputs"].get(EXCLUSIONS_INPUT), config)
+    for key, name in CONFIG_FILE_INPUTS.items():
+        changes += _config_file_changes(key, manifest["inputs"].get(name), config)
     if changes:
         raise VersionChangedError(
             f"version {layout.version!r} in {layout.out_dir} is finished (it has a "
@@ -165,7 +166,8 @@ def _input_changes(
     stat_files: StatFiles,
 ) -> list[str]:
     changes = []
-    recorded = {k: v for k, v in manifest["inputs"].items() if k != EXCLUSIONS_INPUT}
+    outside = set(CONFIG_FILE_INPUTS.values())  # not in data_dir: compared on their own
+    recorded = {k: v for k, v in manifest["inputs"].items() if k not in outside}
     stats = stat_files(list(recorded))
     root = str(layout.data_dir)
     changed = [
@@ -209,19 +211,22 @@ def _some(names: list[str], what: str) -> str:
     return f"{len(names)} {what}: {', '.join(names[:_SHOWN])}{more}"
 
 
-def _exclusions_changes(entry: Mapping[str, Any] | None, config: Mapping[str, Any]) -> list[str]:
-    """The reviewed exclusions, compared by content: the file may have moved (its path is a
-    location, like data_dir), but other decisions make another dataset."""
-    path = config.get("exclusions", "")
+def _config_file_changes(
+    key: str, entry: Mapping[str, Any] | None, config: Mapping[str, Any]
+) -> list[str]:
+    """A file config ``key`` names (the reviewed exclusions, the splits file), compared by
+    content: the file may have moved (its path is a location, like data_dir), but other
+    decisions or splits make another dataset."""
+    path = config.get(key, "")
     if entry is None:
-        return [f"exclusions: built without, now {path!r}"] if path else []
+        return [f"{key}: built without, now {path!r}"] if path else []
     if not path:
-        return [f"exclusions: built with {entry['path']!r}, now without"]
+        return [f"{key}: built with {entry['path']!r}, now without"]
     try:
         status = os.stat(path)
     except OSError:
         status = None
     stat = None if status is None else (status.st_size, status.st_mtime_ns)
     if input_changed(path, entry, stat):
-        return [f"exclusions: {path!r} differs from the file the version was built with"]
+        return [f"{key}: {path!r} differs from the file the version was built with"]
     return []

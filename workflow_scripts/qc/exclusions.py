@@ -1,20 +1,27 @@
-"""Reviewed exclusions: the slices a person decided to leave out of the next version.
+"""Reviewed exclusions: the slices, or single contour files, a person decided to leave out of
+the next version.
 
 The config key ``exclusions`` names a CSV file (the review sheet, ``qc/review.html``, downloads
 one)::
 
-    study_id,slice,reason,reviewer,date
-    SCD0000201,220,i-contour drawn on the wrong slice,A. Reviewer,2024-05-02
+    study_id,slice,reason,reviewer,date,contour
+    SCD0000201,220,i-contour drawn on the wrong slice,A. Reviewer,2024-05-02,
+    SCD0000201,60,o-contour copied from slice 47,A. Reviewer,2024-05-02,o
 
-``study_id``, ``slice`` and ``reason`` are required columns; ``reviewer`` and ``date`` (ISO
-``YYYY-MM-DD``) are optional columns and may be empty. Extra columns, a UTF-8 byte-order mark,
-Windows line endings, surrounding spaces and blank lines are accepted. The file is checked when
-the workflow is parsed, before any job: every row must name a study of link.csv and a labelled
-slice of it (a slice number with an i-contour file), once. Any fault stops the run with a
+``study_id``, ``slice`` and ``reason`` are required columns; ``reviewer``, ``date`` (ISO
+``YYYY-MM-DD``) and ``contour`` are optional columns and may be empty. ``contour`` names what is
+left out: empty, the whole slice; ``o``, only its o-contour file (the slice stays a sample,
+without ``omask``); ``i``, its i-contour file, which is the whole slice again, since a sample
+needs its i-contour (read as empty). Extra columns, a UTF-8 byte-order mark, Windows line
+endings, surrounding spaces and blank lines are accepted. The file is checked when the workflow
+is parsed, before any job: every row must name a study of link.csv and a labelled slice of it
+(a slice number with an i-contour file; with ``contour`` ``o``, a slice with an o-contour file,
+built only when config ``contours`` includes ``o``), once. Any fault stops the run with a
 message naming the file, the line and the value (:class:`ExclusionsError`).
 
-A build leaves each named slice out with the stable code ``excluded_by_review``; the row's
-message records the reason, the reviewer and the date.
+A build leaves each named slice (or o-contour file) out with the stable code
+``excluded_by_review``, in a row naming the file left out (``contour``); the row's message
+records the reason, the reviewer and the date.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from workflow_scripts.files import read_user_text
 
 __all__ = [
     "COLUMNS",
+    "CONTOUR_COLUMN",
     "Exclusion",
     "ExclusionsError",
     "check_exclusions",
@@ -38,9 +46,13 @@ __all__ = [
     "read_exclusions",
 ]
 
-#: The columns of an exclusions file, in the order the review sheet writes them.
+#: The columns of an exclusions file, in the order the review sheet writes them; it adds
+#: :data:`CONTOUR_COLUMN` when a decision names a single contour.
 COLUMNS = ("study_id", "slice", "reason", "reviewer", "date")
+CONTOUR_COLUMN = "contour"
 _REQUIRED = ("study_id", "slice", "reason")
+#: What ``contour`` may say, and what it means: "" the whole slice, "o" its o-contour file.
+_CONTOUR_VALUES = {"": "", "i": "", "o": "o"}
 
 
 class ExclusionsError(ValueError):
@@ -49,7 +61,8 @@ class ExclusionsError(ValueError):
 
 @dataclass(frozen=True)
 class Exclusion:
-    """One reviewed decision: leave ``slice`` of ``study_id`` out, because of ``reason``.
+    """One reviewed decision: leave ``slice`` of ``study_id`` out (``contour`` "", the whole
+    slice) or only its o-contour file (``contour`` "o"), because of ``reason``.
 
     ``reviewer`` and ``date`` are "" when the file does not give them; ``line`` is the 1-based
     line of the file (the header is line 1).
@@ -61,11 +74,16 @@ class Exclusion:
     reviewer: str
     date: str
     line: int
+    contour: str = ""
 
     def as_params(self) -> dict:
         """The decision as a study job's parameter: without the line, so that reordering the
-        file does not rebuild a study whose decisions are the same."""
-        return {key: value for key, value in asdict(self).items() if key != "line"}
+        file does not rebuild a study whose decisions are the same, and without ``contour``
+        for a whole slice, so that a decision reads as it did before the column existed."""
+        params = {key: value for key, value in asdict(self).items() if key != "line"}
+        if not self.contour:
+            del params["contour"]
+        return params
 
 
 def read_exclusions(path: str | Path) -> list[Exclusion]:
@@ -87,19 +105,21 @@ def read_exclusions(path: str | Path) -> list[Exclusion]:
             f"{path}: line {reader.line_num}: missing column(s) {', '.join(missing)}; the header "
             f"is {','.join(header)!r}, expected {','.join(COLUMNS)!r} (reviewer, date optional)"
         )
-    positions = {column: header.index(column) for column in COLUMNS if column in header}
+    known = (*COLUMNS, CONTOUR_COLUMN)
+    positions = {column: header.index(column) for column in known if column in header}
     exclusions: list[Exclusion] = []
-    first_seen: dict[tuple[str, int], int] = {}
+    first_seen: dict[tuple[str, int, str], int] = {}
     for row in reader:
         line = reader.line_num
         if not any(cell.strip() for cell in row):
             continue
         values = {column: row[i].strip() if i < len(row) else "" for column, i in positions.items()}
         exclusion = _parse_row(path, line, values)
-        key = (exclusion.study_id, exclusion.slice)
+        key = (exclusion.study_id, exclusion.slice, exclusion.contour)
         if key in first_seen:
+            what = "'s o-contour" if exclusion.contour else ""
             raise ExclusionsError(
-                f"{path}: line {line}: study {key[0]!r} slice {key[1]} is excluded twice "
+                f"{path}: line {line}: study {key[0]!r} slice {key[1]}{what} is excluded twice "
                 f"(first on line {first_seen[key]})"
             )
         first_seen[key] = line
@@ -116,6 +136,11 @@ def _parse_row(path: Path, line: int, values: Mapping[str, str]) -> Exclusion:
         raise ExclusionsError(
             f"{path}: line {line}: slice {number!r} is not a slice number (a whole number >= 0)"
         )
+    contour = values.get(CONTOUR_COLUMN, "")
+    if contour not in _CONTOUR_VALUES:
+        raise ExclusionsError(
+            f"{path}: line {line}: contour {contour!r} is not i, o or empty (the whole slice)"
+        )
     date = values.get("date", "")
     if date:
         try:
@@ -131,6 +156,7 @@ def _parse_row(path: Path, line: int, values: Mapping[str, str]) -> Exclusion:
         reviewer=values.get("reviewer", ""),
         date=date,
         line=line,
+        contour=_CONTOUR_VALUES[contour],
     )
 
 
@@ -139,16 +165,22 @@ def check_exclusions(
     exclusions: Iterable[Exclusion],
     studies: Mapping[str, object],
     labelled_slices: Callable[[str], set[int]],
+    ocontour_slices: Callable[[str], set[int]] | None = None,
 ) -> None:
     """Refuse exclusions that name a study link.csv does not list, or a slice that is not a
     labelled slice of its study (``labelled_slices(study)``: the slice numbers with an
-    i-contour file). Raises ExclusionsError naming the file, line and value."""
+    i-contour file), or, for an o-contour decision, a slice without an o-contour file
+    (``ocontour_slices(study)``; None when the build reads no o-contours: config ``contours``
+    without ``o``). Raises ExclusionsError naming the file, line and value."""
     for exclusion in exclusions:
         where = f"{path}: line {exclusion.line}"
         if exclusion.study_id not in studies:
             raise ExclusionsError(
                 f"{where}: study {exclusion.study_id!r} is not listed in link.csv"
             )
+        if exclusion.contour == "o":
+            _check_ocontour(where, exclusion, ocontour_slices)
+            continue
         labelled = labelled_slices(exclusion.study_id)
         if exclusion.slice not in labelled:
             known = ", ".join(map(str, sorted(labelled))) or "none"
@@ -156,6 +188,24 @@ def check_exclusions(
                 f"{where}: slice {exclusion.slice} of study {exclusion.study_id!r} has no "
                 f"i-contour file, so it is no labelled slice (labelled slices: {known})"
             )
+
+
+def _check_ocontour(
+    where: str, exclusion: Exclusion, ocontour_slices: Callable[[str], set[int]] | None
+) -> None:
+    if ocontour_slices is None:
+        raise ExclusionsError(
+            f"{where}: excludes the o-contour of slice {exclusion.slice} of study "
+            f"{exclusion.study_id!r}, but this build reads no o-contours (config contours "
+            "has no o): leave the row out, or build with contours=[i,o]"
+        )
+    with_o = ocontour_slices(exclusion.study_id)
+    if exclusion.slice not in with_o:
+        known = ", ".join(map(str, sorted(with_o))) or "none"
+        raise ExclusionsError(
+            f"{where}: slice {exclusion.slice} of study {exclusion.study_id!r} has no "
+            f"o-contour file (slices with one: {known})"
+        )
 
 
 def exclusion_message(decision: Mapping[str, object]) -> str:
@@ -166,11 +216,16 @@ def exclusion_message(decision: Mapping[str, object]) -> str:
 
 
 def exclusions_csv(rows: Iterable[Mapping[str, object]]) -> str:
-    """An exclusions file's text for ``rows`` (mappings with the :data:`COLUMNS`), in the
-    format the review sheet downloads: a header, then one line per row, ``\\n`` line ends."""
+    """An exclusions file's text for ``rows`` (mappings with the :data:`COLUMNS`, and
+    optionally ``contour``), in the format the review sheet downloads: a header, then one line
+    per row, ``\\n`` line ends; the ``contour`` column only when a row names a contour."""
+    rows = list(rows)
+    columns = COLUMNS
+    if any(row.get(CONTOUR_COLUMN) for row in rows):
+        columns = (*COLUMNS, CONTOUR_COLUMN)
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(COLUMNS)
+    writer.writerow(columns)
     for row in rows:
-        writer.writerow([row.get(column, "") for column in COLUMNS])
+        writer.writerow([row.get(column, "") for column in columns])
     return text.getvalue()

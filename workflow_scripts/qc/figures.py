@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from workflow_scripts.raw.contours import parse_contour_name
+
 __all__ = [
     "INTENSITY_COLUMNS",
     "INTENSITY_PERCENTILES",
@@ -103,8 +105,10 @@ class StudyFigures:
 
     @property
     def excluded(self) -> pd.DataFrame:
-        """The study's ``excluded_by_review`` rows."""
-        return self.problems[self.problems["code"] == "excluded_by_review"]
+        """The study's ``excluded_by_review`` rows of slices left out (not those of an
+        o-contour excluded alone, whose slice stays a sample)."""
+        rows = self.problems[self.problems["code"] == "excluded_by_review"]
+        return rows[_excluded_kinds(rows) == "i"]
 
     def summary(self) -> dict[str, object]:
         """The numbers of the study's report entry (see :func:`study_summary`)."""
@@ -160,14 +164,30 @@ def study_figures(figures: pd.DataFrame, validation: pd.DataFrame) -> dict[str, 
     }
 
 
+def _excluded_kinds(rows: pd.DataFrame) -> pd.Series:
+    """For ``excluded_by_review`` rows, the kind of contour file each left out: "o" for an
+    o-contour excluded alone, "i" for a whole slice (whose row names its i-contour; also for
+    tables without a ``contour`` column)."""
+    if "contour" not in rows:
+        return pd.Series("i", index=rows.index)
+    names = rows["contour"].map(lambda path: parse_contour_name(str(path).rsplit("/", 1)[-1]))
+    return names.map(lambda parsed: parsed[1] if parsed else "i")
+
+
 def reviewed_exclusions(validation: pd.DataFrame, decisions: list[Mapping]) -> pd.DataFrame:
     """The version's ``excluded_by_review`` rows joined with the decisions behind them
-    (``reason``, ``reviewer``, ``date``), by study and slice."""
+    (``reason``, ``reviewer``, ``date``, and ``contour``, "o" for an o-contour excluded
+    alone), by study, slice and the kind of contour file left out."""
     columns = ["study_id", "slice", "reason", "reviewer", "date"]
-    rows = validation[validation["code"] == "excluded_by_review"][["study_id", "slice"]]
+    rows = validation[validation["code"] == "excluded_by_review"]
+    rows = rows.assign(kind=_excluded_kinds(rows))[["study_id", "slice", "kind"]]
     rows = rows.astype({"study_id": str, "slice": "int64"})
-    table = pd.DataFrame(list(decisions), columns=columns).astype(
-        {"study_id": str, "slice": "int64"}
-    )
-    merged = rows.merge(table, on=["study_id", "slice"], how="left")
-    return merged.sort_values(["study_id", "slice"]).reset_index(drop=True)
+    decisions = [{**decision, "contour": decision.get("contour") or ""} for decision in decisions]
+    table = pd.DataFrame(decisions, columns=[*columns, "contour"])
+    table = table.assign(kind=table["contour"].where(table["contour"] == "o", "i"))
+    table = table.astype({"study_id": str, "slice": "int64"})
+    merged = rows.merge(table, on=["study_id", "slice", "kind"], how="left")
+    merged = merged.sort_values(["study_id", "slice", "kind"]).reset_index(drop=True)
+    if not (merged["contour"] == "o").any():
+        return merged[columns]  # the table as before contours could be excluded alone
+    return merged[[*columns, "contour"]]

@@ -84,6 +84,8 @@ def _entries(figures: pd.DataFrame, validation: pd.DataFrame, decisions: pd.Data
     excluded = defaultdict(list)
     for row in decisions.to_dict("records"):
         text = {key: row[key] if isinstance(row[key], str) else "" for key in _DECISION_TEXT}
+        if row.get("contour"):  # an o-contour excluded alone: carried forward as such
+            text["contour"] = row["contour"]
         excluded[row["study_id"]].append({"slice": int(row["slice"]), **text})
     for study in listed_studies(figures, validation):
         rows = samples.get(study, [])

@@ -11,14 +11,22 @@ implicitly.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
+from collections.abc import Sequence
 
 import numpy as np
 
 from workflow_scripts.raw.problems import InputProblem
 
-__all__ = ["CONTOUR_KINDS", "parse_contour", "parse_contour_name"]
+__all__ = [
+    "CONTOUR_KINDS",
+    "copies_message",
+    "parse_contour",
+    "parse_contour_name",
+    "points_digest",
+]
 
 CONTOUR_KINDS = ("i", "o")
 _NAME = re.compile(r"^IM-0001-(?P<slice>\d{4})-(?P<kind>[io])contour-manual\.txt$")
@@ -69,3 +77,27 @@ def parse_contour(text: str) -> np.ndarray:
             "contour_too_few_points", f"{len(points)} point(s); a polygon needs at least 3"
         )
     return np.asarray(points, dtype=np.float64)
+
+
+def points_digest(points: np.ndarray) -> str:
+    """A digest of a parsed contour's vertices: two contour files get the same digest exactly
+    when :func:`parse_contour` gives them the same points in the same order (whatever the
+    spacing, number format or line ends of their text), i.e. when one is a copy of the other.
+
+    The first 128 bits of sha256 over the (N, 2) float64 array in little-endian C order, as
+    32 hex digits: short enough to record for every contour of a large archive (the study
+    records carry them to the dataset stage), long enough that unequal contours never collide.
+    """
+    data = np.ascontiguousarray(points, dtype="<f8").tobytes()
+    return hashlib.sha256(data).hexdigest()[:32]
+
+
+_SHOWN_COPIES = 3
+
+
+def copies_message(others: Sequence[str]) -> str:
+    """The message of a ``contour_duplicate`` row: the file's points equal those of ``others``
+    (contour files, relative paths, sorted; the first few are named)."""
+    shown = ", ".join(others[:_SHOWN_COPIES])
+    more = f" and {len(others) - _SHOWN_COPIES} more" if len(others) > _SHOWN_COPIES else ""
+    return f"its points equal those of {shown}{more}"

@@ -73,10 +73,22 @@ class PhantomSpec:
             slices.add(_missing_dicom_slice(self))
         return slices
 
+    def ocontour_slices(self, patient_id: str) -> set[int]:
+        """The slice numbers of a study that :func:`write_phantom` gives an o-contour file."""
+        study = [p for p, _ in self.study_ids()].index(patient_id) + 1
+        if study > self.studies:
+            return set()
+        return {n for n in range(1, self.slices + 1) if _has_contours(n) and _has_ocontour(n)}
+
 
 def _has_contours(number: int) -> bool:
     """Contours on even slices only: odd ones are DICOMs without contour."""
     return number % 2 == 0
+
+
+def _has_ocontour(number: int) -> bool:
+    """o-contours on every other contoured slice, as in the real data."""
+    return number % 4 == 0
 
 
 def _missing_dicom_slice(spec: PhantomSpec) -> int:
@@ -182,8 +194,8 @@ def write_phantom(root: str | Path, spec: PhantomSpec) -> Path:
                 continue
             radii = {"i": 0.0, "o": geometry["wall"]}
             for kind in CONTOUR_KINDS:
-                if kind == "o" and number % 4:
-                    continue  # o-contours on every other contoured slice, as in the real data
+                if kind == "o" and not _has_ocontour(number):
+                    continue
                 points = ellipse_contour(
                     geometry["cx"],
                     geometry["cy"],

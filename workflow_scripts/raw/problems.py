@@ -84,6 +84,11 @@ CODES: dict[str, tuple[str, str]] = {
         WARNING,
         "more than `max_i_outside_o` of the i-mask lies outside the o-mask",
     ),
+    "contour_duplicate": (
+        WARNING,
+        "the contour file's points equal those of another contour file of the dataset (another "
+        "slice or another study): a copied label; the message names the other file(s)",
+    ),
     # decisions of a person (config `exclusions`)
     "excluded_by_review": (
         ERROR,

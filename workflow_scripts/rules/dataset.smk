@@ -18,6 +18,8 @@ rule index_dataset:
         contours=config["contours"],
         splits=config["splits"],
         split_seed=config["split_seed"],
+        # each study's split from config splits_file (None: by hash); checked at parse time
+        split_assignment=PLAN.split_assignment,
         version=config["version"],
     script:
         "../scripts/index_dataset.py"

@@ -32,13 +32,18 @@ from loader.manifest import bytes_digest
 from workflow_scripts.files import write_bytes_atomic
 from workflow_scripts.layout import Layout
 from workflow_scripts.qc.exclusions import exclusion_message
-from workflow_scripts.raw.contours import parse_contour
+from workflow_scripts.raw.contours import parse_contour, points_digest
 from workflow_scripts.raw.dicom_slice import DicomSlice, read_dicom_slice
 from workflow_scripts.raw.links import StudyLink
 from workflow_scripts.raw.listing import list_study, open_input
 from workflow_scripts.raw.pairing import pair_listing
 from workflow_scripts.raw.problems import InputProblem
-from workflow_scripts.study.checks import flag_suspicious_labels, leave_out_odd_shapes
+from workflow_scripts.study.checks import (
+    contour_digests,
+    flag_copied_contours,
+    flag_suspicious_labels,
+    leave_out_odd_shapes,
+)
 from workflow_scripts.study.masks import contour_to_mask
 from workflow_scripts.study.options import BuildOptions
 from workflow_scripts.study.outputs import BuiltStudy, write_study_outputs
@@ -106,16 +111,18 @@ def build_study(
         options: build options (see BuildOptions).
         log_path: the job's log; pydicom warnings are summarized there, not printed.
         exclusions: reviewed decisions for this study (``slice``, ``reason``, ``reviewer``,
-            ``date``; see :mod:`workflow_scripts.qc.exclusions`): those slices are left out
-            with ``excluded_by_review``, before any of their files is read.
+            ``date``, and ``contour`` "o" for a decision on the o-contour file alone; see
+            :mod:`workflow_scripts.qc.exclusions`): those slices (or o-contour files) are left
+            out with ``excluded_by_review``, before any of their files is read.
 
     Returns:
         the study record: ``study_id``, ``original_id``, ``samples`` (index rows), ``problems``
         (validation rows), ``inputs`` (``sha256``, ``size`` and ``mtime_ns`` of each file read,
         and ``link_target`` for one reached through a symbolic link, by relative path),
         ``outputs`` (digests by relative path), ``listing`` (the digest of the
-        study's folder listing, :meth:`~workflow_scripts.raw.listing.StudyListing.digest`) and
-        ``counts``.
+        study's folder listing, :meth:`~workflow_scripts.raw.listing.StudyListing.digest`),
+        ``contour_digests`` (the points digest of each contour file its samples put into the
+        dataset, by relative path) and ``counts``.
 
     Input problems never raise: they become rows of the record's ``problems``.
     """
@@ -134,6 +141,7 @@ def build_study(
         _make_masks(item, options.resample)
     built = BuiltStudy(link, pairing.slices, labelled, pairing.problems)
     flag_suspicious_labels(built.samples, options)
+    flag_copied_contours(built.samples)
     rows, outputs = write_study_outputs(built, layout, options)
 
     problems = built.problems
@@ -146,6 +154,8 @@ def build_study(
         "outputs": outputs,
         "problems": [problem.as_row() for problem in problems],
         "listing": listing.digest(),
+        # For the dataset stage's look for contours copied between studies.
+        "contour_digests": contour_digests(built.samples),
         "counts": {
             "dicoms": sum(pair.dicom is not None for pair in pairing.slices),
             "contour_files": sum(len(pair.contours) for pair in pairing.slices),
@@ -163,13 +173,20 @@ def build_study(
 def _exclude_reviewed(
     labelled: list[LabelledSlice], exclusions: Iterable[Mapping[str, Any]]
 ) -> None:
-    """Leave out the slices a reviewer excluded; the row names the i-contour, the label that
-    was judged (the exclusions file was checked against the study's i-contours at parse
-    time)."""
+    """Leave out the slices a reviewer excluded, and the o-contour files excluded alone (the
+    slice stays a sample without ``omask``); each row names the contour file that was judged
+    (the exclusions file was checked against the study's contour files at parse time).
+
+    The o-contour decisions go first: a slice excluded whole whose o-contour was also excluded
+    alone accounts for that file with its own decision, not with ``ocontour_unpaired``."""
     by_slice = {item.number: item for item in labelled}
-    for decision in exclusions:
+    for decision in sorted(exclusions, key=lambda decision: decision.get("contour") != "o"):
         item = by_slice[int(decision["slice"])]
-        item.fail("excluded_by_review", exclusion_message(decision), item.pair.contours["i"])
+        message = exclusion_message(decision)
+        if decision.get("contour") == "o":
+            item.reject_contour("o", "excluded_by_review", message)
+        else:
+            item.fail("excluded_by_review", message, item.pair.contours["i"])
 
 
 def _read_slice(item: LabelledSlice, inputs: _Inputs, options: BuildOptions) -> None:
@@ -178,9 +195,12 @@ def _read_slice(item: LabelledSlice, inputs: _Inputs, options: BuildOptions) -> 
     # The o-contour first: if the i-contour then fails, fail() knows whether the o-contour
     # already has its own row.
     for kind in sorted(pair.contours, reverse=True):
+        if kind in item.rejected:
+            continue  # excluded by review: not read
         try:
             text = inputs.read(pair.contours[kind]).decode("utf-8", "replace")
             item.contours[kind] = parse_contour(text)
+            item.point_digests[kind] = points_digest(item.contours[kind])
         except InputProblem as problem:
             item.reject_contour(kind, problem.code, problem.message)
     if not item.is_sample:

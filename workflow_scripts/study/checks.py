@@ -1,19 +1,29 @@
-"""The checks of a study's build that need the whole study: slice shapes and label sanity.
+"""The checks of a study's build that need the whole study: slice shapes, label sanity and
+copied contour files.
 
-Both run after every labelled slice of the study was read, because they compare a slice with
-the rest of its study (the most common slice shape, the median blood-pool area).
+They run after every labelled slice of the study was read, because they compare a slice with
+the rest of its study (the most common slice shape, the median blood-pool area, the other
+contours' points). Copies between studies are found at the dataset stage, from the digests
+each study's record carries (:func:`contour_digests`,
+:func:`~workflow_scripts.dataset.tables.copies_between_studies`).
 """
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 
 import numpy as np
 
+from workflow_scripts.raw.contours import copies_message
 from workflow_scripts.study.options import BuildOptions
 from workflow_scripts.study.slices import LabelledSlice
 
-__all__ = ["flag_suspicious_labels", "leave_out_odd_shapes"]
+__all__ = [
+    "contour_digests",
+    "flag_copied_contours",
+    "flag_suspicious_labels",
+    "leave_out_odd_shapes",
+]
 
 
 def leave_out_odd_shapes(labelled: list[LabelledSlice]) -> None:
@@ -62,3 +72,35 @@ def flag_suspicious_labels(samples: list[LabelledSlice], options: BuildOptions) 
                     f"{fraction:.1%} of the i-mask lies outside the o-mask",
                     fraction,
                 )
+
+
+def contour_digests(samples: list[LabelledSlice]) -> dict[str, str]:
+    """The points digest of every contour file the samples put into the dataset, by relative
+    path, sorted."""
+    digests = {
+        path: item.point_digests[kind]
+        for item in samples
+        for kind, path in item.dataset_contours.items()
+    }
+    return dict(sorted(digests.items()))
+
+
+def flag_copied_contours(samples: list[LabelledSlice]) -> None:
+    """Flag (keep, but record) each contour file of the samples whose points equal those of
+    another one of the study (``contour_duplicate``, on the file, naming the others).
+
+    Every file of a group of equal ones is flagged: which is the original cannot be told from
+    the files, so the reviewer sees all of them. Only contours that enter the dataset are
+    compared (a file left out has its own error row already).
+    """
+    groups: dict[str, list[tuple[str, LabelledSlice, str]]] = defaultdict(list)
+    for item in samples:
+        for kind, path in item.dataset_contours.items():
+            groups[item.point_digests[kind]].append((path, item, kind))
+    for group in groups.values():
+        if len(group) < 2:
+            continue
+        paths = sorted(path for path, _, _ in group)
+        for path, item, _ in group:
+            others = [other for other in paths if other != path]
+            item.note("contour_duplicate", copies_message(others), path)

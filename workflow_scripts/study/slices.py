@@ -34,6 +34,9 @@ class LabelledSlice:
     error that keeps the slice out of the dataset (None for a sample). ``problems``: every row
     of this slice. ``rejected``: contour kinds that already have an error row of their own.
     ``i_outside_o``: fraction of the i-mask outside the o-mask, when both exist.
+    ``point_digests``: kind -> :func:`~workflow_scripts.raw.contours.points_digest` of the
+    contour as parsed (in the file's own pixel coordinates, before any resample grid), to find
+    copied contour files.
     """
 
     study: str
@@ -47,6 +50,7 @@ class LabelledSlice:
     i_outside_o: float | None = None
     image: np.ndarray | None = None
     placement: Placement | None = None
+    point_digests: dict[str, str] = field(default_factory=dict)
 
     @property
     def number(self) -> int:
@@ -92,6 +96,14 @@ class LabelledSlice:
             self.problems.append(
                 Problem(self.study, path, code, message, self.number, contour=path)
             )
+
+    @property
+    def dataset_contours(self) -> dict[str, str]:
+        """kind -> path of the contour files this sample puts into the dataset (the i-contour,
+        and the o-contour when it became the ``omask``); empty for a slice left out."""
+        if not self.is_sample:
+            return {}
+        return {kind: self.pair.contours[kind] for kind in sorted(self.masks)}
 
     def note(self, code: str, message: str, path: str) -> None:
         """Record a warning about an input file of a slice that stays (or may stay) a sample."""
