@@ -183,7 +183,7 @@ def _index_row(study: BuiltStudy, item: LabelledSlice, npz: str, png: str) -> di
 
 
 def _geometry_columns(item: LabelledSlice) -> dict[str, Any]:
-    """The index's geometry columns (see the README): the stored arrays' spacing, and the
+    """The index's geometry columns (see docs/geometry.md): the stored arrays' spacing, and the
     DICOM's own geometry with where the stored pixel (0, 0) lies on its pixel grid."""
     geometry, placement = item.dicom.geometry, item.placement
     source = geometry.pixel_spacing or (None, None)
