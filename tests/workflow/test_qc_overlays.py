@@ -10,6 +10,7 @@ from PIL import Image
 
 from workflow_scripts.qc.overlays import (
     CONTOUR_COLOURS,
+    caption_lines,
     contact_sheet,
     encode_jpeg,
     encode_png,
@@ -186,3 +187,44 @@ def test_jpeg_encoding_is_deterministic():
     assert data == encode_jpeg(contact_sheet([(tile(64, 78, 90), True)] * 3, columns=2))
     assert data[:2] == b"\xff\xd8"
     assert Image.open(io.BytesIO(data)).size == sheet.size
+
+
+def test_a_caption_that_fits_stays_one_line_two_spaces_apart():
+    assert caption_lines(["S1 slice 2", "mask_empty"], 256) == ["S1 slice 2  mask_empty"]
+    assert caption_lines(["S1 slice 2"], 20) == ["S1 slice 2"]  # one part: never broken
+    assert caption_lines([], 256) == [""]
+
+
+def text_columns(strip: np.ndarray) -> np.ndarray:
+    """The columns of a caption strip (RGB rows) where text was drawn."""
+    return np.flatnonzero((strip != strip[0, -1]).any(axis=2).any(axis=0))
+
+
+def test_a_long_caption_wraps_so_that_every_code_shows_in_full():
+    # The real case the review showed cut: a 256-pixel slice of SCD0000401 with two codes.
+    parts = ["SCD0000401 slice 40", "icontour_outside_ocontour", "mask_area_outlier"]
+    grey = np.zeros((ROWS, 256), np.uint8)
+    one_line = render_overlay(grey, {}, {}, "  ".join(parts), flagged=True).convert("RGB")
+    assert text_columns(np.asarray(one_line)[:14]).max() == 255  # on one line: cut at the edge
+    lines = caption_lines(parts, 256)
+    assert lines == ["SCD0000401 slice 40", "icontour_outside_ocontour", "mask_area_outlier"]
+    overlay = render_overlay(grey, {}, {}, parts, flagged=True)
+    pixels = np.asarray(overlay.convert("RGB")).astype(int)
+    for number in range(3):  # each line's text ends inside the image: nothing is cut off
+        assert 0 < text_columns(pixels[14 * number : 14 * (number + 1)]).max() < 254
+    short = caption_lines(["SCD0000401 slice 40", "mask_empty", "mask_too_large"], 256)
+    assert short == ["SCD0000401 slice 40  mask_empty", "mask_too_large"]
+
+
+def test_a_wrapped_caption_makes_the_strip_taller_and_keeps_the_pixel_geometry():
+    grey = np.zeros((ROWS, 256), np.uint8)
+    grey[5, 9] = 255
+    one = render_overlay(grey, {}, {}, ["SCD0000401 slice 40"], flagged=True)
+    two = render_overlay(
+        grey, {}, {}, ["SCD0000401 slice 40", "icontour_outside_ocontour"], flagged=True
+    )
+    assert (one.height, two.height) == (ROWS + 14, ROWS + 28)
+    pixels = np.asarray(two.convert("RGB")).astype(int)
+    strip, image = pixels[:28], pixels[28:]
+    assert len(text_columns(strip[14:])) > 10  # text on the second line
+    assert np.argwhere(image.sum(axis=2) > 0).tolist() == [[5, 9]]

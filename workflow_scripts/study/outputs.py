@@ -152,9 +152,9 @@ def _overlay(item: LabelledSlice, options: BuildOptions):
     codes = item.codes
     window = item.dicom.window if options.window == "dicom" else None
     grey = window_image(item.image, window, options.percentiles)
-    caption = f"{item.study} slice {item.number}" + (f"  {' '.join(codes)}" if codes else "")
-    if item.placement is not None:  # last: the codes matter more where the strip is too short
-        caption += f"  {item.placement.rows.spacing:g} mm grid"
+    caption = [f"{item.study} slice {item.number}", *codes]  # wrapped to the image's width
+    if item.placement is not None:
+        caption.append(f"{item.placement.rows.spacing:g} mm grid")
     drawn = {kind: item.contours[kind] for kind in item.masks}
     return render_overlay(grey, item.masks, drawn, caption, flagged=bool(codes))
 
