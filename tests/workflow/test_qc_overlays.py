@@ -228,3 +228,15 @@ def test_a_wrapped_caption_makes_the_strip_taller_and_keeps_the_pixel_geometry()
     strip, image = pixels[:28], pixels[28:]
     assert len(text_columns(strip[14:])) > 10  # text on the second line
     assert np.argwhere(image.sum(axis=2) > 0).tolist() == [[5, 9]]
+
+
+def test_on_a_narrow_image_a_code_wider_than_a_line_breaks_after_its_underscores():
+    parts = ["PHANTOM0001 slice 4", "mask_area_outlier", "mask_empty"]
+    lines = caption_lines(parts, 96)
+    assert lines == ["PHANTOM0001 slice 4", "mask_area_", "outlier", "mask_empty"]
+    assert "".join(lines[1:3]) == "mask_area_outlier"  # the whole code, in order
+    overlay = render_overlay(np.zeros((ROWS, 96), np.uint8), {}, {}, parts, flagged=True)
+    pixels = np.asarray(overlay.convert("RGB")).astype(int)
+    assert overlay.height == ROWS + 4 * 14
+    for number in (1, 2, 3):  # the code's lines end inside the image
+        assert 0 < text_columns(pixels[14 * number : 14 * (number + 1)]).max() < 94

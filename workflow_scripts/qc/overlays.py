@@ -137,17 +137,41 @@ def render_overlay(
 def caption_lines(parts: Sequence[str], width: int) -> list[str]:
     """The lines of an overlay's caption strip for an image ``width`` pixels wide: the parts
     two spaces apart, a new line wherever the next part would run past the width (less the
-    2-pixel margin each side). Widths are measured as the text is drawn on the palette image
-    (FreeType's mode "1", without anti-aliasing, whose glyphs are wider than the default
-    mode's). Always at least one line (empty for no caption)."""
+    2-pixel margin each side). A part after the first (a problem code) that is wider than a
+    whole line is broken after its underscores (``mask_area_`` / ``outlier``) on a narrow
+    image; the first (study and slice) is never broken, so a caption that fits, or has one
+    part, is drawn as it always was. Widths are measured as the text is drawn on the palette
+    image (FreeType's mode "1", without anti-aliasing, whose glyphs are wider than the
+    default mode's). Always at least one line (empty for no caption)."""
+    room = width - 4
+
+    def fits(text: str) -> bool:
+        return _font().getlength(text, mode="1") <= room
+
     lines = [""]
-    for part in parts:
-        joined = f"{lines[-1]}  {part}" if lines[-1] else part
-        if lines[-1] and _font().getlength(joined, mode="1") > width - 4:
-            lines.append(part)
-        else:
-            lines[-1] = joined
+    for number, part in enumerate(parts):
+        pieces = [part] if number == 0 or fits(part) else _pieces(part, fits)
+        for position, piece in enumerate(pieces):
+            joined = f"{lines[-1]}  {piece}" if lines[-1] else piece
+            if lines[-1] and (position > 0 or not fits(joined)):
+                lines.append(piece)
+            else:
+                lines[-1] = joined
     return lines
+
+
+def _pieces(part: str, fits) -> list[str]:
+    """``part`` cut after underscores into the fewest pieces that each fit (a piece without
+    an underscore to cut at may still not fit)."""
+    words = [word + "_" for word in part.split("_")]
+    words[-1] = words[-1][:-1]
+    pieces = [words[0]]
+    for word in words[1:]:
+        if fits(pieces[-1] + word):
+            pieces[-1] += word
+        else:
+            pieces.append(word)
+    return pieces
 
 
 def contact_sheet(
