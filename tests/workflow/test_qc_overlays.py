@@ -6,7 +6,7 @@ import io
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 from workflow_scripts.qc.overlays import (
     CONTOUR_COLOURS,
@@ -191,7 +191,6 @@ def test_jpeg_encoding_is_deterministic():
 
 def test_a_caption_that_fits_stays_one_line_two_spaces_apart():
     assert caption_lines(["S1 slice 2", "mask_empty"], 256) == ["S1 slice 2  mask_empty"]
-    assert caption_lines(["S1 slice 2"], 20) == ["S1 slice 2"]  # one part: never broken
     assert caption_lines([], 256) == [""]
 
 
@@ -204,8 +203,9 @@ def test_a_long_caption_wraps_so_that_every_code_shows_in_full():
     # The real case the review showed cut: a 256-pixel slice of SCD0000401 with two codes.
     parts = ["SCD0000401 slice 40", "icontour_outside_ocontour", "mask_area_outlier"]
     grey = np.zeros((ROWS, 256), np.uint8)
-    one_line = render_overlay(grey, {}, {}, "  ".join(parts), flagged=True).convert("RGB")
-    assert text_columns(np.asarray(one_line)[:14]).max() == 255  # on one line: cut at the edge
+    drawn = ImageDraw.Draw(Image.new("P", (1, 1)))  # measured as drawn on a palette image
+    one_line = drawn.textlength("  ".join(parts), font=ImageFont.load_default(size=11))
+    assert one_line > 256 - 4  # on one line it would be cut at the image's edge
     lines = caption_lines(parts, 256)
     assert lines == ["SCD0000401 slice 40", "icontour_outside_ocontour", "mask_area_outlier"]
     overlay = render_overlay(grey, {}, {}, parts, flagged=True)
@@ -230,13 +230,17 @@ def test_a_wrapped_caption_makes_the_strip_taller_and_keeps_the_pixel_geometry()
     assert np.argwhere(image.sum(axis=2) > 0).tolist() == [[5, 9]]
 
 
-def test_on_a_narrow_image_a_code_wider_than_a_line_breaks_after_its_underscores():
+def test_on_a_narrow_image_a_part_wider_than_a_line_breaks_after_spaces_and_underscores():
     parts = ["PHANTOM0001 slice 4", "mask_area_outlier", "mask_empty"]
     lines = caption_lines(parts, 96)
-    assert lines == ["PHANTOM0001 slice 4", "mask_area_", "outlier", "mask_empty"]
-    assert "".join(lines[1:3]) == "mask_area_outlier"  # the whole code, in order
+    assert lines == ["PHANTOM0001", "slice 4", "mask_area_", "outlier", "mask_empty"]
     overlay = render_overlay(np.zeros((ROWS, 96), np.uint8), {}, {}, parts, flagged=True)
     pixels = np.asarray(overlay.convert("RGB")).astype(int)
-    assert overlay.height == ROWS + 4 * 14
-    for number in (1, 2, 3):  # the code's lines end inside the image
+    assert overlay.height == ROWS + 5 * 14
+    for number in range(5):  # every line ends inside the image
         assert 0 < text_columns(pixels[14 * number : 14 * (number + 1)]).max() < 94
+    # a broken part starts a line of its own; a part that fits joins the line before it
+    assert caption_lines(["S slice 4", "icontour_outside_ocontour", "mask_empty"], 96) == [
+        "S slice 4", "icontour_", "outside_", "ocontour", "mask_empty",
+    ]  # fmt: skip
+    assert caption_lines(["S1 slice 2", "a", "b"], 96) == ["S1 slice 2  a  b"]

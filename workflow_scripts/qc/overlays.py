@@ -11,6 +11,7 @@ that grid (the caption ends with the grid's spacing).
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -137,23 +138,23 @@ def render_overlay(
 def caption_lines(parts: Sequence[str], width: int) -> list[str]:
     """The lines of an overlay's caption strip for an image ``width`` pixels wide: the parts
     two spaces apart, a new line wherever the next part would run past the width (less the
-    2-pixel margin each side). A part after the first (a problem code) that is wider than a
-    whole line is broken after its underscores (``mask_area_`` / ``outlier``) on a narrow
-    image; the first (study and slice) is never broken, so a caption that fits, or has one
-    part, is drawn as it always was. Widths are measured as the text is drawn on the palette
-    image (FreeType's mode "1", without anti-aliasing, whose glyphs are wider than the
-    default mode's). Always at least one line (empty for no caption)."""
+    2-pixel margin each side). A part wider than a whole line (on a narrow image) starts a
+    line and is broken after its spaces and underscores (``PHANTOM0001`` / ``slice 4``,
+    ``mask_area_`` / ``outlier``); a caption that fits is drawn on one line, as it always
+    was. Widths are measured as the text is drawn on the palette image (FreeType's mode "1",
+    without anti-aliasing, whose glyphs are wider than the default mode's). Always at least
+    one line (empty for no caption)."""
     room = width - 4
 
     def fits(text: str) -> bool:
         return _font().getlength(text, mode="1") <= room
 
     lines = [""]
-    for number, part in enumerate(parts):
-        pieces = [part] if number == 0 or fits(part) else _pieces(part, fits)
+    for part in parts:
+        pieces = [part] if fits(part) else _pieces(part, fits)
         for position, piece in enumerate(pieces):
             joined = f"{lines[-1]}  {piece}" if lines[-1] else piece
-            if lines[-1] and (position > 0 or not fits(joined)):
+            if lines[-1] and (position > 0 or len(pieces) > 1 or not fits(joined)):
                 lines.append(piece)
             else:
                 lines[-1] = joined
@@ -161,17 +162,16 @@ def caption_lines(parts: Sequence[str], width: int) -> list[str]:
 
 
 def _pieces(part: str, fits) -> list[str]:
-    """``part`` cut after underscores into the fewest pieces that each fit (a piece without
-    an underscore to cut at may still not fit)."""
-    words = [word + "_" for word in part.split("_")]
-    words[-1] = words[-1][:-1]
+    """``part`` cut after spaces and underscores into the fewest pieces that each fit (a
+    piece with nowhere left to cut may still not fit); a cut space is dropped."""
+    words = re.findall(r"[^ _]*(?:_|(?: |$))", part)
     pieces = [words[0]]
-    for word in words[1:]:
-        if fits(pieces[-1] + word):
+    for word in [w for w in words[1:] if w]:
+        if fits((pieces[-1] + word).rstrip(" ")):
             pieces[-1] += word
         else:
             pieces.append(word)
-    return pieces
+    return [piece.rstrip(" ") for piece in pieces]
 
 
 def contact_sheet(
