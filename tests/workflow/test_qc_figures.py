@@ -197,3 +197,66 @@ def test_reviewed_exclusions_tell_an_o_contour_alone_from_the_whole_slice():
         ("whole", ""),
         ("o only", "o"),
     ]
+
+
+def clustered_outliers() -> pd.DataFrame:
+    """Three studies of i-masks around 1,000 pixels; study B has ten apical slices of 30 to
+    57 pixels, close together: ten area outliers to label in one study's column."""
+    rows = []
+    areas = {
+        "A": [1000 + 20 * i for i in range(15)],
+        "B": [1200] * 10 + [30 + 3 * i for i in range(10)],
+        "C": [900 + 10 * i for i in range(12)],
+    }
+    for study, pixels in areas.items():
+        for position, area in enumerate(pixels):
+            rows.append({
+                "study_id": study, "slice": 10 * (position + 1), "split": "train",
+                "npz": "x.npz", "qc": "qc/x.png", "mask_pixels": area, "omask_pixels": None,
+                "i_outside_o": None, "flags": "mask_area_outlier" if area < 200 else "",
+            })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def label_boxes(figure):
+    """The pixel boxes of the figure's outlier labels (their text, not their leader lines),
+    the axes' box and the legend's box, from a fresh draw."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.text import Annotation, Text
+
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    axes = figure.axes[0]
+    labels = [t for t in axes.texts if isinstance(t, Annotation)]
+    boxes = {t.get_text(): Text.get_window_extent(t, renderer) for t in labels}
+    return boxes, axes.get_window_extent(renderer), axes.get_legend().get_window_extent(renderer)
+
+
+@pytest.mark.parametrize("plot", ["areas", "ratios"])
+def test_a_studys_clustered_outliers_get_labels_that_do_not_overlap(plot):
+    figures = sample_figures(clustered_outliers())
+    if plot == "areas":
+        figure = plots.area_distribution_plot.figure(figures)
+    else:
+        figure = plots.ratio_distribution_plot.figure(figures, 4.0)
+    boxes, frame, legend = label_boxes(figure)
+    assert sorted(boxes) == sorted(f"B #{10 * n}" for n in range(11, 21))  # each named once
+    placed = list(boxes.values())
+    for i, box in enumerate(placed):
+        assert frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0
+        assert box.y1 <= frame.y1
+        assert not box.overlaps(legend)
+        assert not any(box.overlaps(other) for other in placed[i + 1 :])
+    texts = [text.get_text() for text in figure.axes[0].texts]
+    assert not any("more outliers" in text for text in texts)  # ten fit; none left out
+
+
+def test_labels_beyond_the_limit_are_counted_not_drawn():
+    frame = clustered_outliers()
+    extra = frame[frame["study_id"] == "B"].assign(study_id="D")  # ten more outliers
+    figures = sample_figures(pd.concat([frame, extra], ignore_index=True))
+    boxes, _, _ = label_boxes(plots.area_distribution_plot.figure(figures))
+    texts = [text.get_text() for text in plots.area_distribution_plot.figure(figures).axes[0].texts]
+    assert len(boxes) == 12
+    assert f"+{20 - len(boxes)} more outliers (see review sheet)" in texts

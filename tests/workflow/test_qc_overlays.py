@@ -6,10 +6,11 @@ import io
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 from workflow_scripts.qc.overlays import (
     CONTOUR_COLOURS,
+    caption_lines,
     contact_sheet,
     encode_jpeg,
     encode_png,
@@ -186,3 +187,60 @@ def test_jpeg_encoding_is_deterministic():
     assert data == encode_jpeg(contact_sheet([(tile(64, 78, 90), True)] * 3, columns=2))
     assert data[:2] == b"\xff\xd8"
     assert Image.open(io.BytesIO(data)).size == sheet.size
+
+
+def test_a_caption_that_fits_stays_one_line_two_spaces_apart():
+    assert caption_lines(["S1 slice 2", "mask_empty"], 256) == ["S1 slice 2  mask_empty"]
+    assert caption_lines([], 256) == [""]
+
+
+def text_columns(strip: np.ndarray) -> np.ndarray:
+    """The columns of a caption strip (RGB rows) where text was drawn."""
+    return np.flatnonzero((strip != strip[0, -1]).any(axis=2).any(axis=0))
+
+
+def test_a_long_caption_wraps_so_that_every_code_shows_in_full():
+    # The real case the review showed cut: a 256-pixel slice of SCD0000401 with two codes.
+    parts = ["SCD0000401 slice 40", "icontour_outside_ocontour", "mask_area_outlier"]
+    grey = np.zeros((ROWS, 256), np.uint8)
+    drawn = ImageDraw.Draw(Image.new("P", (1, 1)))  # measured as drawn on a palette image
+    one_line = drawn.textlength("  ".join(parts), font=ImageFont.load_default(size=11))
+    assert one_line > 256 - 4  # on one line it would be cut at the image's edge
+    lines = caption_lines(parts, 256)
+    assert lines == ["SCD0000401 slice 40", "icontour_outside_ocontour", "mask_area_outlier"]
+    overlay = render_overlay(grey, {}, {}, parts, flagged=True)
+    pixels = np.asarray(overlay.convert("RGB")).astype(int)
+    for number in range(3):  # each line's text ends inside the image: nothing is cut off
+        assert 0 < text_columns(pixels[14 * number : 14 * (number + 1)]).max() < 254
+    short = caption_lines(["SCD0000401 slice 40", "mask_empty", "mask_too_large"], 256)
+    assert short == ["SCD0000401 slice 40  mask_empty", "mask_too_large"]
+
+
+def test_a_wrapped_caption_makes_the_strip_taller_and_keeps_the_pixel_geometry():
+    grey = np.zeros((ROWS, 256), np.uint8)
+    grey[5, 9] = 255
+    one = render_overlay(grey, {}, {}, ["SCD0000401 slice 40"], flagged=True)
+    two = render_overlay(
+        grey, {}, {}, ["SCD0000401 slice 40", "icontour_outside_ocontour"], flagged=True
+    )
+    assert (one.height, two.height) == (ROWS + 14, ROWS + 28)
+    pixels = np.asarray(two.convert("RGB")).astype(int)
+    strip, image = pixels[:28], pixels[28:]
+    assert len(text_columns(strip[14:])) > 10  # text on the second line
+    assert np.argwhere(image.sum(axis=2) > 0).tolist() == [[5, 9]]
+
+
+def test_on_a_narrow_image_a_part_wider_than_a_line_breaks_after_spaces_and_underscores():
+    parts = ["PHANTOM0001 slice 4", "mask_area_outlier", "mask_empty"]
+    lines = caption_lines(parts, 96)
+    assert lines == ["PHANTOM0001", "slice 4", "mask_area_", "outlier", "mask_empty"]
+    overlay = render_overlay(np.zeros((ROWS, 96), np.uint8), {}, {}, parts, flagged=True)
+    pixels = np.asarray(overlay.convert("RGB")).astype(int)
+    assert overlay.height == ROWS + 5 * 14
+    for number in range(5):  # every line ends inside the image
+        assert 0 < text_columns(pixels[14 * number : 14 * (number + 1)]).max() < 94
+    # a broken part starts a line of its own; a part that fits joins the line before it
+    assert caption_lines(["S slice 4", "icontour_outside_ocontour", "mask_empty"], 96) == [
+        "S slice 4", "icontour_", "outside_", "ocontour", "mask_empty",
+    ]  # fmt: skip
+    assert caption_lines(["S1 slice 2", "a", "b"], 96) == ["S1 slice 2  a  b"]

@@ -1,7 +1,7 @@
 """The last check before a version is finished: every study record still describes the files.
 
 A study's raw files are no Snakemake inputs: the batch fingerprint, a parameter of rule
-``build_studies``, stands for them (see the README's design notes), and Snakemake compares
+``build_studies``, stands for them (see docs/design-notes.md), and Snakemake compares
 parameters only under its default ``--rerun-triggers``. With ``--rerun-triggers mtime`` a
 contour file changed in an unfinished version leaves its study built from the old file, while
 the manifest would record the new file's sha256; and a file changed while the build runs, after

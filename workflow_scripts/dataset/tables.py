@@ -54,7 +54,7 @@ INDEX_SCHEMA = pa.schema(
         ("ocontour", pa.string()),
         ("i_outside_o", pa.float64()),
         ("flags", pa.string()),
-        # Geometry, in mm (README "What a build produces"): the stored arrays' pixel spacing,
+        # Geometry, in mm (docs/geometry.md): the stored arrays' pixel spacing,
         # row then column; the DICOM's own PixelSpacing; the DICOM pixel-grid coordinates
         # (row, column) of stored pixel (0, 0); and the DICOM's slice and orientation tags.
         ("pixel_spacing_row", pa.float64()),

@@ -11,6 +11,7 @@ that grid (the caption ends with the grid's spacing).
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -18,6 +19,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 __all__ = [
     "CONTOUR_COLOURS",
+    "caption_lines",
     "contact_sheet",
     "encode_jpeg",
     "encode_png",
@@ -89,7 +91,7 @@ def render_overlay(
     grey: np.ndarray,
     masks: Mapping[str, np.ndarray],
     contours: Mapping[str, np.ndarray],
-    caption: str,
+    caption: str | Sequence[str],
     flagged: bool = False,
 ) -> Image.Image:
     """Draw masks and contours over a windowed slice.
@@ -100,12 +102,15 @@ def render_overlay(
             in its kind's colour.
         contours: contour kind -> (N, 2) vertices as (x, y) = (column, row) pixel coordinates;
             each is drawn as a closed one-pixel outline.
-        caption: text for the strip above the image (study, slice, flags).
+        caption: text for the strip above the image: one text, or its parts (study and
+            slice, then each problem code, ...), written on one line two spaces apart while
+            they fit the image's width; a part that does not fit starts a new line, so that
+            every code shows in full. A single part wider than the image is cut at its edge.
         flagged: draw the caption strip in amber, so flagged slices stand out.
 
     Returns:
         a palette ("P") image of size (columns, rows + caption strip): 128 grey levels, tints
-        at 48 levels.
+        at 48 levels. The strip is 14 pixels high per line of caption.
     """
     indices = (grey >> 1).astype(np.uint8)  # 256 -> 128 grey levels
     tint_levels = (grey.astype(np.uint16) * (_TINTS - 1) // 255).astype(np.uint8)
@@ -114,16 +119,59 @@ def render_overlay(
         mask = masks[kind]
         indices[mask] = _TINT_BASE[kind] + tint_levels[mask]
     rows, columns = grey.shape
-    canvas = Image.new("P", (columns, rows + _CAPTION_HEIGHT), _AMBER if flagged else _BLACK)
+    lines = caption_lines([caption] if isinstance(caption, str) else caption, columns)
+    strip = _CAPTION_HEIGHT * len(lines)
+    canvas = Image.new("P", (columns, rows + strip), _AMBER if flagged else _BLACK)
     canvas.putpalette(_PALETTE)
-    canvas.paste(Image.fromarray(indices, "L"), (0, _CAPTION_HEIGHT))
+    canvas.paste(Image.fromarray(indices, "L"), (0, strip))
     draw = ImageDraw.Draw(canvas)
     for kind in sorted(contours, reverse=True):
-        points = contours[kind] + (0.0, _CAPTION_HEIGHT)
+        points = contours[kind] + (0.0, strip)
         outline = [tuple(p) for p in points] + [tuple(points[0])]
         draw.line(outline, fill=_OUTLINE[kind], width=1)
-    draw.text((2, 1), caption, fill=_BLACK if flagged else _WHITE, font=_font())
+    for number, line in enumerate(lines):
+        draw.text((2, 1 + _CAPTION_HEIGHT * number), line, fill=_BLACK if flagged else _WHITE,
+                  font=_font())  # fmt: skip
     return canvas
+
+
+def caption_lines(parts: Sequence[str], width: int) -> list[str]:
+    """The lines of an overlay's caption strip for an image ``width`` pixels wide: the parts
+    two spaces apart, a new line wherever the next part would run past the width (less the
+    2-pixel margin each side). A part wider than a whole line (on a narrow image) starts a
+    line and is broken after its spaces and underscores (``PHANTOM0001`` / ``slice 4``,
+    ``mask_area_`` / ``outlier``); a caption that fits is drawn on one line, as it always
+    was. Widths are measured as the text is drawn on the palette image (FreeType's mode "1",
+    without anti-aliasing, whose glyphs are wider than the default mode's). Always at least
+    one line (empty for no caption)."""
+    room = width - 4
+
+    def fits(text: str) -> bool:
+        return _font().getlength(text, mode="1") <= room
+
+    lines = [""]
+    for part in parts:
+        pieces = [part] if fits(part) else _pieces(part, fits)
+        for position, piece in enumerate(pieces):
+            joined = f"{lines[-1]}  {piece}" if lines[-1] else piece
+            if lines[-1] and (position > 0 or len(pieces) > 1 or not fits(joined)):
+                lines.append(piece)
+            else:
+                lines[-1] = joined
+    return lines
+
+
+def _pieces(part: str, fits) -> list[str]:
+    """``part`` cut after spaces and underscores into the fewest pieces that each fit (a
+    piece with nowhere left to cut may still not fit); a cut space is dropped."""
+    words = re.findall(r"[^ _]*(?:_|(?: |$))", part)
+    pieces = [words[0]]
+    for word in [w for w in words[1:] if w]:
+        if fits((pieces[-1] + word).rstrip(" ")):
+            pieces[-1] += word
+        else:
+            pieces.append(word)
+    return [piece.rstrip(" ") for piece in pieces]
 
 
 def contact_sheet(

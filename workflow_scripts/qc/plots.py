@@ -17,9 +17,12 @@ import matplotlib.style
 import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.collections import LineCollection
+from matplotlib.collections import LineCollection, PathCollection
 from matplotlib.figure import Figure
+from matplotlib.font_manager import FontProperties
+from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
+from matplotlib.transforms import Bbox
 
 from workflow_scripts.qc.figures import INTENSITY_COLUMNS, dataset_unit
 
@@ -147,16 +150,101 @@ def study_plot(
 
 
 def _label_points(axes, points: pd.DataFrame, x: str, y: str, text: str) -> None:
-    """Annotate the first :data:`_LABELLED` rows of ``points`` with their ``text`` column and
-    say how many more there are."""
-    for position, row in enumerate(points.head(_LABELLED).itertuples()):
-        axes.annotate(getattr(row, text), (getattr(row, x), getattr(row, y)), fontsize=7,
-                      xytext=(4, 4 + 9 * (position % 3)), textcoords="offset points",
-                      color="#8a5a00", arrowprops={"arrowstyle": "-", "color": _FLAG,
-                                                   "linewidth": 0.6})  # fmt: skip
-    if len(points) > _LABELLED:
-        axes.text(0.99, 0.98, f"+{len(points) - _LABELLED} more outliers (see review sheet)",
+    """Label the first :data:`_LABELLED` rows of ``points`` (the most important first) with
+    their ``text`` column, each joined to its point by a thin line, and say how many more
+    there are.
+
+    Labels never overlap one another, the legend or the note, and stay inside the axes: each
+    takes the nearest free place around its point (right, then left, then further up or
+    down and further out), preferring places that cover no data point. A study's outliers lie
+    close together, so fixed offsets piled their labels on top of each other. The places are
+    worked out in the figure's pixels after its layout, so the axes must be drawn in full (the
+    legend made, the limits set) before this is called; the same data gives the same places.
+    A label for which no place is left is counted with the rest."""
+    if not len(points):
+        return
+    figure = axes.figure
+    canvas = figure.canvas if isinstance(figure.canvas, FigureCanvasAgg) else None
+    canvas = canvas or FigureCanvasAgg(figure)
+    figure.draw_without_rendering()  # the layout: display positions are now final
+    renderer = canvas.get_renderer()
+    scale = figure.dpi / 72  # pixels per point
+    frame = axes.get_window_extent(renderer)
+    font = FontProperties(size=7)
+    note_width, note_height, _ = renderer.get_text_width_height_descent(
+        f"+{len(points)} more outliers (see review sheet)", font, ismath=False
+    )
+    taken = [Bbox.from_bounds(frame.x1 - note_width - 6, frame.y1 - note_height - 6,
+                              note_width + 6, note_height + 6)]  # fmt: skip
+    if axes.get_legend() is not None:
+        taken.append(axes.get_legend().get_window_extent(renderer))
+    # What a label should rather not hide: the plotted points (scatter), the bars (histogram).
+    dots = [c.get_offset_transform().transform(c.get_offsets())
+            for c in axes.collections if isinstance(c, PathCollection)]  # fmt: skip
+    bars = [p.get_window_extent(renderer).get_points().ravel() for p in axes.patches
+            if isinstance(p, Rectangle)]  # fmt: skip
+    dots = np.concatenate([*dots, np.empty((0, 2))])
+    bars = np.array(bars).reshape(-1, 4)
+    labelled = 0
+    for row in points.itertuples():
+        if labelled == _LABELLED:
+            break
+        label, anchor = str(getattr(row, text)), (getattr(row, x), getattr(row, y))
+        width, height, _ = renderer.get_text_width_height_descent(label, font, ismath=False)
+        width, height = width + 2, height + 2
+        px, py = axes.transData.transform(anchor)
+        place = _free_place(px, py, width, height, frame, taken, dots, bars)
+        if place is None:
+            continue
+        taken.append(place)
+        labelled += 1
+        annotation = axes.annotate(
+            label, anchor, xytext=((place.x0 + 1 - px) / scale, (place.y0 + 1 - py) / scale),
+            textcoords="offset points", ha="left", va="bottom", fontsize=7, color="#8a5a00",
+            arrowprops={"arrowstyle": "-", "color": _FLAG, "linewidth": 0.6,
+                        "shrinkA": 1, "shrinkB": 3},
+        )  # fmt: skip
+        annotation.set_in_layout(False)  # the layout was made without the labels
+    if len(points) > labelled:
+        axes.text(0.99, 0.98, f"+{len(points) - labelled} more outliers (see review sheet)",
                   transform=axes.transAxes, ha="right", va="top", fontsize=7)  # fmt: skip
+
+
+def _free_place(px, py, width, height, frame, taken, dots, bars) -> Bbox | None:
+    """The nearest box of ``width`` x ``height`` pixels beside the point (px, py) that lies in
+    ``frame`` and overlaps no box of ``taken``: first among those that cover none of the
+    ``dots`` ((n, 2) pixel positions of plotted points, with a margin of a marker's radius) and
+    none of the ``bars`` ((m, 4) pixel boxes x0, y0, x1, y1), then among all; None if there
+    is none."""
+    gap = 6.0
+    candidates = []
+    for column in range(4):  # further out to the right or the left
+        for side in (1, -1):
+            x0 = px + gap + column * 3 * gap if side > 0 else px - gap - width - column * 3 * gap
+            for step in range(-12, 13):  # further up or down
+                y0 = py - height / 2 + step * height
+                cx, cy = x0 + width / 2 - px, y0 + height / 2 - py
+                candidates.append((cx * cx + cy * cy, column, -side, abs(step), x0, y0))
+    candidates.sort()
+    boxes = [Bbox.from_bounds(x0, y0, width, height) for *_, x0, y0 in candidates]
+    boxes = [
+        box for box in boxes
+        if frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
+        and not any(box.overlaps(other) for other in taken)
+    ]  # fmt: skip
+    margin = 5.0  # the radius of a flagged point's ring, in pixels
+    for box in boxes:
+        covered = (
+            (dots[:, 0] > box.x0 - margin) & (dots[:, 0] < box.x1 + margin)
+            & (dots[:, 1] > box.y0 - margin) & (dots[:, 1] < box.y1 + margin)
+        )  # fmt: skip
+        hidden = (
+            (bars[:, 0] < box.x1) & (bars[:, 2] > box.x0)
+            & (bars[:, 1] < box.y1) & (bars[:, 3] > box.y0)
+        )  # fmt: skip
+        if not covered.any() and not hidden.any():
+            return box
+    return boxes[0] if boxes else None
 
 
 def _names(frame: pd.DataFrame) -> pd.Series:
@@ -181,11 +269,11 @@ def area_distribution_plot(figures: pd.DataFrame) -> bytes:
     flagged = flagged.sort_values(["distance", "study_id", "slice"], ascending=[False, True, True])
     axes.scatter(flagged["x"], flagged["y"], s=50, facecolors="none", edgecolors=_FLAG,
                  linewidths=1.5, label="flagged mask (empty, too large, area outlier)")  # fmt: skip
-    _label_points(axes, flagged, "x", "y", "name")
     _study_axis(axes, studies)
     axes.set_ylabel(f"i-mask area ({unit})", fontsize=8)
     axes.set_title(f"i-mask areas of {len(figures)} samples in {len(studies)} studies", fontsize=10)
     axes.legend(fontsize=7, loc="upper left")
+    _label_points(axes, flagged, "x", "y", "name")
     return figure
 
 
@@ -211,12 +299,12 @@ def ratio_distribution_plot(figures: pd.DataFrame, area_outlier_factor: float) -
     label = f"beyond 1/{area_outlier_factor:g} or {area_outlier_factor:g}x"
     axes.scatter(beyond["area_to_median"], beyond["y"], marker="v", color=_FLAG, s=30,
                  zorder=3, label=label)  # fmt: skip
-    _label_points(axes, beyond, "area_to_median", "y", "name")
     axes.set_xlabel("i-mask area / median i-mask area of its study", fontsize=8)
     axes.set_ylabel("samples", fontsize=8)
     axes.set_title("Area against the study's median", fontsize=10)
     axes.legend(fontsize=7, loc="upper left")
     axes.tick_params(labelsize=7)
+    _label_points(axes, beyond, "area_to_median", "y", "name")
     return figure
 
 
@@ -248,11 +336,11 @@ def intensity_plot(figures: pd.DataFrame) -> bytes:
     axes.scatter(odd["x"], odd[p99], s=50, facecolors="none", edgecolors=_FLAG,
                  linewidths=1.5, label=f"beyond {INTENSITY_OUTLIER_FACTOR:g}x its study",
                  zorder=4)  # fmt: skip
-    _label_points(axes, odd, "x", p99, "name")
     _study_axis(axes, studies)
     axes.set_ylabel("pixel value", fontsize=8)
     axes.set_title("Image intensities per study", fontsize=10)
     axes.legend(fontsize=7, loc="upper left")
+    _label_points(axes, odd, "x", p99, "name")
     return figure
 
 

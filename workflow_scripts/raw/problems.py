@@ -3,7 +3,7 @@
 Every problem the workflow finds becomes one row of ``validation.parquet``. Its ``code`` is
 stable (scripts and dashboards may match on it); ``severity`` is ``error`` when the item was
 left out of the dataset and ``warning`` when it was kept but looks suspicious. ``CODES`` is the
-single list of codes; the README's table is checked against it by the tests.
+single list of codes; the table in docs/qc.md is checked against it by the tests.
 """
 
 from __future__ import annotations

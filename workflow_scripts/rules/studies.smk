@@ -1,5 +1,5 @@
 # Batches of studies: one job builds several studies (the unit of work; see
-# workflow_scripts/batches.py and the README's design notes) and writes each study's pairing
+# workflow_scripts/batches.py and docs/design-notes.md) and writes each study's pairing
 # table, per-slice npz files, QC overlays, contact sheet and plot, report page and record
 # exactly where a job per study would. Only the small batch record (written last) is a tracked
 # output: Snakemake's cost grows with jobs and tracked files, not with studies. The report

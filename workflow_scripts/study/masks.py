@@ -7,7 +7,7 @@ boundary is decided by the half-open "top-left" rule of scanline rasterizers: it
 left or top edge and outside on a right or bottom edge. That rule makes the pixel count of any
 polygon equal to its area for integer-cornered shapes and unbiased in general, so that no
 systematic ring of boundary pixels is added or removed (the prototype's PIL call removed one,
-about 12% of a blood-pool mask; see the README).
+about 11% of a blood-pool mask; see docs/parsing.md).
 """
 
 from __future__ import annotations

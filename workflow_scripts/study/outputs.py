@@ -152,9 +152,9 @@ def _overlay(item: LabelledSlice, options: BuildOptions):
     codes = item.codes
     window = item.dicom.window if options.window == "dicom" else None
     grey = window_image(item.image, window, options.percentiles)
-    caption = f"{item.study} slice {item.number}" + (f"  {' '.join(codes)}" if codes else "")
-    if item.placement is not None:  # last: the codes matter more where the strip is too short
-        caption += f"  {item.placement.rows.spacing:g} mm grid"
+    caption = [f"{item.study} slice {item.number}", *codes]  # wrapped to the image's width
+    if item.placement is not None:
+        caption.append(f"{item.placement.rows.spacing:g} mm grid")
     drawn = {kind: item.contours[kind] for kind in item.masks}
     return render_overlay(grey, item.masks, drawn, caption, flagged=bool(codes))
 
@@ -183,7 +183,7 @@ def _index_row(study: BuiltStudy, item: LabelledSlice, npz: str, png: str) -> di
 
 
 def _geometry_columns(item: LabelledSlice) -> dict[str, Any]:
-    """The index's geometry columns (see the README): the stored arrays' spacing, and the
+    """The index's geometry columns (see docs/geometry.md): the stored arrays' spacing, and the
     DICOM's own geometry with where the stored pixel (0, 0) lies on its pixel grid."""
     geometry, placement = item.dicom.geometry, item.placement
     source = geometry.pixel_spacing or (None, None)
