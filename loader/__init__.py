@@ -7,13 +7,16 @@ a built, versioned dataset.
 ...     ...
 
 Public names: :class:`BatchLoader`, :class:`DatasetIndex` (an opened dataset version), the errors
-they raise, and the framework adapters :func:`torch_dataset` and :func:`keras_dataset` (which
-import their framework only when called). ``python -m loader --help`` lists the commands.
+they raise, the framework adapters :func:`torch_dataset` and :func:`keras_dataset` (which
+import their framework only when called), and :func:`save_prediction`, which writes a model's
+prediction for one sample into a predictions folder that ``python -m loader evaluate`` scores
+(:mod:`loader.evaluation`). ``python -m loader --help`` lists the commands.
 """
 
 from loader.adapters import keras_dataset, torch_dataset
 from loader.batch_loader import BatchLoader
 from loader.cache import CacheTooLargeError
+from loader.evaluation.predictions import PredictionError, save_prediction
 from loader.index import DatasetIndex
 from loader.index_columns import DatasetIndexError
 from loader.manifest import DatasetNotFinishedError, DatasetVerificationError
@@ -26,7 +29,9 @@ __all__ = [
     "DatasetIndexError",
     "DatasetNotFinishedError",
     "DatasetVerificationError",
+    "PredictionError",
     "SampleFileError",
     "keras_dataset",
+    "save_prediction",
     "torch_dataset",
 ]
