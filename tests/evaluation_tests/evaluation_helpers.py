@@ -16,7 +16,9 @@ cine branch of the workflow defines them. Both rewrite the manifest's entries of
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +31,14 @@ import pyarrow.parquet as pq
 from loader.sample_file import encode_sample
 
 DENSITY = 1.05
+
+
+def workflow_build_helpers():
+    """tests/workflow's build_helpers (building versions with the workflow's own functions)."""
+    folder = str(Path(__file__).resolve().parent.parent / "workflow")
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    return importlib.import_module("build_helpers")
 
 
 def disc(shape: tuple[int, int], centre: tuple[float, float], radius: float) -> np.ndarray:
