@@ -38,8 +38,9 @@ table { border-collapse: collapse; }
 td, th { border: 1px solid #ccc; padding: 3px 8px; text-align: right; }
 section.study { border-top: 1px solid #ddd; margin-top: 1em; }
 .row { display: flex; flex-wrap: wrap; gap: 12px; align-items: flex-start; }
-figure { margin: 0; }
-figcaption { font-size: 80%; max-width: 320px; }
+figure { margin: 0; width: 200px; }
+figure img { width: 200px; image-rendering: pixelated; }
+figcaption { font-size: 80%; }
 svg.curve text { font-size: 11px; }
 .legend span { display: inline-block; width: 1em; height: 0.6em; margin: 0 4px 0 12px; }
 """
