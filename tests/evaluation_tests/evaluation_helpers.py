@@ -74,13 +74,16 @@ def build_cine_version(
     version: str = "1.0.0",
     splits: tuple[str, ...] = ("train", "val", "test"),
     cine_columns: bool = True,
+    radii: tuple[float, float, float] = (16, 11, 2),
+    seed: int = 0,
 ) -> CineVersion:
-    """A version of ``studies`` cine studies; ED disc radius ``16 - 2p`` pixels at position
-    ``p``, ES ``11 - 2p``, o-contour (ED) ``ED + 4``, centred near the middle."""
+    """A version of ``studies`` cine studies; with ``radii`` = (ED, ES, step), the disc radius
+    at position ``p`` is ``ED - step * p`` pixels at ED and ``ES - step * p`` at ES, the
+    o-contour (ED) 4 pixels more, centred near the middle."""
     root = Path(out_dir) / version
     root.mkdir(parents=True)
     built = CineVersion(root, phases, positions, ed_phase, es_phase, spacing_between)
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     rows, measures = [], []
     pixel_area = pixel_spacing[0] * pixel_spacing[1]
     for s in range(studies):
@@ -88,7 +91,11 @@ def build_cine_version(
         centre = (shape[0] / 2 + 0.3 * s, shape[1] / 2 - 0.2 * s)
         volumes = {"ed": 0.0, "es": 0.0, "o": 0.0, "i_at_o": 0.0}
         for p in range(positions):
-            for phase, radius in ((ed_phase, 16 - 2 * p), (es_phase, 11 - 2 * p)):
+            ed_radius, es_radius, step = radii
+            for phase, radius in (
+                (ed_phase, ed_radius - step * p),
+                (es_phase, es_radius - step * p),
+            ):
                 number = p * phases + phase + 1
                 mask = disc(shape, centre, radius)
                 arrays = {"mask": mask}
