@@ -45,6 +45,7 @@ def helpers():
     path = ROOT / "tests" / "evaluation_tests" / "evaluation_helpers.py"
     spec = importlib.util.spec_from_file_location("evaluation_helpers", path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
