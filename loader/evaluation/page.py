@@ -21,6 +21,7 @@ from loader.evaluation.metrics import boundaries
 from loader.evaluation.predictions import prediction_path, read_prediction
 from loader.evaluation.scoring import GOOD_APD_MM, Evaluation
 from loader.evaluation.version_tables import VersionTables
+from loader.index import counted
 from loader.sample_file import read_sample
 
 __all__ = ["PAGE_NAME", "write_page"]
@@ -229,9 +230,11 @@ def _document(evaluation: Evaluation, sections: str) -> str:
     notes = "".join(f"<li>{html.escape(note)}</li>" for note in evaluation.notes)
     split = f", split {html.escape(evaluation.split)}" if evaluation.split else ""
     title = html.escape(str(evaluation.predictions))
+    studies = counted(summary["studies"], "study", "studies")
     errors = (
         f"Mean |EF error| {_f(summary['ef_abs_error_mean'], '.2f')} points over "
-        f"{summary['studies_with_volumes']} studies with volumes; mean |LV mass error| "
+        f"{counted(summary['studies_with_volumes'], 'study', 'studies')} with volumes; mean "
+        "|LV mass error| "
         f"{_f(summary['lv_mass_abs_error_g_mean'], '.1f')} g."
     )
     header = "".join(
@@ -250,7 +253,7 @@ def _document(evaluation: Evaluation, sections: str) -> str:
 <html lang="en"><head><meta charset="utf-8"><title>Evaluation: {title}</title>
 <style>{_STYLE}</style></head><body>
 <h1>Evaluation of {title}</h1>
-<p>against {html.escape(str(evaluation.version))}{split}: {summary["studies"]} studies.
+<p>against {html.escape(str(evaluation.version))}{split}: {studies}.
 <span class="legend"><span style="background: rgb{_MANUAL}"></span>manual
 <span style="background: rgb{_PREDICTED}"></span>predicted</span></p>
 <table><tr>{header}</tr>

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from loader.evaluation.scoring import GOOD_APD_MM, Evaluation
+from loader.index import counted
 
 __all__ = ["format_summary"]
 
@@ -19,7 +20,7 @@ def format_summary(evaluation: Evaluation) -> str:
     split = f" (split {evaluation.split})" if evaluation.split else ""
     lines = [
         f"evaluation of {evaluation.predictions} against {evaluation.version}{split}: "
-        f"{summary['studies']} studies"
+        f"{counted(summary['studies'], 'study', 'studies')}"
     ]
     kinds = summary["by_contour"]
     if kinds:
