@@ -197,11 +197,15 @@ def test_real_stored_masks_score_perfectly_and_give_the_manual_ef(real_version, 
     assert result.summary["dice_mean"] == 1.0 and result.summary["good_percent"] == 100.0
     studies = result.studies.set_index("study_id")
     manual = measures.set_index("study_id")
+    # pixel counts against polygon areas (the rasterizer is unbiased): 0.04 EF points on average
     assert studies["ef_percent"].to_numpy() == pytest.approx(
-        manual["ef_percent"].to_numpy(), abs=1.0
+        manual["ef_percent"].to_numpy(), abs=0.25
     )
-    assert studies["edv_ml"].to_numpy() == pytest.approx(manual["edv_ml"].to_numpy(), rel=0.02)
-    assert result.summary["ef_abs_error_mean"] < 1.0
+    assert studies["edv_ml"].to_numpy() == pytest.approx(manual["edv_ml"].to_numpy(), rel=0.005)
+    assert studies["lv_mass_g"].to_numpy() == pytest.approx(
+        manual["lv_mass_g"].to_numpy(), rel=0.01
+    )
+    assert result.summary["ef_abs_error_mean"] < 0.1
 
 
 @pytest.mark.realdata
