@@ -360,6 +360,9 @@ def _studies(
             "source": "cine" if study_id in cines else "samples",
         }
         measures = tables.measures_of(study_id) if tables.has_cine_columns else None
+        if measures is not None and pd.isna(measures[["ed_phase", "es_phase", "spacing_mm"]]).any():
+            notes.append(f"{study_id}: measures.parquet lacks ED/ES or the spacing: no volumes")
+            measures = None
         if measures is not None:
             row.update(_study_volumes(study_id, own, contours, cines.get(study_id), measures))
         rows.append(row)
@@ -376,10 +379,12 @@ def _study_volumes(
     """Predicted against manual volumes of one study (see the module docstring)."""
     ed, es = int(measures["ed_phase"]), int(measures["es_phase"])
     spacing = float(measures["spacing_mm"])
+    # samples the cine columns do not place (a tag missing) take no part in the volumes
+    own = own.dropna(subset=["position", "phase"]).astype({"position": int, "phase": int})
     positions = _positions_used(study_id, own, measures, ed, es)
     areas = own["pixel_spacing_row"].to_numpy() * own["pixel_spacing_col"].to_numpy()
     pixel_area = dict(zip(zip(own["position"], own["phase"], strict=True), areas, strict=True))
-    mine = contours[contours["study_id"] == study_id]
+    mine = contours[contours["study_id"] == study_id].dropna(subset=["position", "phase"])
     pixels = {
         (kind, int(p), int(t)): int(n)
         for kind, p, t, n in zip(

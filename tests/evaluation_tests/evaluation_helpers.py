@@ -293,6 +293,12 @@ def add_cine_columns(
             }
         )
     pq.write_table(pa.Table.from_pandas(index, preserve_index=False), root / "index.parquet")
+    for pairs_path in sorted((root / "pairs").glob("*.parquet")):
+        pairs = pd.read_parquet(pairs_path)
+        placed = [place(int(n)) for n in pairs["slice"]]
+        pairs["position"] = [p for p, _ in placed]
+        pairs["phase"] = [t for _, t in placed]
+        pq.write_table(pa.Table.from_pandas(pairs, preserve_index=False), pairs_path)
     frame = pd.DataFrame(measures)
     pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), root / "measures.parquet")
     write_manifest(root, "")

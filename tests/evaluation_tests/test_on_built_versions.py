@@ -226,3 +226,40 @@ def test_real_one_pixel_dilation_is_about_one_pixel_and_round_trips(real_version
         back = contour_to_mask(parse_contour(text), (row.height, row.width))
         expected = ndimage.binary_fill_holes(predicted["mask"])
         assert np.array_equal(back, expected), (row.study_id, row.slice)
+
+
+def manual_cine(root, study, measures_row, between=ndimage.binary_erosion):
+    """A whole-cine prediction of ``study`` from its stored masks: the manual ED and ES masks at
+    their (position, phase), ``between(ED mask)`` at every other phase of a contoured position,
+    nothing elsewhere."""
+    index = pd.read_parquet(root / "index.parquet")
+    pairs = pd.read_parquet(root / "pairs" / f"{study}.parquet")
+    own = index[index["study_id"] == study]
+    positions, phases = int(pairs["position"].max()) + 1, int(pairs["phase"].max()) + 1
+    cine = np.zeros((positions, phases, own["height"].iloc[0], own["width"].iloc[0]), bool)
+    ed, es = int(measures_row.ed_phase), int(measures_row.es_phase)
+    for row in own.itertuples():
+        cine[row.position, row.phase] = read_sample(root / row.npz)["mask"]
+    for p in sorted(set(own["position"])):
+        for t in range(phases):
+            if t not in (ed, es):
+                cine[p, t] = between(cine[p, ed])
+    return cine
+
+
+@pytest.mark.parametrize("which", ["phantom_version", "real_version"])
+def test_whole_cines_from_the_manual_masks_give_the_manual_ed_es_and_ef(which, request, tmp_path):
+    root, measures = request.getfixturevalue(which)
+    for row in measures.itertuples():
+        np.save(tmp_path / f"{row.study_id}.npy", manual_cine(root, row.study_id, row))
+    result = evaluate(root, tmp_path)
+    studies = result.studies.set_index("study_id").loc[measures["study_id"]]
+    manual = measures.set_index("study_id")
+    assert (studies["phases_from"] == "curve").all()
+    assert studies["ed_phase"].tolist() == manual["ed_phase"].tolist()
+    assert studies["es_phase"].tolist() == manual["es_phase"].tolist()
+    tolerance = 0.25 if which == "real_version" else 1.0
+    assert studies["ef_percent"].to_numpy() == pytest.approx(
+        manual["ef_percent"].to_numpy(), abs=tolerance
+    )
+    assert (result.contours.query("contour == 'i'")["dice"] == 1.0).all()
