@@ -48,8 +48,9 @@ STEP_PIXELS = 0.25
 @dataclass(frozen=True)
 class ContourScore:
     """The scores of one predicted mask against its manual mask. ``detected``: the prediction is
-    not empty. ``apd_mm`` and ``hausdorff_mm`` are NaN when either mask is empty; ``dice`` is 0
-    for an empty prediction of a non-empty manual mask."""
+    not empty. ``apd_mm`` and ``hausdorff_mm`` are NaN when either mask is empty or the pixel
+    spacing is unknown (NaN); ``dice`` is 0 for an empty prediction of a non-empty manual
+    mask."""
 
     detected: bool
     dice: float
@@ -102,6 +103,8 @@ def score_contour(
     if not detected or not manual.any():
         return ContourScore(detected, overlap, float("nan"), float("nan"))
     scale = np.asarray(spacing_mm, dtype=np.float64)
+    if not (np.isfinite(scale).all() and (scale > 0).all()):  # unknown spacing: no mm
+        return ContourScore(detected, overlap, float("nan"), float("nan"))
     step = STEP_PIXELS * float(scale.min())
     predicted_points = _resampled(boundaries(predicted), scale, step)
     manual_points = _resampled(boundaries(manual), scale, step)

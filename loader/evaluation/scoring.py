@@ -141,8 +141,15 @@ def evaluate(
         if key in sample_files:
             predicted[key] = ("file", read_prediction(sample_files[key], shape))
         else:
+            place = (getattr(sample, "position", None), getattr(sample, "phase", None))
+            if any(value is None or pd.isna(value) for value in place):
+                raise PredictionError(
+                    f"{sample.study_id} slice {int(sample.slice)}: the index gives no (position, "
+                    f"phase) for this sample, so {cine_files[sample.study_id]} cannot score it: "
+                    f"write {folder / sample.study_id / f'{int(sample.slice):04d}.npz'}"
+                )
             cine = cines[sample.study_id]
-            frame = np.asarray(cine[int(sample.position), int(sample.phase)])
+            frame = np.asarray(cine[int(place[0]), int(place[1])])
             predicted[key] = ("cine", {"mask": frame})
     score_omask = any("omask" in arrays for _, arrays in predicted.values())
     if score_omask:
@@ -165,6 +172,13 @@ def evaluate(
     elif samples["has_omask"].any():
         notes.append("o-contours not scored: no prediction holds an 'omask'")
 
+    no_spacing = samples[samples[["pixel_spacing_row", "pixel_spacing_col"]].isna().any(axis=1)]
+    if len(no_spacing):
+        notes.append(
+            f"{counted(len(no_spacing), 'sample')} without a pixel spacing (e.g. "
+            f"{no_spacing['study_id'].iloc[0]} slice {int(no_spacing['slice'].iloc[0])}): "
+            "no APD or Hausdorff in mm, so not counted good"
+        )
     rows = []
     for sample in samples.itertuples(index=False):
         key = (sample.study_id, int(sample.slice))

@@ -68,6 +68,9 @@ class VersionTables:
             samples["original_id"] = samples["study_id"]
         if "has_omask" not in samples:
             samples["has_omask"] = False
+        for name in ("pixel_spacing_row", "pixel_spacing_col"):
+            if name not in samples:  # versions built before the geometry columns
+                samples[name] = np.nan
         measures_path = index.root / MEASURES_NAME
         measures = pd.read_parquet(measures_path) if measures_path.is_file() else None
         return cls(index=index, samples=samples, measures=measures)

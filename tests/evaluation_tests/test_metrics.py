@@ -111,3 +111,10 @@ def test_boundaries_of_a_square_lie_half_way_between_pixel_centres():
 def test_dice_of_two_empty_masks_is_undefined():
     empty = np.zeros((4, 4), bool)
     assert math.isnan(dice(empty, empty))
+
+
+def test_an_unknown_spacing_gives_no_distance_in_millimetres():
+    mask = disc(SHAPE, CENTRE, 10)
+    score = score_contour(mask, mask, (float("nan"), float("nan")))
+    assert score.dice == 1.0 and score.detected
+    assert math.isnan(score.apd_mm) and math.isnan(score.hausdorff_mm)
