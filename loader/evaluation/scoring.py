@@ -346,7 +346,7 @@ def _check_complete(
     splits = sorted(set(samples.loc[samples["study_id"].isin(have), "split"]))
     hint = f"; the predictions cover split(s) {', '.join(splits)}: pass --split" if splits else ""
     raise PredictionError(
-        f"{folder}: {counted(len(missing), 'sample')} of {counted(len(samples), 'sample')} "
+        f"{folder}: {len(missing)} of {counted(len(samples), 'sample')} "
         f"{'has' if len(missing) == 1 else 'have'} no prediction, e.g. "
         f"{folder / study_id / f'{number:04d}.npz'} (nor {study_id}.npy){hint}"
     )

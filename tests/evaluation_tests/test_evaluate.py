@@ -115,7 +115,7 @@ def test_missed_and_bad_contours_count_as_the_challenge_counts_them(version, tmp
 def test_a_missing_prediction_is_an_error_that_names_it(version, tmp_path):
     write_predictions(version, tmp_path)
     (tmp_path / "SCD0000002" / "0028.npz").unlink()
-    with pytest.raises(PredictionError, match=r"1 sample of 24 samples has no prediction.*0028"):
+    with pytest.raises(PredictionError, match=r"1 of 24 samples has no prediction.*0028"):
         evaluate(version.root, tmp_path)
 
 
@@ -246,7 +246,7 @@ def test_the_command_reports_prediction_errors_with_exit_code_1(version, tmp_pat
     (tmp_path / "pred").mkdir()
     code = main(["evaluate", str(version.root), str(tmp_path / "pred")])
     assert code == 1
-    assert "24 samples have no prediction" in capsys.readouterr().err
+    assert "24 of 24 samples have no prediction" in capsys.readouterr().err
     assert main(["evaluate", str(tmp_path / "nothing"), str(tmp_path / "pred")]) == 2
 
 
