@@ -92,6 +92,17 @@ class ContourExport:
     #: reason}``.
     unmeasured: dict[str, str] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        self.out_dir = Path(self.out_dir)
+        earlier = sorted(self.out_dir.glob(f"*/contours-auto/{self.algorithm}/*contour-auto.txt"))
+        if earlier:
+            # an old file of a contour now predicted empty would read as detected: refuse
+            raise ValueError(
+                f"{self.out_dir} already holds {len(earlier)} exported contour file(s) of "
+                f"contours-auto/{self.algorithm} (e.g. {earlier[0]}): remove them, or export "
+                "into another folder or under another --algorithm name"
+            )
+
     def __call__(self, sample: Any, kind: str, mask: np.ndarray) -> None:
         polygon, parts = mask_polygon(mask)
         if polygon is None:

@@ -269,3 +269,19 @@ def test_lv_mass_uses_the_positions_with_both_contours_at_ed(version, tmp_path):
     )
     expected = ring * PIXEL_AREA * SPACING / 1000 * DENSITY
     assert result.studies.set_index("study_id").loc[study, "lv_mass_g"] == pytest.approx(expected)
+
+
+def test_contours_are_not_exported_over_an_earlier_export(version, tmp_path, capsys):
+    """A file left from an earlier run would read as a detected contour: refused."""
+    write_predictions(version, tmp_path / "pred")
+    command = ["evaluate", str(version.root), str(tmp_path / "pred")]
+    assert main([*command, "--contours-out", str(tmp_path / "c")]) == 0
+    written = sorted((tmp_path / "c").rglob("*-auto.txt"))
+    assert len(written) == 36  # 24 i- and 12 o-contours, none empty
+    assert written[0].parent.relative_to(tmp_path / "c").as_posix() == (
+        "SC-HF-I-1/contours-auto/auto2"
+    )
+    capsys.readouterr()
+    assert main([*command, "--contours-out", str(tmp_path / "c")]) == 2
+    assert "already holds 36 exported contour file(s)" in capsys.readouterr().err
+    assert main([*command, "--contours-out", str(tmp_path / "c"), "--algorithm", "v2"]) == 0
