@@ -57,7 +57,9 @@ def mask_polygon(mask: np.ndarray) -> tuple[np.ndarray | None, int]:
     outlines = boundaries(mask)
     if not outlines:
         return None, 0
-    _, parts = ndimage.label(mask, structure=np.ones((3, 3), dtype=bool))
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    box = mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    _, parts = ndimage.label(box, structure=np.ones((3, 3), dtype=bool))
     # The largest enclosed area is an outer boundary: a hole's lies inside its part's.
     largest = max(outlines, key=lambda o: abs(_signed_area(o)))
     rows, cols = largest[:-1, 0], largest[:-1, 1]

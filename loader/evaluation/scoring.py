@@ -63,7 +63,8 @@ STUDY_COLUMNS = [
     "edv_ml", "esv_ml", "sv_ml", "ef_percent", "myocardium_ml", "lv_mass_g",
     "edv_ml_manual", "esv_ml_manual", "sv_ml_manual", "ef_percent_manual",
     "myocardium_ml_manual", "lv_mass_g_manual", "ef_error", "lv_mass_error_g",
-    "volume_curve_ml",
+    "volume_curve_ml", "edv_ml_all_positions", "esv_ml_all_positions",
+    "ef_percent_all_positions",
 ]  # fmt: skip
 
 
@@ -426,7 +427,17 @@ def _study_volumes(
         curve = volume_curve_ml(cine, float(areas[0]), spacing, positions)
         pred_ed, pred_es = ed_es_phases(curve)
         edv, esv = float(curve[pred_ed]), float(curve[pred_es])
-        result.update(phases_from="curve", volume_curve_ml=curve.tolist())
+        # every position of the cine, contoured or not (the basal and apical slices the
+        # manual volumes leave out): what the model says of the whole ventricle
+        whole = volume_curve_ml(cine, float(areas[0]), spacing)
+        whole_ed, whole_es = ed_es_phases(whole)
+        result.update(
+            phases_from="curve",
+            volume_curve_ml=curve.tolist(),
+            edv_ml_all_positions=float(whole[whole_ed]),
+            esv_ml_all_positions=float(whole[whole_es]),
+            ef_percent_all_positions=ejection_fraction(whole[whole_ed], whole[whole_es]),
+        )
     else:
         pred_ed, pred_es = ed, es
         edv, esv = volume("i", ed, positions), volume("i", es, positions)

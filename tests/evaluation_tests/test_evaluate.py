@@ -181,6 +181,10 @@ def test_a_whole_cine_built_from_the_manual_masks_gives_the_manual_ed_es_and_ef(
     curve = studies.loc["SCD0000001", "volume_curve_ml"]
     assert len(curve) == version.phases
     assert max(curve) == pytest.approx(measures.loc["SCD0000001", "edv_ml"])
+    # every position is contoured here: the all-positions figures are the same
+    assert studies["ef_percent_all_positions"].to_numpy() == pytest.approx(
+        studies["ef_percent"].to_numpy()
+    )
     # the per-contour scores read the cine's frames at each sample's (position, phase)
     assert (result.contours["dice"] == 1.0).all() and (result.contours["source"] == "cine").all()
     assert result.summary["ef_abs_error_mean"] == pytest.approx(0.0, abs=1e-9)

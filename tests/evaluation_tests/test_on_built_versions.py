@@ -263,3 +263,6 @@ def test_whole_cines_from_the_manual_masks_give_the_manual_ed_es_and_ef(which, r
         manual["ef_percent"].to_numpy(), abs=tolerance
     )
     assert (result.contours.query("contour == 'i'")["dice"] == 1.0).all()
+    # all positions: those of the manual volumes and more (a position contoured at one phase
+    # only, as in the phantom's study with a corrupt DICOM)
+    assert (studies["edv_ml_all_positions"] >= studies["edv_ml"] - 1e-9).all()
