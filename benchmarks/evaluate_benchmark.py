@@ -121,7 +121,8 @@ def main() -> None:
         plain = best(lambda: evaluate(version.root, predictions), args.rounds)
 
         def with_export():
-            evaluate(version.root, predictions, on_contour=ContourExport(tmp / "contours"))
+            folder = Path(tempfile.mkdtemp(dir=tmp))  # an export refuses an earlier one's folder
+            evaluate(version.root, predictions, on_contour=ContourExport(folder))
 
         export = best(with_export, args.rounds)
         page = best(lambda: write_page(result, tmp / "evaluation"), 1)

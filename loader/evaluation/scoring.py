@@ -367,6 +367,7 @@ def _studies(
             "(position, phase) and measures.parquet; this version has "
             + ("no measures.parquet" if tables.measures is None else "no position/phase columns")
         )
+    by_study = dict(tuple(contours.groupby("study_id", sort=False)))
     for study_id, own in samples.groupby("study_id", sort=True):
         row: dict[str, Any] = {
             "study_id": study_id,
@@ -379,7 +380,8 @@ def _studies(
             notes.append(f"{study_id}: measures.parquet lacks ED/ES or the spacing: no volumes")
             measures = None
         if measures is not None:
-            row.update(_study_volumes(study_id, own, contours, cines.get(study_id), measures))
+            mine = by_study[study_id]
+            row.update(_study_volumes(study_id, own, mine, cines.get(study_id), measures))
         rows.append(row)
     return pd.DataFrame(rows, columns=STUDY_COLUMNS)
 
@@ -387,24 +389,28 @@ def _studies(
 def _study_volumes(
     study_id: str,
     own: pd.DataFrame,
-    contours: pd.DataFrame,
+    mine: pd.DataFrame,
     cine: np.ndarray | None,
     measures: pd.Series,
 ) -> dict[str, Any]:
-    """Predicted against manual volumes of one study (see the module docstring)."""
+    """Predicted against manual volumes of one study (``own``: its samples, ``mine``: its
+    scored contours; see the module docstring)."""
     ed, es = int(measures["ed_phase"]), int(measures["es_phase"])
     spacing = float(measures["spacing_mm"])
     # samples the cine columns do not place (a tag missing) take no part in the volumes
-    own = own.dropna(subset=["position", "phase"]).astype({"position": int, "phase": int})
-    positions = _positions_used(study_id, own, measures, ed, es)
-    areas = own["pixel_spacing_row"].to_numpy() * own["pixel_spacing_col"].to_numpy()
-    pixel_area = dict(zip(zip(own["position"], own["phase"], strict=True), areas, strict=True))
-    mine = contours[contours["study_id"] == study_id].dropna(subset=["position", "phase"])
+    placed = own["position"].notna().to_numpy() & own["phase"].notna().to_numpy()
+    position = own["position"].to_numpy()[placed].astype(np.int64)
+    phase = own["phase"].to_numpy()[placed].astype(np.int64)
+    has_omask = own["has_omask"].to_numpy()[placed].astype(bool)
+    areas = (own["pixel_spacing_row"].to_numpy() * own["pixel_spacing_col"].to_numpy())[placed]
+    positions = _positions_used(study_id, position, phase, measures, ed, es)
+    pixel_area = dict(zip(zip(position.tolist(), phase.tolist(), strict=True), areas, strict=True))
     pixels = {
         (kind, int(p), int(t)): int(n)
         for kind, p, t, n in zip(
             mine["contour"], mine["position"], mine["phase"], mine["predicted_pixels"], strict=True
         )
+        if not (pd.isna(p) or pd.isna(t))
     }
 
     def volume(kind: str, phase: int, at: list[int]) -> float:
@@ -442,11 +448,7 @@ def _study_volumes(
         pred_ed, pred_es = ed, es
         edv, esv = volume("i", ed, positions), volume("i", es, positions)
         result.update(phases_from="manual", volume_curve_ml=None)
-    walls = sorted(
-        int(p)
-        for p, t, o in zip(own["position"], own["phase"], own["has_omask"], strict=True)
-        if int(t) == ed and o
-    )
+    walls = sorted(int(p) for p in position[(phase == ed) & has_omask])
     myocardium = float("nan")
     if walls and ("o", walls[0], ed) in pixels:
         myocardium = volume("o", ed, walls) - volume("i", ed, walls)
@@ -475,13 +477,17 @@ def _float(row: pd.Series, name: str) -> float:
 
 
 def _positions_used(
-    study_id: str, own: pd.DataFrame, measures: pd.Series, ed: int, es: int
+    study_id: str,
+    position: np.ndarray,
+    phase: np.ndarray,
+    measures: pd.Series,
+    ed: int,
+    es: int,
 ) -> list[int]:
     """The positions of the manual volumes: ``positions_used`` of measures.parquet when it lists
     them, else those with an i-contour sample at both ED and ES (the disc rule's; a count in
     measures.parquet must then agree)."""
-    at = {int(t): set(own.loc[own["phase"] == t, "position"].astype(int)) for t in (ed, es)}
-    derived = sorted(at[ed] & at[es])
+    derived = sorted(set(position[phase == ed].tolist()) & set(position[phase == es].tolist()))
     listed = measures.get("positions_used")
     if isinstance(listed, list | tuple | np.ndarray):
         return sorted(int(p) for p in listed)

@@ -42,3 +42,17 @@ def test_ed_and_es_are_the_largest_and_smallest_volume():
 def test_ejection_fraction():
     assert ejection_fraction(191.3, 141.3) == pytest.approx(100 * 50 / 191.3)
     assert math.isnan(ejection_fraction(0.0, 0.0))
+
+
+def test_positions_used_are_listed_or_derived_and_a_count_must_agree():
+    import pandas as pd
+
+    from loader.evaluation.scoring import _positions_used
+
+    position = np.array([0, 0, 1, 1, 2])
+    phase = np.array([19, 7, 19, 7, 19])  # position 2 lacks ES
+    listed = pd.Series({"positions_used": np.array([1, 0])})
+    assert _positions_used("S", position, phase, listed, 19, 7) == [0, 1]
+    assert _positions_used("S", position, phase, pd.Series({"positions_used": 2}), 19, 7) == [0, 1]
+    with pytest.raises(ValueError, match="uses 3 positions, but the index has 2"):
+        _positions_used("S", position, phase, pd.Series({"positions_used": 3}), 19, 7)
