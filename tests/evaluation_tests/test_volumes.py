@@ -5,8 +5,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
+from loader.evaluation.scoring import _positions_used
 from loader.evaluation.volumes import (
     disc_volume_ml,
     ed_es_phases,
@@ -45,10 +47,6 @@ def test_ejection_fraction():
 
 
 def test_positions_used_are_listed_or_derived_and_a_count_must_agree():
-    import pandas as pd
-
-    from loader.evaluation.scoring import _positions_used
-
     position = np.array([0, 0, 1, 1, 2])
     phase = np.array([19, 7, 19, 7, 19])  # position 2 lacks ES
     listed = pd.Series({"positions_used": np.array([1, 0])})
