@@ -8,14 +8,17 @@ a built, versioned dataset.
 
 Public names: :class:`BatchLoader`, :class:`DatasetIndex` (an opened dataset version), the errors
 they raise, the framework adapters :func:`torch_dataset` and :func:`keras_dataset` (which
-import their framework only when called), and :func:`monai_transforms` (the MONAI transforms
-that load the samples of an exported datalist; ``loader.export``, ``docs/exports.md``).
+import their framework only when called), :func:`monai_transforms` (the MONAI transforms
+that load the samples of an exported datalist; ``loader.export``, ``docs/exports.md``), and
+:func:`save_prediction`, which writes a model's prediction for one sample into a predictions
+folder that ``python -m loader evaluate`` scores (:mod:`loader.evaluation`).
 ``python -m loader --help`` lists the commands.
 """
 
 from loader.adapters import keras_dataset, torch_dataset
 from loader.batch_loader import BatchLoader
 from loader.cache import CacheTooLargeError
+from loader.evaluation.predictions import PredictionError, save_prediction
 from loader.export.monai import monai_transforms
 from loader.index import DatasetIndex
 from loader.index_columns import DatasetIndexError
@@ -29,8 +32,10 @@ __all__ = [
     "DatasetIndexError",
     "DatasetNotFinishedError",
     "DatasetVerificationError",
+    "PredictionError",
     "SampleFileError",
     "keras_dataset",
     "monai_transforms",
+    "save_prediction",
     "torch_dataset",
 ]

@@ -15,14 +15,20 @@ Commands:
   a MONAI datalist (``docs/exports.md``).
 - ``versions OUT_DIR``: the finished versions (subfolders with a manifest), with their sample
   counts and build times.
+- ``evaluate DIR PREDICTIONS [--split S] [--out OUT] [--contours-out FOLDER] [--algorithm NAME]``:
+  score a model's predictions against the version (:mod:`loader.evaluation`): prints the
+  challenge's summary; ``--out`` writes contours.parquet, studies.parquet, summary.json and the
+  evaluation page; ``--contours-out`` writes the predicted contours for the challenge's
+  evaluator.
 
 ``DIR`` is a version folder (``OUT_DIR/1.0.0``); given a folder of versions instead, the
 commands list the versions in it and say which to pass.
 
-Exit codes: 0 ok; 1 problems found in a dataset; 2 not a finished dataset (or not the kind of
-folder the command takes: a folder of versions for ``info``/``peek``/``verify``, a version
-folder or a folder without finished versions for ``versions``) or bad usage; 141 (128 +
-SIGPIPE, as Unix tools) when the reader of the output closed it early (``| head``), quietly.
+Exit codes: 0 ok; 1 problems found in a dataset (or in the predictions); 2 not a finished
+dataset (or not the kind of folder the command takes: a folder of versions for
+``info``/``peek``/``verify``/``evaluate``, a version folder or a folder without finished versions
+for ``versions``) or bad usage; 141 (128 + SIGPIPE, as Unix tools) when the reader of the output
+closed it early (``| head``), quietly.
 """
 
 from __future__ import annotations
@@ -153,7 +159,79 @@ def _parser() -> argparse.ArgumentParser:
     versions = commands.add_parser("versions", help="list the finished versions in OUT_DIR")
     versions.add_argument("out_dir", type=Path, metavar="OUT_DIR", help="e.g. results")
     versions.set_defaults(run=_versions)
+
+    evaluate = commands.add_parser("evaluate", help="score a model's predictions")
+    evaluate.add_argument("dataset", type=Path, metavar="DIR", help="the version folder")
+    evaluate.add_argument(
+        "predictions",
+        type=Path,
+        metavar="PREDICTIONS",
+        help="folder of {study_id}/{slice:04d}.npz and/or {study_id}.npy predictions",
+    )
+    evaluate.add_argument("--split", help="score only this split's samples (e.g. test)")
+    evaluate.add_argument(
+        "--out",
+        type=Path,
+        metavar="OUT",
+        help="write contours.parquet, studies.parquet, summary.json and evaluation.html here",
+    )
+    evaluate.add_argument(
+        "--contours-out",
+        type=Path,
+        metavar="FOLDER",
+        help="write the predicted contours as FOLDER/{original_id}/contours-auto/NAME/"
+        "IM-0001-nnnn-icontour-auto.txt (the challenge evaluator's layout)",
+    )
+    evaluate.add_argument(
+        "--algorithm",
+        default="auto2",
+        metavar="NAME",
+        help="the contours-auto subfolder for --contours-out (default auto2, the folder "
+        "eval.m reads as distributed)",
+    )
+    evaluate.set_defaults(run=_evaluate)
     return parser
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from loader.evaluation.contour_files import ContourExport
+    from loader.evaluation.page import write_page
+    from loader.evaluation.predictions import PredictionError
+    from loader.evaluation.report import format_summary
+    from loader.evaluation.scoring import evaluate
+
+    _check_version_folder(args.dataset, "evaluate")
+    export = None
+    if args.contours_out is not None:
+        resample = read_manifest(args.dataset).get("config", {}).get("resample")
+        export = ContourExport(args.contours_out, args.algorithm, resampled=bool(resample))
+    try:
+        evaluation = evaluate(args.dataset, args.predictions, args.split, on_contour=export)
+    except PredictionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    print(format_summary(evaluation))
+    if args.out is not None:
+        written = evaluation.write(args.out)
+        page = write_page(evaluation, args.out)
+        print(f"wrote {', '.join(p.name for p in written)} and {page.name} in {args.out}")
+    if export is not None:
+        print(
+            f"wrote {counted(export.written, 'contour file')} under {args.contours_out} "
+            f"(contours-auto/{args.algorithm}); {export.empty} empty prediction(s) have none"
+            + (
+                f"; {export.several_parts} had several parts (largest kept)"
+                if export.several_parts
+                else ""
+            )
+        )
+        if export.unmeasured:
+            print(
+                f"note: the challenge's evaluator (v1.0) would not measure "
+                f"{counted(len(export.unmeasured), 'of these file', 'of these files')} "
+                "(<= 15 points, or touching the image border)"
+            )
+    return EXIT_OK
 
 
 def _info(args: argparse.Namespace) -> int:
