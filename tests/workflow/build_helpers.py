@@ -97,6 +97,7 @@ def build_by_calls(config: dict, workdir: Path | None = None) -> BuildPlan:
             seed=config["split_seed"],
             index_path=layout.index_file,
             validation_path=layout.validation_file,
+            measures_path=layout.measures_file,
         )
         tables = (layout.index_file, layout.validation_file)
         write_version_qc(
@@ -112,6 +113,7 @@ def build_by_calls(config: dict, workdir: Path | None = None) -> BuildPlan:
             *tables,
             qc_outputs=layout.version_qc,
             exclusions=plan.exclusions_input,
+            measures_path=layout.measures_file,
         )
         write_report_material(
             layout, layout.index_file, sorted(plan.studies), *report_paths(layout)

@@ -25,6 +25,8 @@ INDEX_COLUMNS = {
     "image_dtype": "string", "has_omask": "bool", "mask_pixels": "int64",
     "omask_pixels": "int64", "icontour": "string", "ocontour": "string",
     "i_outside_o": "double", "flags": "string",
+    "position": "int32", "position_mm": "double", "phase": "int32", "trigger_time": "double",
+    "cardiac_phase": "string",
     "pixel_spacing_row": "double", "pixel_spacing_col": "double",
     "source_spacing_row": "double", "source_spacing_col": "double",
     "grid_origin_row": "double", "grid_origin_col": "double",

@@ -258,11 +258,13 @@ def write_dataset_manifest(
     validation_path: str | Path,
     qc_outputs: Iterable[str | Path] = (),
     exclusions: Mapping[str, Any] | None = None,
+    measures_path: str | Path | None = None,
 ) -> Path:
     """Assemble and atomically write the manifest of a finished build; return its path.
 
     ``qc_outputs``: the version's own QC files and folders (review sheet, plots), written
-    after the tables; ``exclusions``: see :func:`build_manifest`.
+    after the tables; ``exclusions``: see :func:`build_manifest`; ``measures_path``:
+    measures.parquet, listed with the tables.
 
     Raises StaleRecordsError, writing nothing, when a study was built from other files than
     those on disk now (:mod:`~workflow_scripts.dataset.stale_records`): the manifest would
@@ -275,7 +277,8 @@ def write_dataset_manifest(
     if stale := find_stale_records(layout, config, records):
         raise StaleRecordsError(stale_records_message(layout, stale))
     problems = pq.read_table(validation_path).to_pylist()
-    top_outputs = [index_path, validation_path, *_files(qc_outputs)]
+    tables = [index_path, validation_path, *([measures_path] if measures_path else [])]
+    top_outputs = [*tables, *_files(qc_outputs)]
     manifest = build_manifest(layout, config, records, problems, top_outputs, exclusions)
     flush_to_disk()
     write_bytes_atomic(layout.manifest, manifest_bytes(manifest))

@@ -21,6 +21,7 @@ from workflow_scripts.raw.links import StudyLink
 from workflow_scripts.raw.listing import LINK_CODES, broken_folder_link, contour_folder
 from workflow_scripts.raw.pairing import FOLDER_LINK_MESSAGES
 from workflow_scripts.raw.problems import Problem
+from workflow_scripts.study.measures import MEASURES_SCHEMA
 
 __all__ = [
     "INDEX_SCHEMA",
@@ -28,6 +29,7 @@ __all__ = [
     "find_unlisted_studies",
     "index_table",
     "load_records",
+    "measures_table",
     "write_dataset_tables",
 ]
 
@@ -50,6 +52,12 @@ INDEX_SCHEMA = pa.schema(
         ("ocontour", pa.string()),
         ("i_outside_o", pa.float64()),
         ("flags", pa.string()),
+        # The cine (docs/cine.md): slice position and phase from the DICOM's tags.
+        ("position", pa.int32()),
+        ("position_mm", pa.float64()),
+        ("phase", pa.int32()),
+        ("trigger_time", pa.float64()),
+        ("cardiac_phase", pa.string()),
         # Geometry, in mm (README "What a build produces"): the stored arrays' pixel spacing,
         # row then column; the DICOM's own PixelSpacing; the DICOM pixel-grid coordinates
         # (row, column) of stored pixel (0, 0); and the DICOM's slice and orientation tags.
@@ -164,6 +172,13 @@ def find_unlisted_studies(
     return problems
 
 
+def measures_table(records: list[dict]) -> pa.Table:
+    """One row per study that has ED/ES measures (``measures`` of its record), by study id;
+    records written before measures existed have none."""
+    rows = [record["measures"] for record in records if record.get("measures")]
+    return pa.Table.from_pylist(rows, schema=MEASURES_SCHEMA)
+
+
 def write_dataset_tables(
     record_paths: Iterable[str | Path],
     links: list[StudyLink],
@@ -174,9 +189,11 @@ def write_dataset_tables(
     seed: int,
     index_path: str | Path,
     validation_path: str | Path,
+    measures_path: str | Path | None = None,
 ) -> None:
-    """Write index.parquet and validation.parquet (each atomically) from the study records,
-    adding the problems of study folders that link.csv does not list."""
+    """Write index.parquet, validation.parquet and (given its path) measures.parquet, each
+    atomically, from the study records, adding the problems of study folders that link.csv
+    does not list."""
     records = load_records(record_paths)
     problems = [row for record in records for row in record["problems"]]
     problems += [
@@ -184,3 +201,5 @@ def write_dataset_tables(
     ]
     write_bytes_atomic(index_path, parquet_bytes(index_table(records, version, fractions, seed)))
     write_bytes_atomic(validation_path, parquet_bytes(validation_table(problems)))
+    if measures_path is not None:
+        write_bytes_atomic(measures_path, parquet_bytes(measures_table(records)))

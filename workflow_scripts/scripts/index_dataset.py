@@ -25,4 +25,5 @@ with job_failures(snakemake.rule, layout.out_dir):
         seed=snakemake.params.split_seed,
         index_path=snakemake.output.index,
         validation_path=snakemake.output.validation,
+        measures_path=snakemake.output.get("measures"),
     )

@@ -16,6 +16,7 @@ import numpy as np
 from workflow_scripts.raw.dicom_slice import DicomSlice
 from workflow_scripts.raw.pairing import SlicePair
 from workflow_scripts.raw.problems import Problem
+from workflow_scripts.study.cine import FramePlace
 from workflow_scripts.study.resample import Placement
 
 __all__ = ["LabelledSlice"]
@@ -34,6 +35,9 @@ class LabelledSlice:
     error that keeps the slice out of the dataset (None for a sample). ``problems``: every row
     of this slice. ``rejected``: contour kinds that already have an error row of their own.
     ``i_outside_o``: fraction of the i-mask outside the o-mask, when both exist.
+    ``place``: its position and phase in the study's cine
+    (:class:`~workflow_scripts.study.cine.FramePlace`). ``polygon_px``: kind -> the area of
+    the contour's polygon in square pixels of the DICOM's own grid (shoelace).
     """
 
     study: str
@@ -47,6 +51,8 @@ class LabelledSlice:
     i_outside_o: float | None = None
     image: np.ndarray | None = None
     placement: Placement | None = None
+    place: FramePlace = field(default_factory=FramePlace)
+    polygon_px: dict[str, float] = field(default_factory=dict)
 
     @property
     def number(self) -> int:
