@@ -180,23 +180,28 @@ def arrange_cine(study_id: str, frames: list[CineFrame]) -> StudyCine:
             (f for f in members if f.header is not None and f.header.trigger_time is not None),
             key=lambda f: (f.header.trigger_time, f.number),
         )
-        phase_of = {frame.number: rank for rank, frame in enumerate(timed)}
+        # A frame without TriggerTime takes its image-number phase, and the timed frames
+        # keep their order around it (ranks skip the phases so taken).
+        order: list[CineFrame] = list(timed)
         for frame in members:
-            phase = phase_of.get(frame.number)
-            if phase is None:
-                frame_cycle = _cycle_of(frame, cycle)
-                if frame_cycle is None:
-                    note(frame, "no TriggerTime: phase unknown")
-                else:
-                    phase = (frame.number - 1) % frame_cycle
-                    note(
-                        frame,
-                        f"no TriggerTime: phase {phase} from its image number, "
-                        f"(n - 1) % {frame_cycle} (CardiacNumberOfImages)",
-                    )
+            if frame in timed:
+                continue
+            frame_cycle = _cycle_of(frame, cycle)
+            if frame_cycle is None:
+                note(frame, "no TriggerTime: phase unknown")
+                continue
+            phase = (frame.number - 1) % frame_cycle
+            order.insert(min(phase, len(order)), frame)
+            note(
+                frame,
+                f"no TriggerTime: phase {phase} from its image number, "
+                f"(n - 1) % {frame_cycle} (CardiacNumberOfImages)",
+            )
+        phase_of = {frame.number: rank for rank, frame in enumerate(order)}
+        for frame in members:
             mm = position_mm[position] if position < len(position_mm) else None
             cine.places[frame.number] = FramePlace(
-                position, mm, phase, cine.places[frame.number].trigger_time
+                position, mm, phase_of.get(frame.number), cine.places[frame.number].trigger_time
             )
         _check_frame_count(study_id, cine, position, members, usual_count, cycle is not None)
 
