@@ -10,13 +10,14 @@ same polygons, computed separately before this code existed).
 from __future__ import annotations
 
 import re
+import shutil
 
 import numpy as np
 import pandas as pd
 import pydicom
 import pytest
 
-from build_helpers import build_by_calls
+from build_helpers import build_by_calls, build_studies
 from conftest import REAL_DATA, is_known_real_data
 from workflow_scripts.config import default_config
 
@@ -152,3 +153,75 @@ def test_volumes_follow_the_disc_rule_on_the_contour_polygons(real_cine):
         if is_known_real_data():
             reference = REFERENCE[study]
             assert (row.edv_ml, row.esv_ml, row.ef_percent) == pytest.approx(reference, abs=0.06)
+
+
+def study_copy(tmp_path, study: str, original: str):
+    """A raw folder holding one real study: its DICOMs through a link, its contours copied."""
+    raw = tmp_path / "raw"
+    (raw / "dicoms").mkdir(parents=True)
+    (raw / "dicoms" / study).symlink_to(REAL_DATA / "dicoms" / study)
+    shutil.copytree(REAL_DATA / "contourfiles" / original, raw / "contourfiles" / original)
+    (raw / "link.csv").write_text(f"patient_id,original_id\n{study},{original}\n")
+    return raw
+
+
+def outliers(raw, out) -> dict[int, str]:
+    built = build_studies(raw, out, contours=["i", "o"])
+    [record] = built.records.values()
+    return {
+        p["slice"]: p["message"] for p in record["problems"] if p["code"] == "mask_area_outlier"
+    }
+
+
+def icontour(raw, original: str, number: int):
+    return (
+        raw / "contourfiles" / original / "i-contours" / f"IM-0001-{number:04d}-icontour-manual.txt"
+    )
+
+
+@pytest.fixture
+def real_study(tmp_path):
+    if not (REAL_DATA / "dicoms" / "SCD0000401").is_dir():
+        pytest.skip(f"real study SCD0000401 not found under {REAL_DATA}")
+    return study_copy(tmp_path, "SCD0000401", "SC-HF-I-5")
+
+
+def test_no_real_contour_that_continues_its_phases_taper_is_flagged(real_cine):
+    # SCD0000201's apical slices 187, 207 and 220 were flagged by the pooled median
+    validation = pd.read_parquet(real_cine / "validation.parquet")
+    assert not (validation["code"] == "mask_area_outlier").any()
+
+
+def test_swapping_a_positions_ed_and_es_contours_is_flagged(real_study, tmp_path):
+    original = "SC-HF-I-5"
+    _, _, _, ed, es, _ = disc_rule("SCD0000401", original)
+    # the interior position where ED and ES differ most (from the polygons): 20 phases here
+    ratios = {}
+    for position in range(2, 9):
+        ed_file, es_file = (icontour(real_study, original, 20 * position + p + 1) for p in (ed, es))
+        if ed_file.is_file() and es_file.is_file():
+            ratios[position] = shoelace(np.loadtxt(ed_file)) / shoelace(np.loadtxt(es_file))
+    position = max(ratios, key=ratios.get)
+    ed_number, es_number = 20 * position + ed + 1, 20 * position + es + 1
+    assert outliers(real_study, tmp_path / "before") == {}
+    ed_file, es_file = (
+        icontour(real_study, original, ed_number),
+        icontour(real_study, original, es_number),
+    )
+    ed_text, es_text = ed_file.read_text(), es_file.read_text()
+    ed_file.write_text(es_text)
+    es_file.write_text(ed_text)
+    flagged = outliers(real_study, tmp_path / "after")
+    assert set(flagged) == {ed_number, es_number}
+    assert f"its phase ({ed})" in flagged[ed_number]
+
+
+def test_a_contour_scaled_by_one_and_a_half_is_flagged(real_study, tmp_path):
+    original = "SC-HF-I-5"
+    _, _, _, ed, _, _ = disc_rule("SCD0000401", original)
+    number = 20 * 5 + ed + 1  # an interior position (contoured: 1 to 9)
+    path = icontour(real_study, original, number)
+    points = np.loadtxt(path)
+    centroid = points.mean(axis=0)
+    path.write_text("".join(f"{x:.2f} {y:.2f}\n" for x, y in centroid + 1.5 * (points - centroid)))
+    assert set(outliers(real_study, tmp_path / "out")) == {number}

@@ -111,7 +111,11 @@ CODES: dict[str, tuple[str, str]] = {
     # labels that look wrong (kept, flagged)
     "mask_empty": (WARNING, "the polygon covers no pixel centre"),
     "mask_too_large": (WARNING, "the mask covers more of the image than `max_mask_fraction`"),
-    "mask_area_outlier": (WARNING, "the mask area is far from the study's median i-mask area"),
+    "mask_area_outlier": (
+        WARNING,
+        "the i-mask's area breaks its phase's course: beyond `neighbour_area_factor` times (or "
+        "below 1/f of) what its phase's neighbouring positions give",
+    ),
     "icontour_outside_ocontour": (
         WARNING,
         "more than `max_i_outside_o` of the i-mask lies outside the o-mask",

@@ -104,6 +104,15 @@ class BuiltStudy:
         labelled = (p for item in self.labelled for p in item.problems)
         return [*self.listing_problems, *self.cine.problems, *labelled]
 
+    def excluded_positions(self) -> list[int]:
+        """The slice positions of the slices a reviewer excluded (where known)."""
+        excluded = [
+            self.cine.place(item.number).position
+            for item in self.labelled
+            if item.failure is not None and item.failure.code == "excluded_by_review"
+        ]
+        return sorted({position for position in excluded if position is not None})
+
     def cine_columns(self, number: int) -> dict[str, Any]:
         """``position``, ``position_mm``, ``phase``, ``trigger_time`` and ``cardiac_phase``
         (``ED``, ``ES`` or empty) of image ``number``."""
@@ -146,7 +155,7 @@ def write_study_outputs(
         sheet_jpeg = encode_jpeg(contact_sheet(tiles, options.sheet_columns))
         put(sheet, qc_stage / sheet.name, sheet_jpeg)
         figures = study_figures_of(study_id, rows, [p.as_row() for p in study.problems])
-        plot_png = study_plot_png(figures, options.area_outlier_factor)
+        plot_png = study_plot_png(figures, study.measures.row, study.excluded_positions())
         plot = layout.study_plot(study_id)
         put(plot, qc_stage / plot.name, plot_png)
 
