@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from loader.index_columns import INDEX_COLUMNS
 from workflow_scripts.dataset.splits import assign_split
 from workflow_scripts.files import folder_names, parquet_bytes, write_bytes_atomic
 from workflow_scripts.raw.contours import parse_contour_name
@@ -33,53 +34,23 @@ __all__ = [
     "write_dataset_tables",
 ]
 
-INDEX_SCHEMA = pa.schema(
-    [
-        ("version", pa.string()),
-        ("study_id", pa.string()),
-        ("original_id", pa.string()),
-        ("slice", pa.int32()),
-        ("npz", pa.string()),
-        ("qc", pa.string()),
-        ("split", pa.string()),
-        ("height", pa.int32()),
-        ("width", pa.int32()),
-        ("image_dtype", pa.string()),
-        ("has_omask", pa.bool_()),
-        ("mask_pixels", pa.int64()),
-        ("omask_pixels", pa.int64()),
-        ("icontour", pa.string()),
-        ("ocontour", pa.string()),
-        ("i_outside_o", pa.float64()),
-        ("flags", pa.string()),
-        # The cine (docs/cine.md): slice position and phase from the DICOM's tags.
-        ("position", pa.int32()),
-        ("position_mm", pa.float64()),
-        ("phase", pa.int32()),
-        ("trigger_time", pa.float64()),
-        ("cardiac_phase", pa.string()),
-        # Geometry, in mm (README "What a build produces"): the stored arrays' pixel spacing,
-        # row then column; the DICOM's own PixelSpacing; the DICOM pixel-grid coordinates
-        # (row, column) of stored pixel (0, 0); and the DICOM's slice and orientation tags.
-        ("pixel_spacing_row", pa.float64()),
-        ("pixel_spacing_col", pa.float64()),
-        ("source_spacing_row", pa.float64()),
-        ("source_spacing_col", pa.float64()),
-        ("grid_origin_row", pa.float64()),
-        ("grid_origin_col", pa.float64()),
-        ("slice_thickness", pa.float64()),
-        ("slice_location", pa.float64()),
-        ("image_position", pa.list_(pa.float64(), 3)),
-        ("image_orientation", pa.list_(pa.float64(), 6)),
-        # The 1st, 25th, 50th, 75th and 99th percentiles of the stored image's pixel values
-        # (workflow_scripts.qc.figures.INTENSITY_COLUMNS), for the intensity plot.
-        ("intensity_p01", pa.float64()),
-        ("intensity_p25", pa.float64()),
-        ("intensity_p50", pa.float64()),
-        ("intensity_p75", pa.float64()),
-        ("intensity_p99", pa.float64()),
-    ]
-)
+
+def _arrow_type(kind: str) -> pa.DataType:
+    """The Arrow type of a type name of :data:`loader.index_columns.INDEX_COLUMNS`."""
+    if kind.startswith("float64["):
+        return pa.list_(pa.float64(), int(kind[len("float64[") : -1]))
+    return {
+        "string": pa.string(),
+        "int32": pa.int32(),
+        "int64": pa.int64(),
+        "bool": pa.bool_(),
+        "float64": pa.float64(),
+    }[kind]
+
+
+#: index.parquet's schema, from the one list of its columns and their meaning
+#: (:data:`loader.index_columns.INDEX_COLUMNS`; ``docs/index-columns.md``).
+INDEX_SCHEMA = pa.schema([(name, _arrow_type(kind)) for name, (kind, _) in INDEX_COLUMNS.items()])
 
 VALIDATION_SCHEMA = pa.schema(
     [
