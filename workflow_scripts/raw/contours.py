@@ -18,7 +18,7 @@ import numpy as np
 
 from workflow_scripts.raw.problems import InputProblem
 
-__all__ = ["CONTOUR_KINDS", "parse_contour", "parse_contour_name", "polygon_area"]
+__all__ = ["CONTOUR_KINDS", "parse_contour", "parse_contour_name"]
 
 CONTOUR_KINDS = ("i", "o")
 _NAME = re.compile(r"^IM-0001-(?P<slice>\d{4})-(?P<kind>[io])contour-manual\.txt$")
@@ -70,11 +70,3 @@ def parse_contour(text: str) -> np.ndarray:
         )
     return np.asarray(points, dtype=np.float64)
 
-
-def polygon_area(points: np.ndarray) -> float:
-    """The area enclosed by a contour's polygon (closed implicitly), in square pixels, by the
-    shoelace formula; (N, 2) vertices as :func:`parse_contour` returns them. Multiply by the
-    row and column spacings for mm². This is what the Sunnybrook challenge's evaluator
-    measures (MATLAB's ``polyarea``), not the count of pixels a mask covers."""
-    x, y = points[:, 0], points[:, 1]
-    return float(abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))) / 2)

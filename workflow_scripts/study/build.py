@@ -32,7 +32,7 @@ from loader.manifest import bytes_digest
 from workflow_scripts.files import write_bytes_atomic
 from workflow_scripts.layout import Layout
 from workflow_scripts.qc.exclusions import exclusion_message
-from workflow_scripts.raw.contours import parse_contour, polygon_area
+from workflow_scripts.raw.contours import parse_contour
 from workflow_scripts.raw.dicom_slice import (
     DicomHeader,
     DicomSlice,
@@ -45,7 +45,7 @@ from workflow_scripts.raw.pairing import StudyPairing, pair_listing
 from workflow_scripts.raw.problems import InputProblem, Problem
 from workflow_scripts.study.checks import flag_suspicious_labels, leave_out_odd_shapes
 from workflow_scripts.study.cine import CineFrame, StudyCine, arrange_cine
-from workflow_scripts.study.masks import contour_to_mask
+from workflow_scripts.study.masks import contour_to_mask, polygon_area
 from workflow_scripts.study.measures import ContourAreas, StudyMeasures, measure_study
 from workflow_scripts.study.options import BuildOptions
 from workflow_scripts.study.outputs import BuiltStudy, write_study_outputs

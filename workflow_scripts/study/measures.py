@@ -11,7 +11,7 @@ The rule is the Sunnybrook challenge's (its evaluator, ``compare_contours.m``; `
 - **Myocardium**: over the positions with both an i- and an o-contour at ED, the sum of
   (o-area - i-area) x spacing; LV mass = myocardium x :data:`MYOCARDIUM_DENSITY_G_PER_ML`.
 
-Areas are the contour polygons' (shoelace, :func:`~workflow_scripts.raw.contours.polygon_area`)
+Areas are the contour polygons' (shoelace, :func:`~workflow_scripts.study.masks.polygon_area`)
 x the DICOM's PixelSpacing, as the challenge measures them, not mask pixel counts (which
 differ by the pixels the polygon's edge cuts; ``docs/cine.md`` gives the difference on the real
 studies).
