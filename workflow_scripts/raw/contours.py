@@ -69,4 +69,3 @@ def parse_contour(text: str) -> np.ndarray:
             "contour_too_few_points", f"{len(points)} point(s); a polygon needs at least 3"
         )
     return np.asarray(points, dtype=np.float64)
-
