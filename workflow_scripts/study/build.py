@@ -1,11 +1,13 @@
 """Building one study: every paired slice becomes a sample file and a QC overlay.
 
 For one row of link.csv, :func:`build_study` pairs the study's files
-(:mod:`workflow_scripts.raw.pairing`), then works in three passes:
+(:mod:`workflow_scripts.raw.pairing`), places every DICOM in the study's cine from its header
+(:mod:`workflow_scripts.study.cine`), then works in three passes:
 
 1. read every labelled slice: its contour files and its DICOM (this module);
 2. check the study as a whole: slice shapes, masks, label sanity
-   (:mod:`workflow_scripts.study.checks`);
+   (:mod:`workflow_scripts.study.checks`), and measure it: ED/ES and volumes
+   (:mod:`workflow_scripts.study.measures`);
 3. write the samples, overlays, the study's plot and pairing table, and its report page
    (:mod:`workflow_scripts.study.outputs`),
 

@@ -111,8 +111,7 @@ def measure_study(
                 f"{key[0]} and phase {key[1]}",
             )
         at[key] = sample
-    common = sorted({p for p, _ in at} & {p for p, ph in at if ph == phases[1]})
-    common = [p for p in common if (p, phases[0]) in at and (p, phases[1]) in at]
+    common = sorted({p for p, _ in at if (p, phases[0]) in at and (p, phases[1]) in at})
     if not common:
         return StudyMeasures(None, None, None, "no position has i-contours at both phases")
     totals = [sum(at[(p, phase)].area("i") for p in common) for phase in phases]

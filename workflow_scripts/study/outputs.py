@@ -2,7 +2,7 @@
 
 Into the version folder (paths from :class:`~workflow_scripts.layout.Layout`)::
 
-    pairs/<study_id>.parquet        every slice number seen and what became of it
+    pairs/<study_id>.parquet        every slice number seen, what became of it, its cine place
     slices/<study_id>/<nnnn>.npz    image + mask (+ omask) per sample
     qc/<study_id>/<nnnn>.png        overlay per sample, contact_sheet.jpg and mask_areas.png
 
