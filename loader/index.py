@@ -65,6 +65,11 @@ class DatasetIndex:
         image_position: float64 (N, 3), mm, patient coordinates of the first pixel's centre;
             image_orientation: float64 (N, 6), direction cosines of the rows then the columns;
             rows of NaN where unknown or absent.
+        position, phase: float64 arrays of whole numbers, the sample's slice position and
+            frame in its study's cine; position_mm: float64, mm from position 0's plane;
+            trigger_time: float64, ms; NaN where unknown or absent (datasets built before the
+            cine columns). cardiac_phase: object array of str, ``"ED"``, ``"ES"`` or ``""``
+            (also where absent). See ``docs/cine.md``.
 
     Raises:
         DatasetNotFinishedError: no ``manifest.json``.
@@ -113,6 +118,13 @@ class DatasetIndex:
         )
         self.image_orientation: np.ndarray = columns.get(
             "image_orientation", np.full((len(self.npz), 6), np.nan)
+        )
+        self.position: np.ndarray = columns.get("position", unknown)
+        self.position_mm: np.ndarray = columns.get("position_mm", unknown)
+        self.phase: np.ndarray = columns.get("phase", unknown)
+        self.trigger_time: np.ndarray = columns.get("trigger_time", unknown)
+        self.cardiac_phase: np.ndarray = columns.get(
+            "cardiac_phase", np.full(len(self.npz), "", dtype=object)
         )
         if verify != "none":
             unlisted = self.unlisted_files()

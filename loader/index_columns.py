@@ -6,13 +6,17 @@ Required columns (never null): ``study_id``, ``split``, ``image_dtype`` (strings
 
 Optional columns, read when present (datasets built by older versions of the workflow lack
 some): ``has_omask`` (bool), ``mask_pixels`` (integer), ``flags`` (comma-separated problem codes;
-null reads as no flag), and the slice geometry, in millimetres and the patient coordinate system
-of DICOM, NaN where null or absent: ``pixel_spacing_row``, ``pixel_spacing_col`` (mm per pixel
-of the stored arrays, > 0), ``source_spacing_row``, ``source_spacing_col`` (the DICOM's own
-PixelSpacing, > 0), ``grid_origin_row``, ``grid_origin_col`` (where stored pixel (0, 0) lies on
-the DICOM's pixel grid, in its pixels), ``slice_thickness`` (mm), ``slice_location`` (mm),
-``image_position`` (3 floats per sample: x, y, z of the first pixel's centre) and
-``image_orientation`` (6 floats: direction cosines of the rows, then of the columns).
+null reads as no flag), ``cardiac_phase`` (``ED``/``ES``/""), and the slice geometry, in
+millimetres and the patient coordinate system of DICOM, NaN where null or absent:
+``pixel_spacing_row``, ``pixel_spacing_col`` (mm per pixel of the stored arrays, > 0),
+``source_spacing_row``, ``source_spacing_col`` (the DICOM's own PixelSpacing, > 0),
+``grid_origin_row``, ``grid_origin_col`` (where stored pixel (0, 0) lies on the DICOM's pixel
+grid, in its pixels), ``slice_thickness`` (mm), ``slice_location`` (mm), ``image_position`` (3
+floats per sample: x, y, z of the first pixel's centre), ``image_orientation`` (6 floats:
+direction cosines of the rows, then of the columns), and the cine's ``position``,
+``position_mm``, ``phase``, ``trigger_time`` (ms).
+
+Every column of the index is listed once, in :data:`INDEX_COLUMNS`.
 """
 
 from __future__ import annotations
@@ -22,9 +26,90 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["INDEX_NAME", "DatasetIndexError", "read_index_columns"]
+__all__ = [
+    "INDEX_COLUMNS",
+    "INDEX_NAME",
+    "DatasetIndexError",
+    "index_columns_markdown",
+    "read_index_columns",
+]
 
 INDEX_NAME = "index.parquet"
+
+#: Every column of ``index.parquet``, in order: name -> (type, meaning). The one list of them:
+#: the workflow's schema (``workflow_scripts.dataset.tables.INDEX_SCHEMA``) is built from it,
+#: the loader reads its columns below, and ``docs/index-columns.md`` is written from it
+#: (:func:`index_columns_markdown`; a test keeps them equal). Types: ``string``, ``int32``,
+#: ``int64``, ``bool``, ``float64``, ``float64[k]`` (k floats). Null where unknown.
+INDEX_COLUMNS: dict[str, tuple[str, str]] = {
+    "version": ("string", "the dataset version"),
+    "study_id": ("string", "the study's patient id (its DICOM folder)"),
+    "original_id": ("string", "the study's original id (its contour folder)"),
+    "slice": ("int32", "the DICOM's image number (its file name, `<n>.dcm`)"),
+    "npz": ("string", "the sample file, relative to the version folder"),
+    "qc": ("string", "the QC overlay, relative to the version folder"),
+    "split": ("string", "`train`, `val` or `test`, assigned per study"),
+    "height": ("int32", "rows of the stored arrays"),
+    "width": ("int32", "columns of the stored arrays"),
+    "image_dtype": ("string", "numpy dtype of the stored `image`"),
+    "has_omask": ("bool", "whether the sample has an `omask` (an o-contour)"),
+    "mask_pixels": ("int64", "pixels of the i-mask"),
+    "omask_pixels": ("int64", "pixels of the o-mask"),
+    "icontour": ("string", "the i-contour file, relative to the data folder"),
+    "ocontour": ("string", "the o-contour file, relative to the data folder"),
+    "i_outside_o": ("float64", "fraction of the i-mask outside the o-mask"),
+    "flags": ("string", "the sample's problem codes, comma-separated (empty: none)"),
+    "position": (
+        "int32",
+        "0-based slice position in its study's cine, from ImagePositionPatient on the stack "
+        "normal; position 0 holds the lowest image numbers (docs/cine.md)",
+    ),
+    "position_mm": (
+        "float64",
+        "distance of the slice's plane from position 0's along the stack normal, mm; grows "
+        "with `position`",
+    ),
+    "phase": ("int32", "0-based frame index within its position, by TriggerTime"),
+    "trigger_time": ("float64", "TriggerTime, ms after the R wave"),
+    "cardiac_phase": (
+        "string",
+        "`ED`, `ES` or empty: the study's two contoured phases, ED the one with the larger "
+        "summed i-contour area",
+    ),
+    "pixel_spacing_row": (
+        "float64",
+        "mm between the centres of adjacent rows of the stored arrays (PixelSpacing's first "
+        "value on the native grid, the grid's `spacing_mm` with `resample`)",
+    ),
+    "pixel_spacing_col": ("float64", "mm between the centres of adjacent columns, likewise"),
+    "source_spacing_row": ("float64", "the DICOM's own PixelSpacing (rows), resampled or not"),
+    "source_spacing_col": ("float64", "the DICOM's own PixelSpacing (columns)"),
+    "grid_origin_row": (
+        "float64",
+        "DICOM pixel-grid row of the centre of stored pixel (0, 0): 0 on the native grid",
+    ),
+    "grid_origin_col": ("float64", "DICOM pixel-grid column of it, likewise"),
+    "slice_thickness": ("float64", "SliceThickness, mm"),
+    "slice_location": (
+        "float64",
+        "SliceLocation, mm: the scanner's coordinate along an axis of its choosing, not the "
+        "distance between slices (use `position_mm`)",
+    ),
+    "image_position": (
+        "float64[3]",
+        "ImagePositionPatient: patient-space (x, y, z) of the DICOM's first pixel centre, mm",
+    ),
+    "image_orientation": (
+        "float64[6]",
+        "ImageOrientationPatient: direction cosines of a row, then of a column",
+    ),
+    "intensity_p01": ("float64", "1st percentile of the stored image's pixel values"),
+    "intensity_p25": ("float64", "25th percentile"),
+    "intensity_p50": ("float64", "50th percentile (median)"),
+    "intensity_p75": ("float64", "75th percentile"),
+    "intensity_p99": ("float64", "99th percentile"),
+}
+
 REQUIRED_COLUMNS = ("study_id", "slice", "npz", "split", "height", "width", "image_dtype")
 _INTEGERS = ("slice", "height", "width", "mask_pixels")
 _STRINGS = ("study_id", "split", "image_dtype")
@@ -39,10 +124,37 @@ GEOMETRY_SCALARS = {
     "grid_origin_col": False,
     "slice_thickness": False,
     "slice_location": False,
+    # the cine (read as float64, NaN where unknown; position and phase are whole numbers)
+    "position": False,
+    "position_mm": False,
+    "phase": False,
+    "trigger_time": False,
 }
 #: Optional list columns, and the number of floats per sample.
-GEOMETRY_VECTORS = {"image_position": 3, "image_orientation": 6}
-OPTIONAL_COLUMNS = ("has_omask", "mask_pixels", "flags", *GEOMETRY_SCALARS, *GEOMETRY_VECTORS)
+GEOMETRY_VECTORS = {
+    name: int(kind[len("float64[") : -1])
+    for name, (kind, _) in INDEX_COLUMNS.items()
+    if kind.startswith("float64[")
+}
+#: Optional string columns; null reads as "".
+OPTIONAL_STRINGS = ("flags", "cardiac_phase")
+OPTIONAL_COLUMNS = (
+    "has_omask",
+    "mask_pixels",
+    *OPTIONAL_STRINGS,
+    *GEOMETRY_SCALARS,
+    *GEOMETRY_VECTORS,
+)
+assert set(REQUIRED_COLUMNS + OPTIONAL_COLUMNS) <= set(INDEX_COLUMNS)
+
+
+def index_columns_markdown() -> str:
+    """The table of :data:`INDEX_COLUMNS` in Markdown (``docs/index-columns.md``'s)."""
+    lines = ["| column | type | meaning |", "| --- | --- | --- |"]
+    lines += [
+        f"| `{name}` | {kind} | {meaning} |" for name, (kind, meaning) in INDEX_COLUMNS.items()
+    ]
+    return "\n".join(lines) + "\n"
 
 
 class DatasetIndexError(ValueError):
@@ -90,9 +202,9 @@ def read_index_columns(path: Path) -> dict[str, Any]:
         if name in GEOMETRY_VECTORS:
             columns[name] = _geometry_vector(path, name, values)
             continue
-        if name == "flags":
+        if name in OPTIONAL_STRINGS:
             if not all(v is None or isinstance(v, str) for v in values):
-                raise DatasetIndexError(f"{path}: column 'flags' must hold strings")
+                raise DatasetIndexError(f"{path}: column {name!r} must hold strings")
             columns[name] = np.asarray([v or "" for v in values], dtype=object)
             continue
         if column.null_count:

@@ -90,6 +90,15 @@ class BuildPlan:
         return [[study, self.studies[study].original_id] for study in self.batches[batch]]
 
     @property
+    def has_measures(self) -> bool:
+        """Whether the version has (or will have) measures.parquet: every version but one
+        finished before it existed."""
+        if not self.finished:
+            return True
+        manifest = json.loads(self.layout.manifest.read_text(encoding="utf-8"))
+        return self.layout.in_version(self.layout.measures_file) in manifest.get("outputs", {})
+
+    @property
     def follow_symlinks(self) -> bool:
         return bool(self.config.get("follow_symlinks", True))
 

@@ -90,6 +90,12 @@ class Layout:
     def validation_file(self) -> Path:
         return self.version_dir / "validation.parquet"
 
+    @property
+    def measures_file(self) -> Path:
+        """Per study EDV, ESV, EF, LV mass (``docs/cine.md``); versions finished before it
+        existed have none."""
+        return self.version_dir / "measures.parquet"
+
     # ------------------------------------------------------------------------- per study
 
     def pairs_file(self, study: str) -> Path:

@@ -222,11 +222,11 @@ def test_nnunet_reader_returns_our_arrays_labels_and_spacing(phantom):
         assert data.shape == (1, 1, *image.shape)
         assert np.array_equal(data[0, 0], image.astype(np.float32))
         row = phantom.index.iloc[case.row]
-        # nnU-Net's order is (z, y, x) = (through-plane, row spacing, column spacing); the
-        # phantom's DICOMs have no SliceThickness: nnU-Net's own 2D z, 999 x the in-plane
-        in_plane = max(row["pixel_spacing_row"], row["pixel_spacing_col"])
+        # nnU-Net's order is (z, y, x) = (through-plane, row spacing, column spacing); z is
+        # the DICOM's SliceThickness (the phantom's cine has one, thicker than a pixel)
+        assert row["slice_thickness"] > max(row["pixel_spacing_row"], row["pixel_spacing_col"])
         assert props["spacing"] == pytest.approx(
-            [999 * in_plane, row["pixel_spacing_row"], row["pixel_spacing_col"]]
+            [row["slice_thickness"], row["pixel_spacing_row"], row["pixel_spacing_col"]]
         )
         seg, seg_props = reader.read_seg(str(folder / labels / f"{case.case}.nii.gz"))
         assert np.array_equal(seg[0, 0], expected_labels(npz))
@@ -262,8 +262,9 @@ def test_nnunet_plans_preprocesses_2d_only_and_trains_on_our_patient_level_split
     fingerprint = json.loads((preprocessed / "dataset_fingerprint.json").read_text())
     cases = phantom.nnunet.selection.in_split("train", "val")
     assert len(fingerprint["spacings"]) == len(cases)
+    (thickness,) = set(phantom.index["slice_thickness"])  # the phantom cine's SliceThickness
     for spacing in fingerprint["spacings"]:
-        assert spacing == pytest.approx([999 * 1.3672, 1.3672, 1.3672])
+        assert spacing == pytest.approx([thickness, 1.3672, 1.3672])
     preprocessed_cases = {p.stem for p in (preprocessed / "nnUNetPlans_2d").glob("*.pkl")}
     assert preprocessed_cases == {c.case for c in cases}
     assert splits_file.read_bytes() == written  # preprocessing kept our folds

@@ -194,3 +194,43 @@ def test_dicom_geometry_is_kept_as_the_dicom_gives_it(tmp_path):
     index = DatasetIndex(data.root, verify="none")
     np.testing.assert_array_equal(index.slice_thickness, [0.0, 5.0])
     np.testing.assert_array_equal(index.slice_location, [-12.5, 0.0])
+
+
+# ------------------------------------------------------------------------------------ the cine
+
+
+def test_the_cine_columns_are_read_with_nan_and_empty_where_unknown(tmp_path):
+    data = build_dataset(tmp_path, study_sizes=(3,), spacings=[(1.0, 1.0)])
+    table = pq.read_table(data.root / "index.parquet")
+    cine = {
+        "position": pa.array([0, 1, None], pa.int32()),
+        "position_mm": pa.array([0.0, 10.0, None]),
+        "phase": pa.array([19, 6, None], pa.int32()),
+        "trigger_time": pa.array([720.8, 292.2, None]),
+        "cardiac_phase": pa.array(["ED", "ES", None]),
+    }
+    for name, values in cine.items():
+        table = table.append_column(name, values)
+    pq.write_table(table, data.root / "index.parquet")
+    index = DatasetIndex(data.root, verify="none")
+    np.testing.assert_array_equal(index.position, [0.0, 1.0, np.nan])
+    np.testing.assert_array_equal(index.position_mm, [0.0, 10.0, np.nan])
+    np.testing.assert_array_equal(index.phase, [19.0, 6.0, np.nan])
+    np.testing.assert_array_equal(index.trigger_time, [720.8, 292.2, np.nan])
+    assert index.cardiac_phase.tolist() == ["ED", "ES", ""]
+
+
+def test_an_index_built_before_the_cine_columns_reads_them_as_unknown(tmp_path):
+    data = build_dataset(tmp_path, study_sizes=(2,))
+    index = DatasetIndex(data.root)
+    for values in (index.position, index.position_mm, index.phase, index.trigger_time):
+        assert values.shape == (2,) and np.isnan(values).all()
+    assert index.cardiac_phase.tolist() == ["", ""]
+
+
+def test_the_docs_list_the_index_columns_from_their_one_source():
+    from conftest import REPO
+    from loader.index_columns import index_columns_markdown
+
+    page = (REPO / "docs" / "index-columns.md").read_text(encoding="utf-8")
+    assert page.endswith(index_columns_markdown())

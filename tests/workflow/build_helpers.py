@@ -98,6 +98,7 @@ def build_by_calls(config: dict, workdir: Path | None = None) -> BuildPlan:
             index_path=layout.index_file,
             validation_path=layout.validation_file,
             assigned=plan.split_assignment,
+            measures_path=layout.measures_file,
         )
         tables = (layout.index_file, layout.validation_file)
         write_version_qc(
@@ -114,6 +115,7 @@ def build_by_calls(config: dict, workdir: Path | None = None) -> BuildPlan:
             qc_outputs=layout.version_qc,
             exclusions=plan.exclusions_input,
             splits_file=plan.splits_file_input,
+            measures_path=layout.measures_file,
         )
         write_report_material(
             layout, layout.index_file, sorted(plan.studies), *report_paths(layout)

@@ -171,4 +171,6 @@ def test_the_summary_of_a_built_version(raw, tmp_path, capsys):
     # two studies and an absent one; slices 2 and 4 contoured, study 1's contour 6 has no
     # DICOM and study 2's DICOM 4 is truncated: 3 samples
     assert "3 studies listed (2 with samples), 8 DICOM files, 5 contour files -> 3 samples." in out
-    assert "dicom_missing 1, dicom_unreadable 1, study_missing 1." in out
+    # No volumes: study 1 is one slice position (4 frames: no spacing between positions),
+    # study 2 has an i-contour at one phase only (its ED DICOM, 4, is the truncated one).
+    assert "dicom_missing 1, dicom_unreadable 1, measures_unavailable 2, study_missing 1." in out

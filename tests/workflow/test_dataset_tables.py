@@ -8,6 +8,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from loader.index_columns import INDEX_COLUMNS as SOURCE_COLUMNS
 from workflow_scripts.config import default_config
 from workflow_scripts.dataset.splits import assign_split
 from workflow_scripts.dataset.tables import (
@@ -25,6 +26,8 @@ INDEX_COLUMNS = {
     "image_dtype": "string", "has_omask": "bool", "mask_pixels": "int64",
     "omask_pixels": "int64", "icontour": "string", "ocontour": "string",
     "i_outside_o": "double", "flags": "string",
+    "position": "int32", "position_mm": "double", "phase": "int32", "trigger_time": "double",
+    "cardiac_phase": "string",
     "pixel_spacing_row": "double", "pixel_spacing_col": "double",
     "source_spacing_row": "double", "source_spacing_col": "double",
     "grid_origin_row": "double", "grid_origin_col": "double",
@@ -121,6 +124,8 @@ def test_index_rows_are_sorted_by_study_and_slice_whatever_the_record_order(tmp_
         INDEX_COLUMNS
     )
     assert index.column_names == list(INDEX_COLUMNS)
+    # the workflow's schema is the loader's one list of the columns (loader.index_columns)
+    assert index.column_names == list(SOURCE_COLUMNS)
     assert set(index.column("version").to_pylist()) == {"7.0"}
 
 

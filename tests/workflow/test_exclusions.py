@@ -151,8 +151,10 @@ def test_excluded_slices_are_left_out_and_every_contour_file_accounted_for(raw, 
     assert excluded["message"] == "excluded by review (Ann, 2024-05-02): wrong slice"
     unpaired = rows[("ocontour_unpaired", 8)]
     assert unpaired["contour"].endswith("IM-0001-0008-ocontour-manual.txt")
-    # The excluded slice's files were not read, so they are no inputs of the version.
-    assert not any("0008" in path or path.endswith("/8.dcm") for path in record["inputs"])
+    # The excluded slice's contour files were not read, so they are no inputs of the version;
+    # its DICOM is, as every DICOM of the study, for its place in the cine (header only).
+    assert not any("0008" in path for path in record["inputs"])
+    assert f"dicoms/PHANTOM0002/{8}.dcm" in record["inputs"]
     accounted = [s["icontour"] for s in record["samples"]]
     accounted += [s["ocontour"] for s in record["samples"] if s["ocontour"]]
     accounted += [p["contour"] for p in record["problems"] if p["contour"]]

@@ -46,12 +46,15 @@ def digest(data_dir: Path) -> str:
     return list_study(LINK, data_dir, ("i",)).digest()
 
 
-def test_files_read_are_the_contours_and_the_dicoms_of_their_slices(data_dir):
+def test_files_read_are_the_contours_and_every_dicom(data_dir):
+    # every DICOM: the labelled ones for their pixels, all for their place in the cine
     listing = list_study(LINK, data_dir, ("i",))
     assert listing.files_read() == [
         f"contourfiles/O1/i-contours/{ICONTOUR.format(2)}",
         f"contourfiles/O1/i-contours/{ICONTOUR.format(7)}",
+        "dicoms/S1/1.dcm",
         "dicoms/S1/2.dcm",
+        "dicoms/S1/3.dcm",
     ]
     assert listing.dicoms == (("1.dcm", FILE), ("2.dcm", FILE), ("3.dcm", FILE))
 

@@ -108,18 +108,16 @@ def test_inputs_are_link_csv_and_every_file_the_build_read(version):
     fed = {"link.csv"}
     for row in version.index.itertuples():
         fed |= {row.icontour, f"dicoms/{row.study_id}/{row.slice}.dcm"}
-    # read: every i-contour file, and the DICOM of its slice where there is one (the phantom's
-    # contour without DICOM and its truncated DICOM were read too, and left out)
+    # read: every i-contour file (the phantom's contour without DICOM too), and every DICOM
+    # of a study with contours (for its place in the cine; the truncated one too)
     patient_of = {
         link.original_id: link.patient_id for link in read_link_table(version.raw / "link.csv")
     }
     read = {"link.csv"}
     for contour in all_contour_files(version.raw, ("i",)):
         read.add(contour)
-        number = int(contour.rsplit("-", 3)[-3])
-        dicom = f"dicoms/{patient_of[contour.split('/')[1]]}/{number}.dcm"
-        if (version.raw / dicom).is_file():
-            read.add(dicom)
+        folder = version.raw / "dicoms" / patient_of[contour.split("/")[1]]
+        read |= {f"dicoms/{folder.name}/{p.name}" for p in folder.glob("[0-9]*.dcm")}
     assert fed < read
     assert set(inputs) == read
     for relpath, entry in inputs.items():

@@ -251,12 +251,12 @@ def test_fingerprint_changes_when_a_read_file_changes_size_with_its_time_restore
     assert fingerprint(study) != before
 
 
-def test_fingerprint_ignores_dicoms_without_contour(study):
-    # only DICOMs under a contour are read, so only they can change the build
+def test_fingerprint_follows_every_dicom(study):
+    # every DICOM is read (its header places the labelled ones in the cine), so a change to
+    # one without contour can change the build
     before = fingerprint(study)
-    touch(study / "dicoms/P1/1.dcm")
     (study / "dicoms/P1/11.dcm").write_bytes(b"new content")
-    assert fingerprint(study) == before
+    assert fingerprint(study) != before
 
 
 def test_fingerprint_changes_with_the_listing(study):

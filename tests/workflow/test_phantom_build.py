@@ -17,7 +17,7 @@ from workflow_scripts.config import default_config
 pytestmark = pytest.mark.workflow
 
 STUDIES = 20  # the default phantom
-SAMPLES = STUDIES * 10 - 1  # 10 contoured slices each, less the one whose DICOM is corrupt
+SAMPLES = STUDIES * 10 - 1  # 5 positions x ED and ES each, less the one whose DICOM is corrupt
 
 
 @pytest.fixture(scope="module")

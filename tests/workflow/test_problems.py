@@ -7,8 +7,9 @@ from workflow_scripts.raw.problems import CODES, ERROR, WARNING, InputProblem, P
 
 
 def documented_codes() -> dict[str, tuple[str, str]]:
-    """The problem codes table of docs/qc.md: code -> (severity, meaning)."""
-    text = (REPO / "docs" / "qc.md").read_text()
+    """The codes documented in the README and the docs pages (each page documents its own)."""
+    pages = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    text = "\n".join(page.read_text() for page in pages)
     rows = re.findall(r"^\| `([a-z_]+)` \| (error|warning) \| (.+?) \|$", text, flags=re.M)
     return {code: (severity, meaning) for code, severity, meaning in rows}
 

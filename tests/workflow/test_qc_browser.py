@@ -31,7 +31,7 @@ CHROMIUM_ARGS = [
 ]  # fmt: skip
 REVIEWER = "Test Reviewer"
 DECISIONS = [  # (study, slice, reason): the flagged slice, and one that looks fine
-    ("PHANTOM0001", 4, "contour drawn on the wrong structure"),
+    ("PHANTOM0001", 8, "contour drawn on the wrong structure"),
     ("PHANTOM0002", 6, "mask incomplete, or cut off"),
 ]
 
@@ -58,11 +58,12 @@ def screenshot(page, name: str, tmp: Path) -> None:
 
 @pytest.fixture(scope="module")
 def first_version(tmp_path_factory):
-    """3 phantom studies, with PHANTOM0001's slice 4 i-contour shrunk to a 2x2 square (a mask
-    area outlier), built as version 1.0.0 with o-contours, and its report."""
+    """3 phantom studies of 3 positions, with PHANTOM0001's slice 8 i-contour (ED, between
+    ED's 4 and 12) shrunk to a 2x2 square (a mask area outlier), built as version 1.0.0 with
+    o-contours, and its report."""
     workdir = tmp_path_factory.mktemp("qc-loop")
-    raw = write_phantom(workdir / "raw", PhantomSpec.with_defaults(studies=3, slices=8, size=96))
-    tiny = raw / "contourfiles/PH-HF-1/i-contours/IM-0001-0004-icontour-manual.txt"
+    raw = write_phantom(workdir / "raw", PhantomSpec.with_defaults(studies=3, slices=12, size=96))
+    tiny = raw / "contourfiles/PH-HF-1/i-contours/IM-0001-0008-icontour-manual.txt"
     tiny.write_text("47.0 47.0\n49.0 47.0\n49.0 49.0\n47.0 49.0\n")
     config = ("--config", f"data_dir={raw}", "out_dir=out", "contours=[i,o]")
     run_workflow(workdir, *config)
@@ -83,7 +84,7 @@ def test_report_lists_flagged_slices_by_study_and_slice_and_their_images_load(
     page.goto((workdir / "report.html").as_uri())
     page.get_by_text("Flagged slices", exact=True).click()
     rows = page.locator("tr", has_text="PHANTOM")
-    assert rows.all_inner_texts() == ["PHANTOM0001\t0004\tmask_area_outlier\t"]
+    assert rows.all_inner_texts() == ["PHANTOM0001\t0008\tmask_area_outlier\t"]
     click_result_row(page, "PHANTOM0001")
     overlay = page.locator("img[src^='data:image/png']")
     overlay.wait_for()

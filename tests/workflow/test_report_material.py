@@ -25,11 +25,12 @@ TINY = "47.0 47.0\n49.0 47.0\n49.0 49.0\n47.0 49.0\n"  # a 2x2 square: a mask ar
 
 @pytest.fixture(scope="module")
 def version(tmp_path_factory):
-    """3 phantom studies (and a listed absent one) with o-contours; PHANTOM0001's slice 4
-    i-contour shrunk to a mask area outlier and PHANTOM0003's slice 6 excluded by review."""
+    """3 phantom studies of 3 positions (and a listed absent one) with o-contours;
+    PHANTOM0001's slice 8 i-contour (ED, between ED's 4 and 12) shrunk to a mask area outlier
+    and PHANTOM0003's slice 6 excluded by review."""
     root = tmp_path_factory.mktemp("report")
-    raw = write_phantom(root / "raw", PhantomSpec.with_defaults(studies=3, slices=8, size=96))
-    (raw / "contourfiles/PH-HF-1/i-contours/IM-0001-0004-icontour-manual.txt").write_text(TINY)
+    raw = write_phantom(root / "raw", PhantomSpec.with_defaults(studies=3, slices=12, size=96))
+    (raw / "contourfiles/PH-HF-1/i-contours/IM-0001-0008-icontour-manual.txt").write_text(TINY)
     exclusions = root / "exclusions.csv"
     exclusions.write_text("study_id,slice,reason\nPHANTOM0003,6,wrong structure\n")
     config = default_config(
@@ -51,16 +52,15 @@ def pictures(page: bytes) -> dict[str, bytes]:
 def test_a_studys_plot_is_what_the_versions_tables_give_for_it(version):
     plan, index, validation = version
     figures = sample_figures(index)  # the whole index: per-study medians and units
+    measures = pd.read_parquet(plan.layout.measures_file).set_index("study_id")
     for study in ("PHANTOM0001", "PHANTOM0003"):
         excluded = validation.query("study_id == @study and code == 'excluded_by_review'")
-        expected = plots.study_plot(
-            study,
-            figures[figures["study_id"] == study],
-            sorted(excluded["slice"].astype(int)),
-            plan.config["checks"]["area_outlier_factor"],
-        )
+        pairs = pd.read_parquet(plan.layout.pairs_file(study)).set_index("slice")
+        positions = sorted(pairs.loc[excluded["slice"].astype(int), "position"].astype(int))
+        row = measures.loc[study].to_dict() if study in measures.index else None
+        expected = plots.study_plot(study, figures[figures["study_id"] == study], positions, row)
         assert plan.layout.study_plot(study).read_bytes() == expected, study
-    assert list(excluded["slice"]) == [6]
+    assert list(excluded["slice"]) == [6] and positions == [1]
 
 
 def test_every_study_has_a_page_with_its_own_plot_and_contact_sheet(version):
@@ -77,7 +77,7 @@ def test_every_study_has_a_page_with_its_own_plot_and_contact_sheet(version):
         assert f"<tr><td>samples</td><td>{samples}</td></tr>" in text
         assert "<td>split</td>" not in text  # the report's label, not the page's
     flagged = layout.report_page("PHANTOM0001").read_text(encoding="utf-8")
-    assert "<tr class='flagged'><td>4</td>" in flagged and "mask_area_outlier" in flagged
+    assert "<tr class='flagged'><td>8</td>" in flagged and "mask_area_outlier" in flagged
     excluded = layout.report_page("PHANTOM0003").read_text(encoding="utf-8")
     assert "<tr><td>excluded by review</td><td>1</td></tr>" in excluded
 
@@ -102,7 +102,7 @@ def test_the_report_links_each_flagged_overlay_once_per_code(version):
         for row in index[index["flags"] != ""].itertuples()
         for code in row.flags.split(",")
     }
-    assert "mask_area_outlier/PHANTOM0001/0004-mask_area_outlier.png" in expected
+    assert "mask_area_outlier/PHANTOM0001/0008-mask_area_outlier.png" in expected
     found = {p.relative_to(flagged_dir).as_posix(): p for p in flagged_dir.rglob("*.png")}
     assert set(found) == set(expected)
     for name, path in found.items():

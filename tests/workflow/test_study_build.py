@@ -193,9 +193,14 @@ def test_the_record_names_each_file_read_with_the_digest_and_time_of_its_bytes(b
         for row in record["samples"]:
             fed |= {row["icontour"], f"dicoms/{study}/{row['slice']}.dcm"}
             fed |= {row["ocontour"]} if row["ocontour"] else set()
-        # every file that fed a sample, and those read but left out (a repair changes the data)
+        # every file that fed a sample, and those read but left out (a repair changes the data),
+        # and every DICOM of the study (its header places it in the cine)
         errored = {p["path"] for p in record["problems"] if p["severity"] == "error"}
-        assert fed <= set(record["inputs"]) <= fed | errored | all_contour_files(built.raw)
+        dicoms = {
+            f"dicoms/{study}/{p.name}" for p in (built.raw / "dicoms" / study).glob("[0-9]*.dcm")
+        }
+        assert fed | dicoms <= set(record["inputs"])
+        assert set(record["inputs"]) <= fed | errored | all_contour_files(built.raw) | dicoms
         for relpath, digest in record["inputs"].items():
             path = built.raw / relpath
             assert digest == {**sha256(path.read_bytes()), "mtime_ns": path.stat().st_mtime_ns}
@@ -364,7 +369,8 @@ def rewrite_with_invalid_values(path: Path, **tags) -> None:
 def test_pydicom_warnings_are_counted_in_the_job_log_and_not_printed(tmp_path, capfd):
     raw = phantom(tmp_path / "raw", studies=1, slices=4, size=32, faults=False)
     dicoms = raw / "dicoms" / "PHANTOM0001"
-    for number in (1, 2, 3, 4):  # 1 and 3 carry no contour: they are never read
+    # 1 and 3 carry no contour: only their cine tags are read, NumberOfFrames is none of them
+    for number in (1, 2, 3, 4):
         rewrite_with_invalid_values(dicoms / f"{number}.dcm", NumberOfFrames="1.0")
     rewrite_with_invalid_values(dicoms / "4.dcm", InstanceNumber="4.0")
     capfd.readouterr()
@@ -381,8 +387,9 @@ def test_pydicom_warnings_are_counted_in_the_job_log_and_not_printed(tmp_path, c
         "pydicom warned 2 time(s) (first in dicoms/PHANTOM0001/2.dcm): "
         "UserWarning: Invalid value for VR IS: '1.0'"
     )
-    assert warned[1].startswith(
-        "pydicom warned 1 time(s) (first in dicoms/PHANTOM0001/4.dcm): "
+    assert warned[1].startswith(  # InstanceNumber: read with the header, then with the pixels
+        "pydicom warned 2 time(s) (first in dicoms/PHANTOM0001/4.dcm): "
         "UserWarning: Invalid value for VR IS: '4.0'"
     )
-    assert len(lines) == 3  # the counts line, no problems, the two warnings
+    # the counts line, one problem (one slice position: no spacing, no volumes), the two warnings
+    assert len(lines) == 4 and "measures_unavailable" in lines[1]

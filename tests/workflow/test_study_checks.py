@@ -9,6 +9,7 @@ from workflow_scripts.config import default_config
 from workflow_scripts.raw.dicom_slice import DicomSlice
 from workflow_scripts.raw.pairing import SlicePair
 from workflow_scripts.study.checks import flag_suspicious_labels, leave_out_odd_shapes
+from workflow_scripts.study.cine import FramePlace
 from workflow_scripts.study.options import BuildOptions
 from workflow_scripts.study.slices import LabelledSlice
 
@@ -74,12 +75,18 @@ def options(**checks) -> BuildOptions:
     return BuildOptions.from_config(default_config(checks=checks))
 
 
-def flagged(areas: list[int], opts: BuildOptions) -> list[list[tuple[str, float]]]:
-    """Flag a study whose i-masks have ``areas``; each slice's (code, value) pairs."""
-    items = []
+def flagged(
+    areas: list[int], opts: BuildOptions, phases: list[int] | None = None
+) -> list[list[tuple[str, float]]]:
+    """Flag a study whose i-masks have ``areas``, slice k at position k (or, with ``phases``,
+    at the position counted within its phase); each slice's (code, value) pairs."""
+    items, seen = [], {}
     for number, area in enumerate(areas, start=1):
         labelled = item(number)
         labelled.masks["i"] = mask(area)
+        phase = 0 if phases is None else phases[number - 1]
+        position = seen[phase] = seen.get(phase, -1) + 1
+        labelled.place = FramePlace(position, 10.0 * position, phase, 0.0)
         items.append(labelled)
     flag_suspicious_labels(items, opts)
     return [[(p.code, p.value) for p in labelled.problems] for labelled in items]
@@ -90,26 +97,52 @@ def test_an_empty_mask_is_flagged_with_value_zero_and_is_no_area_outlier():
 
 
 def test_a_mask_larger_than_the_allowed_fraction_is_flagged_with_its_fraction():
-    opts = options(max_mask_fraction=0.5, area_outlier_factor=100)
+    opts = options(max_mask_fraction=0.5, neighbour_area_factor=100)
     # 200 of 400 pixels is exactly the limit: not more than it
     assert flagged([200, 201], opts) == [[], [("mask_too_large", 201 / 400)]]
 
 
-def test_a_mask_far_from_the_study_median_is_flagged_with_its_area():
-    opts = options(area_outlier_factor=4, max_mask_fraction=0.9)
-    # median 40: areas below 40 / 4 = 10 or above 40 * 4 = 160 are outliers, the bounds not
-    areas = [40, 40, 40, 40, 40, 10, 9, 160, 161]
-    assert flagged(areas, opts) == [
-        *[[]] * 6,
-        [("mask_area_outlier", 9.0)],
-        [],
-        [("mask_area_outlier", 161.0)],
-    ]
+def test_a_mask_off_the_line_between_its_neighbours_is_flagged_with_its_area():
+    opts = options(neighbour_area_factor=2, max_mask_fraction=0.9)
+    # between 80 and 60 the line gives 70: 35 (70 / 2) and 140 (70 x 2) are the bounds
+    assert flagged([80, 35, 60], opts) == [[], [], []]
+    assert flagged([80, 34, 60], opts) == [[], [("mask_area_outlier", 34.0)], []]
+    assert flagged([80, 140, 60], opts) == [[], [], []]
+    assert flagged([80, 141, 60], opts) == [[], [("mask_area_outlier", 141.0)], []]
+
+
+def test_a_taper_to_a_small_apex_is_not_flagged_and_an_end_that_breaks_it_is():
+    opts = options(neighbour_area_factor=1.5, max_mask_fraction=0.9)
+    assert flagged([100, 80, 50, 20, 5], opts) == [[]] * 5
+    assert flagged([10, 60, 80, 100, 90], opts) == [[]] * 5  # a small base: no error
+    # the next two (50, 60) continue to 40: the end may reach 1.5 x 60 = 90
+    assert flagged([100, 80, 60, 50, 90], opts) == [[]] * 5
+    assert flagged([100, 80, 60, 50, 95], opts) == [[]] * 4 + [[("mask_area_outlier", 95.0)]]
+
+
+def test_a_bad_mask_does_not_make_its_neighbours_look_off():
+    opts = options(neighbour_area_factor=1.5, max_mask_fraction=0.9)
+    assert flagged([100, 90, 300, 70, 60], opts) == [[], [], [("mask_area_outlier", 300.0)], [], []]
+
+
+def test_each_phase_is_compared_with_itself_only():
+    opts = options(neighbour_area_factor=1.5, max_mask_fraction=0.9)
+    # ED 100, 90, 80 and ES 60, 55, 50 interleaved, as a cine's files are: nothing is off;
+    # the ES mask at position 1 swapped with its ED one is
+    phases = [1, 0, 1, 0, 1, 0]
+    assert flagged([100, 60, 90, 55, 80, 50], opts, phases) == [[]] * 6
+    swapped = flagged([100, 60, 45, 110, 80, 50], opts, phases)
+    assert swapped[2] == [("mask_area_outlier", 45.0)]
+    assert swapped[3] == [("mask_area_outlier", 110.0)]
+
+
+def test_two_positions_are_not_compared():
+    assert flagged([100, 10], options(neighbour_area_factor=1.5)) == [[], []]
 
 
 def test_a_mask_can_carry_two_flags():
-    opts = options(area_outlier_factor=2, max_mask_fraction=0.5)
-    # median 100; 300 px is 75% of the image and three times the median
+    opts = options(neighbour_area_factor=2, max_mask_fraction=0.5)
+    # 300 px is 75% of the image and three times its neighbours' 100
     assert flagged([100, 100, 300], opts)[2] == [
         ("mask_too_large", 300 / 400),
         ("mask_area_outlier", 300.0),

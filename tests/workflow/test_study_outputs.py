@@ -20,6 +20,7 @@ from workflow_scripts.study.outputs import BuiltStudy, write_study_outputs
 COLUMNS = [
     "study_id", "slice", "dicom", "icontour", "ocontour", "status", "codes", "instance_number",
     "height", "width", "npz", "qc",
+    "position", "position_mm", "phase", "trigger_time", "cardiac_phase",
 ]  # fmt: skip
 
 
@@ -63,7 +64,26 @@ def test_the_pairing_table_has_a_row_for_every_slice_number_seen(built):
         "width": None,
         "npz": None,
         "qc": None,
+        # no DICOM: no place in the cine
+        "position": None,
+        "position_mm": None,
+        "phase": None,
+        "trigger_time": None,
+        "cardiac_phase": "",
     }
+
+
+def test_every_dicom_row_has_its_place_in_the_cine(built):
+    # the phantom: image n at position (n - 1) // 4, phase (n - 1) % 4, positions 10 mm
+    # apart, TriggerTime 25 + 200 x phase ms; i-contours at phases 1 (ES) and 3 (ED)
+    for row in pairs(built, "PHANTOM0001"):
+        if row["dicom"] is None:
+            continue
+        position, phase = divmod(row["slice"] - 1, 4)
+        assert (row["position"], row["phase"]) == (position, phase)
+        assert row["position_mm"] == pytest.approx(10.0 * position, abs=1e-3)
+        assert row["trigger_time"] == 25 + 200 * phase
+        assert row["cardiac_phase"] == {1: "ES", 3: "ED"}.get(phase, "")
 
 
 def test_unlabelled_slices_keep_their_dicom_and_nothing_else(built):

@@ -163,3 +163,24 @@ def test_under_mtime_rerun_triggers_a_stale_study_refuses_the_manifest_until_reb
     version_dir = workdir / "out" / "1.0.0"
     assert (version_dir / "manifest.json").is_file()
     assert tree_digests(version_dir) == tree_digests(clean / "out" / "1.0.0")
+
+
+def test_a_version_finished_before_measures_existed_is_left_as_it_is_and_loads(tmp_path, raw_data):
+    """A version built before measures.parquet existed has none in its folder nor its
+    manifest: a run over it does nothing (no index step to write one), and the loader opens
+    it (older index columns are tested in loader_tests/test_index.py)."""
+    import json
+
+    from loader import DatasetIndex
+
+    build(tmp_path, raw_data)
+    version_dir = tmp_path / "out" / "1.0.0"
+    (version_dir / "measures.parquet").unlink()
+    manifest = json.loads((version_dir / "manifest.json").read_text())
+    del manifest["outputs"]["measures.parquet"]
+    (version_dir / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))
+    before = tree_digests(version_dir, exclude=())
+    result = build(tmp_path, raw_data)
+    assert "Nothing to be done" in result.stdout + result.stderr
+    assert tree_digests(version_dir, exclude=()) == before
+    assert len(DatasetIndex(version_dir, verify="full")) > 0

@@ -279,11 +279,13 @@ def write_dataset_manifest(
     qc_outputs: Iterable[str | Path] = (),
     exclusions: Mapping[str, Any] | None = None,
     splits_file: Mapping[str, Any] | None = None,
+    measures_path: str | Path | None = None,
 ) -> Path:
     """Assemble and atomically write the manifest of a finished build; return its path.
 
     ``qc_outputs``: the version's own QC files and folders (review sheet, plots), written
-    after the tables; ``exclusions``, ``splits_file``: see :func:`build_manifest`.
+    after the tables; ``exclusions``, ``splits_file``: see :func:`build_manifest`;
+    ``measures_path``: measures.parquet, listed with the tables.
 
     Raises StaleRecordsError, writing nothing, when a study was built from other files than
     those on disk now (:mod:`~workflow_scripts.dataset.stale_records`): the manifest would
@@ -296,7 +298,8 @@ def write_dataset_manifest(
     if stale := find_stale_records(layout, config, records):
         raise StaleRecordsError(stale_records_message(layout, stale))
     problems = pq.read_table(validation_path).to_pylist()
-    top_outputs = [index_path, validation_path, *_files(qc_outputs)]
+    tables = [index_path, validation_path, *([measures_path] if measures_path else [])]
+    top_outputs = [*tables, *_files(qc_outputs)]
     manifest = build_manifest(
         layout, config, records, problems, top_outputs, exclusions, splits_file
     )

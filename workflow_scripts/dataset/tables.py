@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from loader.index_columns import INDEX_COLUMNS
 from workflow_scripts.dataset.splits import assign_split
 from workflow_scripts.files import folder_names, parquet_bytes, write_bytes_atomic
 from workflow_scripts.raw.contours import copies_message, parse_contour_name
@@ -24,6 +25,7 @@ from workflow_scripts.raw.links import StudyLink
 from workflow_scripts.raw.listing import LINK_CODES, broken_folder_link, contour_folder
 from workflow_scripts.raw.pairing import FOLDER_LINK_MESSAGES
 from workflow_scripts.raw.problems import Problem
+from workflow_scripts.study.measures import MEASURES_SCHEMA
 
 __all__ = [
     "INDEX_SCHEMA",
@@ -32,50 +34,27 @@ __all__ = [
     "find_unlisted_studies",
     "index_table",
     "load_records",
+    "measures_table",
     "write_dataset_tables",
 ]
 
-INDEX_SCHEMA = pa.schema(
-    [
-        ("version", pa.string()),
-        ("study_id", pa.string()),
-        ("original_id", pa.string()),
-        ("slice", pa.int32()),
-        ("npz", pa.string()),
-        ("qc", pa.string()),
-        ("split", pa.string()),
-        ("height", pa.int32()),
-        ("width", pa.int32()),
-        ("image_dtype", pa.string()),
-        ("has_omask", pa.bool_()),
-        ("mask_pixels", pa.int64()),
-        ("omask_pixels", pa.int64()),
-        ("icontour", pa.string()),
-        ("ocontour", pa.string()),
-        ("i_outside_o", pa.float64()),
-        ("flags", pa.string()),
-        # Geometry, in mm (docs/geometry.md): the stored arrays' pixel spacing,
-        # row then column; the DICOM's own PixelSpacing; the DICOM pixel-grid coordinates
-        # (row, column) of stored pixel (0, 0); and the DICOM's slice and orientation tags.
-        ("pixel_spacing_row", pa.float64()),
-        ("pixel_spacing_col", pa.float64()),
-        ("source_spacing_row", pa.float64()),
-        ("source_spacing_col", pa.float64()),
-        ("grid_origin_row", pa.float64()),
-        ("grid_origin_col", pa.float64()),
-        ("slice_thickness", pa.float64()),
-        ("slice_location", pa.float64()),
-        ("image_position", pa.list_(pa.float64(), 3)),
-        ("image_orientation", pa.list_(pa.float64(), 6)),
-        # The 1st, 25th, 50th, 75th and 99th percentiles of the stored image's pixel values
-        # (workflow_scripts.qc.figures.INTENSITY_COLUMNS), for the intensity plot.
-        ("intensity_p01", pa.float64()),
-        ("intensity_p25", pa.float64()),
-        ("intensity_p50", pa.float64()),
-        ("intensity_p75", pa.float64()),
-        ("intensity_p99", pa.float64()),
-    ]
-)
+
+def _arrow_type(kind: str) -> pa.DataType:
+    """The Arrow type of a type name of :data:`loader.index_columns.INDEX_COLUMNS`."""
+    if kind.startswith("float64["):
+        return pa.list_(pa.float64(), int(kind[len("float64[") : -1]))
+    return {
+        "string": pa.string(),
+        "int32": pa.int32(),
+        "int64": pa.int64(),
+        "bool": pa.bool_(),
+        "float64": pa.float64(),
+    }[kind]
+
+
+#: index.parquet's schema, from the one list of its columns and their meaning
+#: (:data:`loader.index_columns.INDEX_COLUMNS`; ``docs/index-columns.md``).
+INDEX_SCHEMA = pa.schema([(name, _arrow_type(kind)) for name, (kind, _) in INDEX_COLUMNS.items()])
 
 VALIDATION_SCHEMA = pa.schema(
     [
@@ -212,6 +191,13 @@ def find_unlisted_studies(
     return problems
 
 
+def measures_table(records: list[dict]) -> pa.Table:
+    """One row per study that has ED/ES measures (``measures`` of its record), by study id;
+    records written before measures existed have none."""
+    rows = [record["measures"] for record in records if record.get("measures")]
+    return pa.Table.from_pylist(rows, schema=MEASURES_SCHEMA)
+
+
 def write_dataset_tables(
     record_paths: Iterable[str | Path],
     links: list[StudyLink],
@@ -223,10 +209,12 @@ def write_dataset_tables(
     index_path: str | Path,
     validation_path: str | Path,
     assigned: Mapping[str, str] | None = None,
+    measures_path: str | Path | None = None,
 ) -> None:
-    """Write index.parquet and validation.parquet (each atomically) from the study records,
-    adding the problems of study folders that link.csv does not list. ``assigned``: each
-    study's split from config ``splits_file`` (see :func:`index_table`)."""
+    """Write index.parquet, validation.parquet and (given its path) measures.parquet, each
+    atomically, from the study records, adding the problems of study folders that link.csv
+    does not list. ``assigned``: each study's split from config ``splits_file`` (see
+    :func:`index_table`)."""
     records = load_records(record_paths)
     problems = [row for record in records for row in record["problems"]]
     copies = copies_between_studies(records)
@@ -238,3 +226,5 @@ def write_dataset_tables(
     index = index_table(records, version, fractions, seed, assigned, copied)
     write_bytes_atomic(index_path, parquet_bytes(index))
     write_bytes_atomic(validation_path, parquet_bytes(validation_table(problems)))
+    if measures_path is not None:
+        write_bytes_atomic(measures_path, parquet_bytes(measures_table(records)))

@@ -2,8 +2,8 @@
 
 Areas are in mm² for a study whose every sample has a known pixel spacing (``index.parquet``'s
 ``pixel_spacing_row`` and ``pixel_spacing_col``, finite and positive), else in pixels, so a
-figure never mixes units within a study. The area-to-median ratio is in pixels, as the
-``mask_area_outlier`` check computes it (median over the study's samples). Image intensities are
+figure never mixes units within a study. The area-to-median ratio is in pixels (median over the
+study's samples), for the version's area-to-median plot. Image intensities are
 percentiles of the stored pixel values of each sample's ``image`` (the DICOM's, rescaled if the
 file says so), computed by the sample's build while the image is in memory and kept in
 ``index.parquet`` (:data:`INTENSITY_COLUMNS`), so no plot reads a sample file.

@@ -1,5 +1,5 @@
-"""The QC plots: per study, mask areas against slice number; for the dataset, distributions
-with their outliers labelled by study and slice.
+"""The QC plots: per study, mask areas against slice position, one curve per phase; for the
+dataset, distributions with their outliers labelled by study and slice.
 
 Made with matplotlib (the Agg renderer, no pyplot state): it is the ecosystem's default, draws
 the same pixels for the same inputs, and writes PNGs without a timestamp once the ``Software``
@@ -11,7 +11,8 @@ bundled default style, so a user's ``matplotlibrc`` cannot change the dataset's 
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import matplotlib.style
 import numpy as np
@@ -95,58 +96,94 @@ def _styled(draw):
     return wrapper
 
 
+#: The study plot's curves: the two phases the volumes come from, then any other.
+_PHASE_STYLE = {"ED": (_I, "o-"), "ES": ("#1f77b4", "o-")}
+
+
 @_styled
 def study_plot(
-    study: str, samples: pd.DataFrame, excluded: Iterable[int], area_outlier_factor: float
+    study: str,
+    samples: pd.DataFrame,
+    excluded: Iterable[float],
+    measures: Mapping[str, Any] | None = None,
 ) -> bytes:
-    """PNG of one study: i-mask (and o-mask) area against slice number.
+    """PNG of one study: i-mask area against slice position (base to apex), one curve per
+    phase (ED, ES, any other contoured phase in grey), the o-mask areas at ED, and the study's
+    EDV, ESV and EF in the title.
 
-    ``samples``: the study's rows of :func:`~workflow_scripts.qc.figures.sample_figures`.
-    Slices run from base to apex in the Sunnybrook numbering (left to right). Flagged slices
-    are ringed in amber with their codes; slices excluded by review are dashed grey lines; the
-    band is where an i-mask area is not an outlier (median / f to median x f).
+    ``samples``: the study's rows of :func:`~workflow_scripts.qc.figures.sample_figures`
+    (with the index's ``position``, ``phase`` and ``cardiac_phase``; samples without a known
+    position are counted in the title, not drawn). ``excluded``: positions of slices excluded
+    by review, drawn as dashed grey lines. ``measures``: the study's row of measures.parquet,
+    or None. Flagged samples are ringed in amber with their codes.
     """
     axes = _study_axes()
     axes.yaxis.set_major_locator(MaxNLocator(nbins=5))  # fewer ticks: a tenth of the time
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     unit = str(samples["unit"].iloc[0]) if len(samples) else "px"
-    for number in sorted(excluded):
-        axes.axvline(number, color=_GREY, linestyle="--", linewidth=1)
-        axes.annotate("excluded", (number, 1.0), xycoords=("data", "axes fraction"),
+    for position in sorted(set(excluded)):
+        axes.axvline(position, color=_GREY, linestyle="--", linewidth=1)
+        axes.annotate("excluded", (position, 1.0), xycoords=("data", "axes fraction"),
                       rotation=90, va="top", ha="right", fontsize=7, color=_GREY)  # fmt: skip
-    if len(samples):
-        median = float(samples["area"].median())
-        if median > 0:
-            axes.axhspan(median / area_outlier_factor, median * area_outlier_factor,
-                         color="#1f77b4", alpha=0.07, linewidth=0)  # fmt: skip
-            axes.axhline(median, color="#1f77b4", linewidth=0.8, alpha=0.5)
-        axes.plot(samples["slice"], samples["area"], "o-", color=_I, markersize=4,
-                  linewidth=1, label="i-contour (blood pool)")  # fmt: skip
-        outer = samples[samples["oarea"].notna()]
+    placed = samples[samples["position"].notna()] if "position" in samples else samples[:0]
+    if len(placed):
+        for (phase, cardiac), curve in _phase_curves(placed):
+            colour, style = _PHASE_STYLE.get(cardiac, (_GREY, "o--"))
+            label = f"{cardiac} (phase {phase})" if cardiac else f"phase {phase}"
+            axes.plot(curve["position"], curve["area"], style, color=colour, markersize=4,
+                      linewidth=1, label=f"i-contour {label}")  # fmt: skip
+        outer = placed[placed["oarea"].notna()]
         if len(outer):
-            axes.plot(outer["slice"], outer["oarea"], "s", color=_O, markersize=4,
+            axes.plot(outer["position"], outer["oarea"], "s", color=_O, markersize=4,
                       label="o-contour (outer wall)")  # fmt: skip
-        flagged = samples[samples["flags"] != ""]
+        flagged = placed[placed["flags"] != ""]
         if len(flagged):
-            axes.scatter(flagged["slice"], flagged["area"], s=110, facecolors="none",
+            axes.scatter(flagged["position"], flagged["area"], s=110, facecolors="none",
                          edgecolors=_FLAG, linewidths=2, label="flagged", zorder=3)  # fmt: skip
         # Neighbouring flags (apical slices often come in runs) get staggered labels; those
         # in the right part of the plot are written leftwards, so that they stay inside it.
-        first, last = samples["slice"].min(), samples["slice"].max()
-        for position, row in enumerate(flagged.itertuples()):
-            left = row.slice - first > 0.6 * (last - first)
-            axes.annotate(row.flags.replace(",", "\n"), (row.slice, row.area), fontsize=7,
-                          xytext=(-6 if left else 6, 6 + 11 * (position % 3)),
+        first, last = placed["position"].min(), placed["position"].max()
+        for rank, row in enumerate(flagged.itertuples()):
+            left = row.position - first > 0.6 * (last - first)
+            text = f"#{row.slice} " + row.flags.replace(",", "\n")
+            axes.annotate(text, (row.position, row.area), fontsize=7,
+                          xytext=(-6 if left else 6, 6 + 11 * (rank % 3)),
                           textcoords="offset points", ha="right" if left else "left",
                           color="#8a5a00")  # fmt: skip
         axes.legend(fontsize=7, loc="upper right")
         axes.set_ylim(bottom=0)
     else:
-        axes.text(0.5, 0.5, "no samples", transform=axes.transAxes, ha="center")
-    axes.set_title(f"{study}: mask area by slice", fontsize=10)
-    axes.set_xlabel("slice number (base → apex)", fontsize=8)
+        axes.text(0.5, 0.5, "no samples with a position", transform=axes.transAxes,
+                  ha="center")  # fmt: skip
+    axes.set_title(_study_title(study, measures, len(samples) - len(placed)), fontsize=10)
+    axes.set_xlabel("slice position (0 = base → apex)", fontsize=8)
     axes.set_ylabel(f"area ({unit})", fontsize=8)
     axes.tick_params(labelsize=7)
     return axes.figure
+
+
+def _phase_curves(samples: pd.DataFrame):
+    """((phase, cardiac phase), its samples by position) per contoured phase: ED, ES, then
+    the others by phase; samples without a phase form one group of their own."""
+    cardiac = samples["cardiac_phase"].fillna("") if "cardiac_phase" in samples else ""
+    frame = samples.assign(cardiac=cardiac, phase_key=samples["phase"].fillna(-1).astype(int))
+    groups = []
+    for (phase, label), curve in frame.groupby(["phase_key", "cardiac"], sort=True):
+        order = {"ED": 0, "ES": 1}.get(label, 2)
+        groups.append((order, phase, label, curve.sort_values("position")))
+    return [((p if p >= 0 else "?", label), curve) for _, p, label, curve in sorted(
+        groups, key=lambda group: group[:3])]  # fmt: skip
+
+
+def _study_title(study: str, measures: Mapping[str, Any] | None, unplaced: int) -> str:
+    if measures:
+        title = (f"{study}: EDV {measures['edv_ml']:.1f} mL, ESV {measures['esv_ml']:.1f} mL, "
+                 f"EF {measures['ef_percent']:.1f}%")  # fmt: skip
+    else:
+        title = f"{study}: mask area by position (no ED/ES volumes)"
+    if unplaced:
+        title += f"; {unplaced} sample(s) without position not drawn"
+    return title
 
 
 def _label_points(axes, points: pd.DataFrame, x: str, y: str, text: str) -> None:

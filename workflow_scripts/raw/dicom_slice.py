@@ -14,10 +14,56 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import get_decoder
 
-from workflow_scripts.raw.geometry import SliceGeometry, read_geometry
+from workflow_scripts.raw.geometry import SliceGeometry, numbers, read_geometry
 from workflow_scripts.raw.problems import InputProblem
 
-__all__ = ["DicomSlice", "read_dicom_slice"]
+__all__ = ["DicomHeader", "DicomSlice", "read_dicom_header", "read_dicom_slice"]
+
+#: The tags a cine's arrangement needs (:func:`read_dicom_header` reads only these).
+_HEADER_TAGS = [
+    "InstanceNumber",
+    "PixelSpacing",
+    "SliceThickness",
+    "SliceLocation",
+    "ImagePositionPatient",
+    "ImageOrientationPatient",
+    "SpacingBetweenSlices",
+    "TriggerTime",
+    "CardiacNumberOfImages",
+]
+
+
+@dataclass(frozen=True)
+class DicomHeader:
+    """The tags of one DICOM file that place it in its study's cine (header only).
+
+    ``instance_number``: InstanceNumber; ``geometry``: pixel spacing, slice position and
+    orientation, SpacingBetweenSlices (mm); ``trigger_time``: TriggerTime, ms after the R wave;
+    ``cardiac_images``: CardiacNumberOfImages, the frames per cardiac cycle. Each is None when
+    absent or malformed.
+    """
+
+    instance_number: int | None
+    geometry: SliceGeometry
+    trigger_time: float | None
+    cardiac_images: int | None
+
+
+def read_dicom_header(data: bytes) -> DicomHeader:
+    """The cine tags of a DICOM file's bytes, parsing the header only (pydicom's
+    ``stop_before_pixels`` and ``specific_tags``: no pixel element is read).
+
+    Raises InputProblem ``dicom_unreadable`` when the bytes are no DICOM header.
+    """
+    dataset, _ = _parse(data, header_only=True)
+    trigger_time = numbers(dataset, "TriggerTime", 1)
+    images = _optional_int(dataset, "CardiacNumberOfImages")
+    return DicomHeader(
+        instance_number=_optional_int(dataset, "InstanceNumber"),
+        geometry=read_geometry(dataset),
+        trigger_time=trigger_time,
+        cardiac_images=images if images is not None and images > 0 else None,
+    )
 
 
 @dataclass(frozen=True)
@@ -85,17 +131,27 @@ def read_dicom_slice(data: bytes, max_pixels: int) -> DicomSlice:
     )
 
 
-def _parse(data: bytes):
+def _parse(data: bytes, header_only: bool = False):
+    """The parsed dataset and whether it had file meta; ``header_only`` stops before the pixel
+    data and keeps only the cine's tags."""
+    options = {"stop_before_pixels": True, "specific_tags": _HEADER_TAGS} if header_only else {}
     try:
-        return pydicom.dcmread(io.BytesIO(data)), True
+        return pydicom.dcmread(io.BytesIO(data), **options), True
     except InvalidDicomError:
         pass  # no preamble: retry as a raw dataset below
     except Exception as exc:  # pydicom raises many types on truncated input
         raise InputProblem("dicom_unreadable", f"cannot parse: {exc}") from None
     try:
-        dataset = pydicom.dcmread(io.BytesIO(data), force=True)
+        dataset = pydicom.dcmread(io.BytesIO(data), force=True, **options)
+        if header_only:
+            # Parse the elements now: a deferred parse would fail later, outside this try.
+            dataset = pydicom.Dataset({tag: dataset[tag] for tag in dataset})
     except Exception as exc:
         raise InputProblem("dicom_unreadable", f"not a DICOM file ({exc})") from None
+    if header_only:
+        if not any(keyword in dataset for keyword in _HEADER_TAGS):
+            raise InputProblem("dicom_unreadable", "not a DICOM file (none of the cine tags)")
+        return dataset, False
     if "Rows" not in dataset or "PixelData" not in dataset:
         raise InputProblem("dicom_unreadable", "not a DICOM file (no preamble, no image tags)")
     if "TransferSyntaxUID" not in dataset.file_meta:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-__all__ = ["SliceGeometry", "read_geometry"]
+__all__ = ["SliceGeometry", "numbers", "read_geometry", "slice_normal"]
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,14 @@ class SliceGeometry:
     (row 0, column 0) in the patient coordinate system, mm.
     ``image_orientation``: ImageOrientationPatient, the direction cosines of the first row
     (towards increasing column) then of the first column (towards increasing row).
+    ``spacing_between_slices``: SpacingBetweenSlices in mm, what the scanner says separates
+    adjacent slice positions (the cine arrangement checks it against ImagePositionPatient).
     Each is None when absent or malformed.
+
+    ``slice_location`` is the scanner's SliceLocation: a position along an axis of the
+    scanner's choosing (on the Sunnybrook studies its steps are 5.3-6.7 mm where the slices
+    are 8-10 mm apart, and its sign flips between studies). It is no distance between
+    slices: :attr:`normal` and ``image_position`` are (``docs/cine.md``).
     """
 
     pixel_spacing: tuple[float, float] | None = None
@@ -36,6 +43,26 @@ class SliceGeometry:
     slice_location: float | None = None
     image_position: tuple[float, float, float] | None = None
     image_orientation: tuple[float, float, float, float, float, float] | None = None
+    spacing_between_slices: float | None = None
+
+    @property
+    def normal(self) -> tuple[float, float, float] | None:
+        """The slice normal: the row direction cosines x the column ones (unit length), or
+        None without a usable ImageOrientationPatient."""
+        return slice_normal(self.image_orientation)
+
+
+def slice_normal(orientation) -> tuple[float, float, float] | None:
+    """The unit normal row x column of an ImageOrientationPatient (6 direction cosines), or
+    None when it is absent or its two directions are (nearly) parallel or zero."""
+    if orientation is None:
+        return None
+    rx, ry, rz, cx, cy, cz = orientation
+    normal = (ry * cz - rz * cy, rz * cx - rx * cz, rx * cy - ry * cx)
+    length = math.sqrt(sum(v * v for v in normal))
+    if not length > 1e-6:
+        return None
+    return tuple(v / length for v in normal)
 
 
 def read_geometry(dataset) -> SliceGeometry:
@@ -44,17 +71,18 @@ def read_geometry(dataset) -> SliceGeometry:
     return SliceGeometry(
         pixel_spacing=spacing,
         spacing_problem=problem,
-        slice_thickness=_numbers(dataset, "SliceThickness", 1),
-        slice_location=_numbers(dataset, "SliceLocation", 1),
-        image_position=_numbers(dataset, "ImagePositionPatient", 3),
-        image_orientation=_numbers(dataset, "ImageOrientationPatient", 6),
+        slice_thickness=numbers(dataset, "SliceThickness", 1),
+        slice_location=numbers(dataset, "SliceLocation", 1),
+        image_position=numbers(dataset, "ImagePositionPatient", 3),
+        image_orientation=numbers(dataset, "ImageOrientationPatient", 6),
+        spacing_between_slices=numbers(dataset, "SpacingBetweenSlices", 1),
     )
 
 
 def _pixel_spacing(dataset) -> tuple[tuple[float, float] | None, str | None]:
     if "PixelSpacing" not in dataset:
         return None, "no PixelSpacing element"
-    values = _numbers(dataset, "PixelSpacing", 2)
+    values = numbers(dataset, "PixelSpacing", 2)
     if values is None or min(values) <= 0:
         try:
             text = repr(dataset["PixelSpacing"].value)
@@ -64,7 +92,7 @@ def _pixel_spacing(dataset) -> tuple[tuple[float, float] | None, str | None]:
     return (values[0], values[1]), None
 
 
-def _numbers(dataset, keyword: str, count: int):
+def numbers(dataset, keyword: str, count: int):
     """``count`` finite floats from the element (a float when count is 1), or None."""
     try:
         if keyword not in dataset:

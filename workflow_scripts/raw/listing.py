@@ -28,6 +28,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import re
 import stat
 from dataclasses import dataclass
 from functools import cache
@@ -39,6 +40,7 @@ from workflow_scripts.raw.links import StudyLink
 
 __all__ = [
     "BROKEN",
+    "DICOM_NAME",
     "FILE",
     "LINK_CODES",
     "LOOP",
@@ -53,6 +55,9 @@ __all__ = [
     "open_input",
     "read_file_stats",
 ]
+
+#: A DICOM file's name, ``<n>.dcm``: image (slice) number ``n``, without leading zeros.
+DICOM_NAME = re.compile(r"^(0|[1-9][0-9]*)\.dcm$")
 
 #: Entry kinds: a regular file (or a link followed to one); anything else that is not a link
 #: (a folder, a fifo, a device); and the links that are not followed (see the module's
@@ -146,13 +151,16 @@ class StudyListing:
 
     def files_read(self) -> list[str]:
         """The files a build of the study reads, sorted: every contour file whose name fits
-        its folder's pattern, and the DICOM of each slice number that has one."""
+        its folder's pattern and, when there is one, every DICOM named ``<n>.dcm`` (the
+        labelled ones for their pixels, all for the cine's positions and phases)."""
         contours = self.contour_files()
         read = [path for _, _, path in contours]
-        if self.contours_present and isinstance(self.dicoms, tuple):
-            files = {name for name, entry_kind in self.dicoms if entry_kind == FILE}
-            slices = {number for _, number, _ in contours}
-            read += [f"{self.dicom_dir}/{n}.dcm" for n in slices if f"{n}.dcm" in files]
+        if contours and isinstance(self.dicoms, tuple):
+            read += [
+                f"{self.dicom_dir}/{name}"
+                for name, entry_kind in self.dicoms
+                if entry_kind == FILE and DICOM_NAME.match(name)
+            ]
         return sorted(read)
 
 

@@ -14,7 +14,6 @@ A link in a contour folder is where a contour file goes, so its row accounts for
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from workflow_scripts.raw.contours import parse_contour_name
 from workflow_scripts.raw.links import StudyLink
 from workflow_scripts.raw.listing import (
     BROKEN,
+    DICOM_NAME,
     FILE,
     LINK_CODES,
     LOOP,
@@ -53,7 +53,6 @@ FOLDER_LINK_MESSAGES = {
     **_LINK_MESSAGES,
     WRONG_TYPE: "a symbolic link (or under one) to something that is not a folder; skipped",
 }
-_DICOM_NAME = re.compile(r"^(0|[1-9][0-9]*)\.dcm$")
 
 
 @dataclass
@@ -123,7 +122,7 @@ def pair_listing(listing: StudyListing) -> StudyPairing:
         )
         dicom_names = []
     for name in dicom_names:
-        match = _DICOM_NAME.match(name)
+        match = DICOM_NAME.match(name)
         if match is None:
             problems.append(
                 Problem(

@@ -1,9 +1,22 @@
 """A small synthetic cardiac MRI dataset in the Sunnybrook layout, with deliberate faults.
 
-Each phantom study is a stack of short-axis slices: a bright elliptical blood pool inside a darker
-myocardium ring, on a dim noisy background, written as real DICOM files with pydicom (int16, the
-real data's Explicit VR Little Endian). Contour files trace both ellipses on the half-pixel grid
-the real files use. The generator is deterministic: the same arguments give the same bytes.
+Each phantom study is a cine, as a Sunnybrook study is: slice positions x :data:`PHASES` phases
+of a bright elliptical blood pool inside a darker myocardium ring, on a dim noisy background,
+written as real DICOM files with pydicom (int16, the real data's Explicit VR Little Endian).
+Contour files trace both ellipses on the half-pixel grid the real files use. The generator is
+deterministic: the same arguments give the same bytes.
+
+The cine (``docs/cine.md``): image number ``n`` (1-based, ``slices`` per study) is position
+``(n - 1) // PHASES`` at phase ``(n - 1) % PHASES`` (position-major, as the real archive), and
+its tags say so: ImagePositionPatient steps :data:`SPACING_MM` along the normal of one oblique
+ImageOrientationPatient (:data:`ORIENTATION`), SpacingBetweenSlices = SliceThickness =
+:data:`SPACING_MM`, TriggerTime :data:`TRIGGER_TIMES_MS` by phase, CardiacNumberOfImages
+:data:`PHASES`; SliceLocation is the z coordinate of IPP, which steps less than the slices are
+apart (as on the real studies). The blood pool's radii are :data:`PHASE_SCALE` of its ED radii
+by phase: i-contours are drawn at phases :data:`ES_PHASE` and :data:`ED_PHASE` of every
+position (the even image numbers), o-contours at ED (image numbers divisible by 4), so a
+study's volumes can be worked out by hand (:func:`blood_pool_radii`). When ``slices`` is not a
+multiple of :data:`PHASES`, the last position holds fewer frames (and the build says so).
 
 With ``faults=True`` the dataset carries what real archives carry:
 
@@ -12,7 +25,7 @@ With ``faults=True`` the dataset carries what real archives carry:
 - the third study has a macOS ``._`` AppleDouble file beside a real DICOM;
 - link.csv lists one more study than exists on disk.
 
-DICOMs without contours are there in every study (contours are drawn on every other slice).
+DICOMs without contours are there in every study (the phases between ES and ED).
 """
 
 from __future__ import annotations
@@ -31,15 +44,49 @@ from workflow_scripts.files import write_bytes_atomic
 from workflow_scripts.raw.contours import CONTOUR_KINDS
 from workflow_scripts.raw.listing import contour_folder
 
-__all__ = ["PhantomSpec", "contour_text", "ellipse_contour", "phantom_dicom", "write_phantom"]
+__all__ = [
+    "ED_PHASE",
+    "ES_PHASE",
+    "ORIENTATION",
+    "PHASES",
+    "PHASE_SCALE",
+    "PIXEL_SPACING_MM",
+    "SPACING_MM",
+    "TRIGGER_TIMES_MS",
+    "PhantomSpec",
+    "blood_pool_radii",
+    "contour_text",
+    "ellipse_contour",
+    "phantom_dicom",
+    "write_phantom",
+]
 
 _UID_ROOT = "1.2.826.0.1.3680043.10.1337."  # example root; phantom UIDs derive from it
+
+#: Frames per cardiac cycle (CardiacNumberOfImages) at every position.
+PHASES = 4
+#: TriggerTime of each phase, ms after the R wave.
+TRIGGER_TIMES_MS = (25.0, 225.0, 425.0, 625.0)
+#: The phases drawn: end-systole (smallest blood pool) and end-diastole (largest).
+ES_PHASE, ED_PHASE = 1, 3
+#: The blood pool's radii at each phase, as a fraction of its radii at ED.
+PHASE_SCALE = (0.9, 0.8, 0.9, 1.0)
+#: Distance between adjacent slice positions along the normal (SpacingBetweenSlices), mm.
+SPACING_MM = 10.0
+#: PixelSpacing, mm per pixel (rows and columns).
+PIXEL_SPACING_MM = 1.3672
+#: ImageOrientationPatient: direction cosines of a row, then of a column (an oblique plane;
+#: its normal, row x column, is (-0.48, 0.64, 0.6)).
+ORIENTATION = (0.8, 0.6, 0.0, -0.36, 0.48, -0.8)
+_NORMAL = np.array([-0.48, 0.64, 0.6])
+_ORIGIN = np.array([-100.0, -120.0, 40.0])  # IPP of position 0, mm
 
 
 @dataclass(frozen=True)
 class PhantomSpec:
-    """What to generate: ``studies`` present on disk, ``slices`` DICOM files per study (contours
-    on every other one), ``size`` pixels square, a ``seed`` for the noise, and ``faults``.
+    """What to generate: ``studies`` present on disk, ``slices`` DICOM files per study (the
+    frames of ``slices / PHASES`` positions; i-contours on the even ones), ``size`` pixels
+    square, a ``seed`` for the noise, and ``faults``.
 
     The fields are the config section ``phantom``; its defaults live in the config schema.
     """
@@ -82,13 +129,14 @@ class PhantomSpec:
 
 
 def _has_contours(number: int) -> bool:
-    """Contours on even slices only: odd ones are DICOMs without contour."""
-    return number % 2 == 0
+    """Contours on even image numbers only, the phases ES and ED of each position: odd ones
+    are DICOMs without contour."""
+    return (number - 1) % PHASES in (ES_PHASE, ED_PHASE)
 
 
 def _has_ocontour(number: int) -> bool:
-    """o-contours on every other contoured slice, as in the real data."""
-    return number % 4 == 0
+    """o-contours at the ED phase of each position only, as in the real data."""
+    return (number - 1) % PHASES == ED_PHASE
 
 
 def _missing_dicom_slice(spec: PhantomSpec) -> int:
@@ -117,9 +165,15 @@ def contour_text(points: np.ndarray) -> str:
 
 
 def phantom_dicom(
-    pixels: np.ndarray, patient_id: str, instance: int, spacing: float = 1.3672
+    pixels: np.ndarray,
+    patient_id: str,
+    instance: int,
+    spacing: float = PIXEL_SPACING_MM,
+    cine: bool = False,
 ) -> bytes:
-    """Bytes of an MR DICOM file holding ``pixels`` (int16, rows x columns) as ``instance``."""
+    """Bytes of an MR DICOM file holding ``pixels`` (int16, rows x columns) as ``instance``;
+    with ``cine``, the tags that place image ``instance`` in the phantom's cine (see the
+    module's docstring)."""
     seed = f"{patient_id}/{instance}"
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = MRImageStorage
@@ -142,25 +196,44 @@ def phantom_dicom(
     ds.PixelRepresentation = 1
     ds.PixelSpacing = [spacing, spacing]
     ds.WindowCenter, ds.WindowWidth = 600, 1200
+    if cine:
+        position, phase = divmod(instance - 1, PHASES)
+        corner = _ORIGIN - position * SPACING_MM * _NORMAL  # apex-wards along -normal
+        ds.ImagePositionPatient = [f"{value:.4f}" for value in corner]
+        ds.ImageOrientationPatient = [f"{value:g}" for value in ORIENTATION]
+        ds.SliceThickness = ds.SpacingBetweenSlices = f"{SPACING_MM:g}"
+        ds.SliceLocation = f"{corner[2]:.4f}"
+        ds.TriggerTime = f"{TRIGGER_TIMES_MS[phase]:g}"
+        ds.CardiacNumberOfImages = PHASES
     ds.PixelData = np.ascontiguousarray(pixels, dtype="<i2").tobytes()
     buffer = io.BytesIO()
     ds.save_as(buffer, enforce_file_format=True)
     return buffer.getvalue()
 
 
+def blood_pool_radii(spec: PhantomSpec, number: int) -> tuple[float, float]:
+    """The blood pool's ellipse radii (x, y) in pixels on image ``number``: at ED
+    ``0.09 * size * (1 - 0.5 * p / (P - 1))`` and 0.9 times that, for position ``p`` of ``P``
+    (the heart narrows from base to apex), times :data:`PHASE_SCALE` of its phase."""
+    position, phase = divmod(number - 1, PHASES)
+    positions = -(-spec.slices // PHASES)
+    blood = spec.size * 0.09 * (1.0 - 0.5 * position / max(1, positions - 1))
+    scale = PHASE_SCALE[phase]
+    return blood * scale, 0.9 * blood * scale
+
+
 def _slice_geometry(spec: PhantomSpec, study: int, number: int) -> dict:
-    """Ellipse parameters of one slice: the heart shrinks from base (slice 1) to apex."""
+    """Ellipse parameters of one image: its blood pool's radii (:func:`blood_pool_radii`), a
+    wall of constant thickness, and a centre that wanders a few pixels."""
     rng = np.random.default_rng([spec.seed, study, number, 1])
     half = spec.size / 2
-    taper = 1.0 - 0.5 * (number - 1) / max(1, spec.slices - 1)
-    blood = spec.size * 0.09 * taper
-    wall = spec.size * 0.035
+    ax, ay = blood_pool_radii(spec, number)
     return {
         "cx": half + rng.uniform(-4, 4),
         "cy": half + rng.uniform(-4, 4),
-        "ax": blood * rng.uniform(0.9, 1.1),
-        "ay": blood * rng.uniform(0.8, 1.0),
-        "wall": wall,
+        "ax": ax,
+        "ay": ay,
+        "wall": spec.size * 0.035,
     }
 
 
@@ -188,14 +261,14 @@ def write_phantom(root: str | Path, spec: PhantomSpec) -> Path:
             geometry = _slice_geometry(spec, study, number)
             pixels = _slice_pixels(spec, geometry, study, number)
             write_bytes_atomic(
-                dicom_dir / f"{number}.dcm", phantom_dicom(pixels, patient_id, number)
+                dicom_dir / f"{number}.dcm", phantom_dicom(pixels, patient_id, number, cine=True)
             )
             if not _has_contours(number):
                 continue
             radii = {"i": 0.0, "o": geometry["wall"]}
             for kind in CONTOUR_KINDS:
                 if kind == "o" and not _has_ocontour(number):
-                    continue
+                    continue  # o-contours at ED only, as in the real data
                 points = ellipse_contour(
                     geometry["cx"],
                     geometry["cy"],

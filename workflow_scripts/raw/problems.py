@@ -61,6 +61,38 @@ CODES: dict[str, tuple[str, str]] = {
         ERROR,
         "with `resample`, a DICOM without valid PixelSpacing cannot be put on the common grid",
     ),
+    # the cine: slice positions and phases from the tags (docs/cine.md)
+    "cine_tags_missing": (
+        WARNING,
+        "a DICOM lacks ImagePositionPatient/ImageOrientationPatient or TriggerTime (or its "
+        "header is unreadable): its position or phase comes from its image number and "
+        "CardiacNumberOfImages, or is unknown; the message says which",
+    ),
+    "cine_order_mismatch": (
+        WARNING,
+        "the image number with CardiacNumberOfImages gives another position or phase than the "
+        "tags; the tags' are used",
+    ),
+    "cine_frame_count": (
+        WARNING,
+        "a slice position holds another number of frames than CardiacNumberOfImages (or than "
+        "most positions)",
+    ),
+    "cine_spacing_mismatch": (
+        WARNING,
+        "adjacent slice positions are unevenly spaced, or SpacingBetweenSlices differs from "
+        "the spacing of ImagePositionPatient (which is used)",
+    ),
+    "cine_orientation_changes": (
+        WARNING,
+        "a DICOM's ImageOrientationPatient differs from its study's; its position is its "
+        "ImagePositionPatient projected on the study's normal",
+    ),
+    "measures_unavailable": (
+        WARNING,
+        "a study with samples has no row in measures.parquet: the message says why (no two "
+        "contoured phases, unknown spacing, ...)",
+    ),
     # contour files
     "contour_name_unrecognized": (
         ERROR,
@@ -79,7 +111,11 @@ CODES: dict[str, tuple[str, str]] = {
     # labels that look wrong (kept, flagged)
     "mask_empty": (WARNING, "the polygon covers no pixel centre"),
     "mask_too_large": (WARNING, "the mask covers more of the image than `max_mask_fraction`"),
-    "mask_area_outlier": (WARNING, "the mask area is far from the study's median i-mask area"),
+    "mask_area_outlier": (
+        WARNING,
+        "the i-mask's area breaks its phase's course: beyond `neighbour_area_factor` times (or "
+        "below 1/f of) what its phase's neighbouring positions give",
+    ),
     "icontour_outside_ocontour": (
         WARNING,
         "more than `max_i_outside_o` of the i-mask lies outside the o-mask",

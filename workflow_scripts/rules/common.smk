@@ -50,6 +50,9 @@ LOG_DIR = str(LAYOUT.log_dir)
 MANIFEST = str(LAYOUT.manifest)
 INDEX = str(LAYOUT.index_file)
 VALIDATION = str(LAYOUT.validation_file)
+# measures.parquet (named input/output `measures`), but for a version finished before it
+# existed, which has none and never gets one.
+MEASURES = {"measures": str(LAYOUT.measures_file)} if PLAN.has_measures else {}
 # What the aggregate steps wait for. A finished version's batches are never built again,
 # whatever `studies_per_job` says now, so there the batch records are no job's input.
 BATCH_RECORDS = [] if PLAN.finished else [str(LAYOUT.batch_record(b)) for b in BATCHES]
@@ -73,7 +76,13 @@ if PLAN.finished:
     try:
         refuse_missing_kept_files(
             LAYOUT,
-            [str(LAYOUT.link_table), INDEX, VALIDATION, *VERSION_QC],
+            [
+                str(LAYOUT.link_table),
+                INDEX,
+                VALIDATION,
+                *MEASURES.values(),
+                *VERSION_QC,
+            ],
         )
     except VersionChangedError as error:
         raise WorkflowError(str(error)) from None

@@ -8,6 +8,7 @@ rule index_dataset:
         links=str(LAYOUT.link_table),
         raw=PLAN.raw_listing_inputs,
     output:
+        **MEASURES,
         index=INDEX,
         validation=VALIDATION,
     log:
@@ -27,6 +28,7 @@ rule index_dataset:
 
 rule write_manifest:
     input:
+        **MEASURES,
         batches=BATCH_RECORDS,
         index=INDEX,
         validation=VALIDATION,

@@ -26,4 +26,5 @@ with job_failures(snakemake.rule, layout.out_dir):
         index_path=snakemake.output.index,
         validation_path=snakemake.output.validation,
         assigned=snakemake.params.split_assignment,
+        measures_path=snakemake.output.get("measures"),
     )

@@ -26,6 +26,7 @@ with job_failures(snakemake.rule, layout.out_dir):
         record_paths=[layout.study_record(s) for s in read_batch_studies(snakemake.input.batches)],
         index_path=snakemake.input.index,
         validation_path=snakemake.input.validation,
+        measures_path=snakemake.input.get("measures"),
         qc_outputs=snakemake.input.qc,
         exclusions=exclusions_entry(snakemake.config),
         splits_file=config_file_entry(snakemake.config, "splits_file"),

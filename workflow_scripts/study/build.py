@@ -1,11 +1,13 @@
 """Building one study: every paired slice becomes a sample file and a QC overlay.
 
 For one row of link.csv, :func:`build_study` pairs the study's files
-(:mod:`workflow_scripts.raw.pairing`), then works in three passes:
+(:mod:`workflow_scripts.raw.pairing`), places every DICOM in the study's cine from its header
+(:mod:`workflow_scripts.study.cine`), then works in three passes:
 
 1. read every labelled slice: its contour files and its DICOM (this module);
 2. check the study as a whole: slice shapes, masks, label sanity
-   (:mod:`workflow_scripts.study.checks`);
+   (:mod:`workflow_scripts.study.checks`), and measure it: ED/ES and volumes
+   (:mod:`workflow_scripts.study.measures`);
 3. write the samples, overlays, the study's plot and pairing table, and its report page
    (:mod:`workflow_scripts.study.outputs`),
 
@@ -33,18 +35,25 @@ from workflow_scripts.files import write_bytes_atomic
 from workflow_scripts.layout import Layout
 from workflow_scripts.qc.exclusions import exclusion_message
 from workflow_scripts.raw.contours import parse_contour, points_digest
-from workflow_scripts.raw.dicom_slice import DicomSlice, read_dicom_slice
+from workflow_scripts.raw.dicom_slice import (
+    DicomHeader,
+    DicomSlice,
+    read_dicom_header,
+    read_dicom_slice,
+)
 from workflow_scripts.raw.links import StudyLink
 from workflow_scripts.raw.listing import list_study, open_input
-from workflow_scripts.raw.pairing import pair_listing
-from workflow_scripts.raw.problems import InputProblem
+from workflow_scripts.raw.pairing import StudyPairing, pair_listing
+from workflow_scripts.raw.problems import InputProblem, Problem
 from workflow_scripts.study.checks import (
     contour_digests,
     flag_copied_contours,
     flag_suspicious_labels,
     leave_out_odd_shapes,
 )
-from workflow_scripts.study.masks import contour_to_mask
+from workflow_scripts.study.cine import CineFrame, StudyCine, arrange_cine
+from workflow_scripts.study.masks import contour_to_mask, polygon_area
+from workflow_scripts.study.measures import ContourAreas, StudyMeasures, measure_study
 from workflow_scripts.study.options import BuildOptions
 from workflow_scripts.study.outputs import BuiltStudy, write_study_outputs
 from workflow_scripts.study.resample import ResampleGrid
@@ -67,6 +76,7 @@ class _Inputs:
         self.digests: dict[str, dict] = {}
         self.warnings: Counter = Counter()
         self.warned_files: dict[str, str] = {}
+        self.kept: dict[str, bytes] = {}  # labelled DICOMs' bytes, read for their header first
 
     def read(self, relpath: str) -> bytes:
         """The file's bytes; its digest (``sha256``, ``size``), ``mtime_ns`` (from ``fstat``
@@ -84,11 +94,27 @@ class _Inputs:
         return data
 
     def dicom(self, relpath: str, max_pixels: int) -> DicomSlice:
+        data = self.kept.pop(relpath, None)
+        if data is None:
+            data = self.read(relpath)
+        return self._pydicom(relpath, read_dicom_slice, data, max_pixels)
+
+    def header(self, relpath: str, keep: bool) -> DicomHeader | None:
+        """The file's cine tags, read from its header only (None when unreadable: the
+        arrangement reports it); ``keep`` its bytes for :meth:`dicom`."""
         data = self.read(relpath)
+        if keep:
+            self.kept[relpath] = data
+        try:
+            return self._pydicom(relpath, read_dicom_header, data)
+        except InputProblem:
+            return None
+
+    def _pydicom(self, relpath: str, reader, *args):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")  # every occurrence, not the first per line
             try:
-                return read_dicom_slice(data, max_pixels)
+                return reader(*args)
             finally:
                 for warning in caught:
                     text = f"{warning.category.__name__}: {str(warning.message).strip()}"
@@ -113,7 +139,8 @@ def build_study(
         exclusions: reviewed decisions for this study (``slice``, ``reason``, ``reviewer``,
             ``date``, and ``contour`` "o" for a decision on the o-contour file alone; see
             :mod:`workflow_scripts.qc.exclusions`): those slices (or o-contour files) are left
-            out with ``excluded_by_review``, before any of their files is read.
+            out with ``excluded_by_review``, before their contour files are read (their DICOMs
+            are read for their headers, as every DICOM of the study, for the cine).
 
     Returns:
         the study record: ``study_id``, ``original_id``, ``samples`` (index rows), ``problems``
@@ -130,18 +157,22 @@ def build_study(
     listing = list_study(link, layout.data_dir, options.contour_kinds, options.follow_symlinks)
     pairing = pair_listing(listing)
     inputs = _Inputs(layout.data_dir)
+    cine = _read_cine(study_id, pairing, inputs)
     labelled = [LabelledSlice(study_id, pair) for pair in pairing.slices if pair.contours]
     _exclude_reviewed(labelled, exclusions)
 
     for item in labelled:
         if item.is_sample:
             _read_slice(item, inputs, options)
+            item.place = cine.place(item.number)
+    inputs.kept.clear()
     leave_out_odd_shapes(labelled)
     for item in labelled:
         _make_masks(item, options.resample)
-    built = BuiltStudy(link, pairing.slices, labelled, pairing.problems)
+    built = BuiltStudy(link, pairing.slices, labelled, pairing.problems, cine)
     flag_suspicious_labels(built.samples, options)
     flag_copied_contours(built.samples)
+    built.measures = _measure(built)
     rows, outputs = write_study_outputs(built, layout, options)
 
     problems = built.problems
@@ -153,6 +184,7 @@ def build_study(
         "inputs": dict(sorted(inputs.digests.items())),
         "outputs": outputs,
         "problems": [problem.as_row() for problem in problems],
+        "measures": built.measures.row,
         "listing": listing.digest(),
         # For the dataset stage's look for contours copied between studies.
         "contour_digests": contour_digests(built.samples),
@@ -168,6 +200,51 @@ def build_study(
     if log_path is not None:
         _write_log(log_path, study_id, record, inputs)
     return record
+
+
+def _read_cine(study_id: str, pairing: StudyPairing, inputs: _Inputs) -> StudyCine:
+    """Every DICOM's place in the study's cine, from its header (a study without contour
+    files has no samples: its DICOMs are not read). The labelled DICOMs' bytes are kept for
+    their full read."""
+    if not any(pair.contours for pair in pairing.slices):
+        return StudyCine()
+    frames = [
+        CineFrame(pair.slice, pair.dicom, inputs.header(pair.dicom, keep=bool(pair.contours)))
+        for pair in pairing.slices
+        if pair.dicom is not None
+    ]
+    return arrange_cine(study_id, frames)
+
+
+def _measure(study: BuiltStudy) -> StudyMeasures:
+    """ED/ES and the study's measures (:mod:`workflow_scripts.study.measures`) from its
+    samples' contour polygons; a study with samples but no measures gets a
+    ``measures_unavailable`` row saying why."""
+    areas = []
+    for item in study.samples:
+        spacing = item.dicom.geometry.pixel_spacing
+        areas.append(
+            ContourAreas(
+                slice=item.number,
+                position=item.place.position,
+                phase=item.place.phase,
+                i_px=item.polygon_px["i"],
+                o_px=item.polygon_px.get("o") if "o" in item.masks else None,
+                pixel_area_mm2=spacing[0] * spacing[1] if spacing is not None else None,
+            )
+        )
+    measures = measure_study(study.study_id, areas, study.cine.spacing_mm)
+    if measures.reason is not None and areas:
+        path = study.samples[0].pair.contours["i"].rsplit("/", 1)[0]
+        study.listing_problems.append(
+            Problem(
+                study.study_id,
+                path,
+                "measures_unavailable",
+                f"no volumes for this study: {measures.reason}",
+            )
+        )
+    return measures
 
 
 def _exclude_reviewed(
@@ -201,6 +278,7 @@ def _read_slice(item: LabelledSlice, inputs: _Inputs, options: BuildOptions) -> 
             text = inputs.read(pair.contours[kind]).decode("utf-8", "replace")
             item.contours[kind] = parse_contour(text)
             item.point_digests[kind] = points_digest(item.contours[kind])
+            item.polygon_px[kind] = polygon_area(item.contours[kind])  # native pixel grid
         except InputProblem as problem:
             item.reject_contour(kind, problem.code, problem.message)
     if not item.is_sample:

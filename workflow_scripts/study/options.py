@@ -17,8 +17,10 @@ class BuildOptions:
 
     ``contour_kinds``: ``("i",)`` or ``("i", "o")``. ``max_pixels``: DICOMs whose header claims
     more pixels are refused. ``max_mask_fraction`` is a fraction of the image's pixel count and
-    ``max_i_outside_o`` of the i-mask's; ``area_outlier_factor`` flags i-masks smaller than
-    median/f or larger than median*f, the median taken over the study's samples. ``window``:
+    ``max_i_outside_o`` of the i-mask's; ``neighbour_area_factor`` flags i-masks beyond f
+    times (or below 1/f of) the area their phase's neighbouring positions give
+    (:func:`~workflow_scripts.study.checks.area_off_its_phase`); ``area_outlier_factor`` is
+    the band of the version's area-to-median plot (a view, no flag). ``window``:
     ``"dicom"`` (the file's display window when it has one) or ``"percentile"`` (always the
     ``percentiles`` range); ``sheet_columns``: tiles per row of the contact sheet.
     ``resample``: the common grid every slice is put on, or None for the native pixel grid.
@@ -31,6 +33,7 @@ class BuildOptions:
     max_mask_fraction: float
     area_outlier_factor: float
     max_i_outside_o: float
+    neighbour_area_factor: float
     window: str
     percentiles: tuple[float, float]
     sheet_columns: int
@@ -49,6 +52,7 @@ class BuildOptions:
             max_mask_fraction=float(checks["max_mask_fraction"]),
             area_outlier_factor=float(checks["area_outlier_factor"]),
             max_i_outside_o=float(checks["max_i_outside_o"]),
+            neighbour_area_factor=float(checks["neighbour_area_factor"]),
             window=str(qc["window"]),
             percentiles=tuple(qc["percentiles"]),
             sheet_columns=int(qc["sheet_columns"]),

@@ -2,7 +2,7 @@
 
 Into the version folder (paths from :class:`~workflow_scripts.layout.Layout`)::
 
-    pairs/<study_id>.parquet        every slice number seen and what became of it
+    pairs/<study_id>.parquet        every slice number seen, what became of it, its cine place
     slices/<study_id>/<nnnn>.npz    image + mask (+ omask) per sample
     qc/<study_id>/<nnnn>.png        overlay per sample, contact_sheet.jpg and mask_areas.png
 
@@ -41,6 +41,8 @@ from workflow_scripts.qc.summary import study_page
 from workflow_scripts.raw.links import StudyLink
 from workflow_scripts.raw.pairing import SlicePair
 from workflow_scripts.raw.problems import Problem
+from workflow_scripts.study.cine import StudyCine
+from workflow_scripts.study.measures import StudyMeasures
 from workflow_scripts.study.options import BuildOptions
 from workflow_scripts.study.slices import LabelledSlice
 from workflow_scripts.study.study_qc import study_figures_of, study_plot_png
@@ -61,6 +63,12 @@ PAIRS_SCHEMA = pa.schema(
         ("width", pa.int32()),
         ("npz", pa.string()),
         ("qc", pa.string()),
+        # The cine (docs/cine.md): every DICOM's place, from its tags.
+        ("position", pa.int32()),
+        ("position_mm", pa.float64()),
+        ("phase", pa.int32()),
+        ("trigger_time", pa.float64()),
+        ("cardiac_phase", pa.string()),
     ]
 )
 
@@ -71,13 +79,16 @@ class BuiltStudy:
 
     ``slices``: every slice number of the study in order (pairing's result); ``labelled``: the
     slices with contour files, samples and left-out ones alike; ``listing_problems``: what
-    pairing found in the study's folders.
+    pairing found in the study's folders (and why the study has no measures); ``cine``: every
+    DICOM's position and phase; ``measures``: its ED/ES and volumes.
     """
 
     link: StudyLink
     slices: list[SlicePair]
     labelled: list[LabelledSlice]
     listing_problems: list[Problem] = field(default_factory=list)
+    cine: StudyCine = field(default_factory=StudyCine)
+    measures: StudyMeasures = field(default_factory=lambda: StudyMeasures(None, None, None, None))
 
     @property
     def study_id(self) -> str:
@@ -90,7 +101,26 @@ class BuiltStudy:
     @property
     def problems(self) -> list[Problem]:
         """Every problem of the study: its folders', then each labelled slice's."""
-        return [*self.listing_problems, *(p for item in self.labelled for p in item.problems)]
+        labelled = (p for item in self.labelled for p in item.problems)
+        return [*self.listing_problems, *self.cine.problems, *labelled]
+
+    def excluded_positions(self) -> list[int]:
+        """The slice positions of the slices a reviewer excluded (where known)."""
+        excluded = [
+            self.cine.place(item.number).position
+            for item in self.labelled
+            if item.failure is not None and item.failure.code == "excluded_by_review"
+        ]
+        return sorted({position for position in excluded if position is not None})
+
+    def cine_columns(self, number: int) -> dict[str, Any]:
+        """``position``, ``position_mm``, ``phase``, ``trigger_time`` and ``cardiac_phase``
+        (``ED``, ``ES`` or empty) of image ``number``."""
+        columns = self.cine.columns(number)
+        phase, measures = columns["phase"], self.measures
+        cardiac = {measures.ed_phase: "ED", measures.es_phase: "ES"}
+        columns["cardiac_phase"] = cardiac.get(phase, "") if phase is not None else ""
+        return columns
 
 
 def write_study_outputs(
@@ -125,13 +155,13 @@ def write_study_outputs(
         sheet_jpeg = encode_jpeg(contact_sheet(tiles, options.sheet_columns))
         put(sheet, qc_stage / sheet.name, sheet_jpeg)
         figures = study_figures_of(study_id, rows, [p.as_row() for p in study.problems])
-        plot_png = study_plot_png(figures, options.area_outlier_factor)
+        plot_png = study_plot_png(figures, study.measures.row, study.excluded_positions())
         plot = layout.study_plot(study_id)
         put(plot, qc_stage / plot.name, plot_png)
 
     by_slice = {item.number: item for item in study.labelled}
     table = pa.Table.from_pylist(
-        [_pair_row(layout, study_id, pair, by_slice.get(pair.slice)) for pair in study.slices],
+        [_pair_row(layout, study, pair, by_slice.get(pair.slice)) for pair in study.slices],
         schema=PAIRS_SCHEMA,
     )
     data = parquet_bytes(table)
@@ -177,6 +207,7 @@ def _index_row(study: BuiltStudy, item: LabelledSlice, npz: str, png: str) -> di
         "omask_pixels": int(masks["o"].sum()) if "o" in masks else None,
         "i_outside_o": item.i_outside_o,
         "flags": ",".join(item.codes),
+        **study.cine_columns(item.number),
         **_geometry_columns(item),
         **intensity_percentiles(image),
     }
@@ -201,14 +232,20 @@ def _geometry_columns(item: LabelledSlice) -> dict[str, Any]:
         "grid_origin_col": origin[1],
         "slice_thickness": geometry.slice_thickness,
         "slice_location": geometry.slice_location,
-        "image_position": geometry.image_position,
-        "image_orientation": geometry.image_orientation,
+        # lists, as the record's JSON gives them back
+        "image_position": _list(geometry.image_position),
+        "image_orientation": _list(geometry.image_orientation),
     }
 
 
+def _list(values) -> list | None:
+    return None if values is None else list(values)
+
+
 def _pair_row(
-    layout: Layout, study_id: str, pair: SlicePair, item: LabelledSlice | None
+    layout: Layout, study: BuiltStudy, pair: SlicePair, item: LabelledSlice | None
 ) -> dict[str, Any]:
+    study_id = study.study_id
     if item is None:
         status, codes = "unlabelled", ""
     else:
@@ -228,4 +265,5 @@ def _pair_row(
         "width": int(dicom.pixels.shape[1]) if dicom else None,
         "npz": layout.in_version(layout.sample_file(study_id, pair.slice)) if sample else None,
         "qc": layout.in_version(layout.overlay_file(study_id, pair.slice)) if sample else None,
+        **study.cine_columns(pair.slice),
     }

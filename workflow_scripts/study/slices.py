@@ -16,6 +16,7 @@ import numpy as np
 from workflow_scripts.raw.dicom_slice import DicomSlice
 from workflow_scripts.raw.pairing import SlicePair
 from workflow_scripts.raw.problems import Problem
+from workflow_scripts.study.cine import FramePlace
 from workflow_scripts.study.resample import Placement
 
 __all__ = ["LabelledSlice"]
@@ -36,7 +37,9 @@ class LabelledSlice:
     ``i_outside_o``: fraction of the i-mask outside the o-mask, when both exist.
     ``point_digests``: kind -> :func:`~workflow_scripts.raw.contours.points_digest` of the
     contour as parsed (in the file's own pixel coordinates, before any resample grid), to find
-    copied contour files.
+    copied contour files. ``place``: its position and phase in the study's cine
+    (:class:`~workflow_scripts.study.cine.FramePlace`). ``polygon_px``: kind -> the area of
+    the contour's polygon in square pixels of the DICOM's own grid (shoelace).
     """
 
     study: str
@@ -51,6 +54,8 @@ class LabelledSlice:
     image: np.ndarray | None = None
     placement: Placement | None = None
     point_digests: dict[str, str] = field(default_factory=dict)
+    place: FramePlace = field(default_factory=FramePlace)
+    polygon_px: dict[str, float] = field(default_factory=dict)
 
     @property
     def number(self) -> int:

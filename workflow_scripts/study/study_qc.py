@@ -1,6 +1,7 @@
 """A study's own QC beyond its overlays, made by its build while the study is in memory:
 
-- its plot of mask areas against slice number (``qc/{study}/mask_areas.png``, in the version),
+- its plot of mask areas against slice position, one curve per phase, EDV/ESV/EF in its title
+  (``qc/{study}/mask_areas.png``, in the version),
   drawn by :func:`workflow_scripts.qc.plots.study_plot`;
 - its report entry (``work/{version}/studies/{study}.html``, outside the version), made by
   :func:`workflow_scripts.qc.summary.study_page`: numbers, plot and contact sheet together.
@@ -38,7 +39,12 @@ def study_figures_of(
     return StudyFigures(study_id, sample_figures(samples), table)
 
 
-def study_plot_png(figures: StudyFigures, area_outlier_factor: float) -> bytes:
-    """The study's mask-area plot (PNG bytes), with its slices excluded by review."""
-    excluded = sorted(int(number) for number in figures.excluded["slice"])
-    return plots.study_plot(figures.study_id, figures.samples, excluded, area_outlier_factor)
+def study_plot_png(
+    figures: StudyFigures,
+    measures: Mapping[str, Any] | None,
+    excluded_positions: Sequence[float] = (),
+) -> bytes:
+    """The study's mask-area plot (PNG bytes): areas by position, a curve per phase, its
+    measures (a row of measures.parquet, or None) in the title, and the positions of its
+    slices excluded by review."""
+    return plots.study_plot(figures.study_id, figures.samples, excluded_positions, measures)
