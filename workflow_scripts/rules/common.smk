@@ -11,6 +11,7 @@ from snakemake.utils import validate
 from workflow_scripts.batches import BATCH_ID_PATTERN
 from workflow_scripts.build_plan import plan_build, print_summary
 from workflow_scripts.config import command_line_values_typed, config_problems
+from workflow_scripts.console import quiet_console_after_interrupt, stop_run
 from workflow_scripts.dataset.version_guard import (
     VersionChangedError,
     forced_rerun_refusal,
@@ -27,13 +28,16 @@ from workflow_scripts.version_lock import (
 )
 
 # The schema holds every key's meaning and default; validating fills the defaults in. A wrong
-# value stops the run with one short paragraph (the full report goes to the file named).
+# value stops the run with one short paragraph (the full report goes to the file named). Every
+# refusal here ends the run with its message alone (stop_run: no traceback).
 command_line_values_typed(config)
 if problems := config_problems(config, ".snakemake/log/config_errors.txt"):
-    raise WorkflowError(problems)
-validate(config, schema="../schemas/config.schema.yaml")
-
-PLAN = plan_build(config)
+    stop_run(problems)
+try:
+    validate(config, schema="../schemas/config.schema.yaml")
+    PLAN = plan_build(config)
+except WorkflowError as error:
+    stop_run(error)
 LAYOUT = PLAN.layout
 STUDIES = PLAN.studies
 BATCHES = PLAN.batches
@@ -76,7 +80,7 @@ if PLAN.finished:
             [str(LAYOUT.link_table), INDEX, VALIDATION, *VERSION_QC],
         )
     except VersionChangedError as error:
-        raise WorkflowError(str(error)) from None
+        stop_run(error)
 
 
 def dataset_target(wildcards):
@@ -87,7 +91,7 @@ def dataset_target(wildcards):
     if PLAN.finished:
         settings = workflow.dag_settings
         if settings.forceall or settings.forcerun or settings.forcetargets:
-            raise WorkflowError(forced_rerun_refusal(LAYOUT))
+            stop_run(forced_rerun_refusal(LAYOUT))
         settings.rerun_triggers = frozenset({RerunTrigger.MTIME})
     return MANIFEST
 
@@ -143,7 +147,7 @@ def hold_version_lock():
     try:
         acquire_version_lock(LAYOUT)
     except VersionLockedError as error:
-        raise WorkflowError(str(error)) from None
+        stop_run(error)
 
 
 def let_go_of_version_lock():
@@ -157,8 +161,17 @@ INTERRUPTS = {}
 
 def note_interrupts_from_now():
     INTERRUPTS["noted"] = note_interrupts()
+    quiet_console_after_interrupt(
+        interrupted=lambda: bool(INTERRUPTS["noted"]),
+        said=lambda: INTERRUPTS.get("said", False),
+    )
 
 
 def say_if_interrupted():
     if INTERRUPTS.get("noted"):
-        print(interrupted_message(LAYOUT.version, LAYOUT.out_dir), file=sys.stderr)
+        print(
+            interrupted_message(LAYOUT.version, LAYOUT.out_dir),
+            file=sys.stderr,
+            flush=True,
+        )
+        INTERRUPTS["said"] = True
