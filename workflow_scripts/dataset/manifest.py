@@ -36,6 +36,7 @@ from workflow_scripts.study.resample import ResampleGrid
 __all__ = [
     "EXCLUSIONS_INPUT",
     "build_config",
+    "derived_from_entry",
     "exclusions_entry",
     "recorded_config",
     "top_listing",
@@ -59,7 +60,9 @@ BUILD_KEYS = (
 )
 #: Configuration keys that say how the build runs, never what it builds: they are not
 #: recorded in the manifest (builds that differ only in them are the same bytes).
-RUN_KEYS = ("studies_per_job",)
+#: ``from_version`` says where the configuration came from; the manifest records the whole
+#: configuration, and the version it was made from as ``derived_from``.
+RUN_KEYS = ("studies_per_job", "from_version")
 #: The key of the reviewed exclusions file (config ``exclusions``) among the manifest's inputs.
 #: The other inputs are paths relative to data_dir; this entry also records the ``path`` as
 #: configured, since the file usually lives elsewhere. Only its content shapes the dataset:
@@ -95,6 +98,17 @@ def exclusions_entry(config: Mapping[str, Any]) -> dict[str, Any] | None:
     return {**file_digest(path), "mtime_ns": Path(path).stat().st_mtime_ns, "path": path}
 
 
+def derived_from_entry(config: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The manifest's ``derived_from`` for a version made from another (config
+    ``from_version``): that version's name and the sha256 of its manifest.json (which pins its
+    whole record, configuration included); None for a version built from config.yaml."""
+    source = config.get("from_version") or ""
+    if not source:
+        return None
+    manifest = Path(config["out_dir"]) / source / MANIFEST_NAME
+    return {"version": source, "sha256": file_digest(manifest)["sha256"]}
+
+
 def top_listing(data_dir: str | Path) -> dict[str, list[str]]:
     """The study folder names under dicoms/ and contourfiles/ (hidden ones included)."""
     return {top: folder_names(Path(data_dir) / top) for top in ("dicoms", "contourfiles")}
@@ -125,6 +139,7 @@ def build_manifest(
     problems: list[Mapping[str, Any]],
     top_outputs: Iterable[str | Path],
     exclusions: Mapping[str, Any] | None = None,
+    derived_from: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Assemble the manifest of a finished build.
 
@@ -139,6 +154,8 @@ def build_manifest(
             the version's QC files).
         exclusions: the reviewed exclusions file's digest, ``mtime_ns`` and ``path``, recorded
             under :data:`EXCLUSIONS_INPUT`; None when the build has none.
+        derived_from: for a version made from another, :func:`derived_from_entry`; the
+            manifest has ``derived_from`` only then.
     """
     inputs = {"link.csv": _input_entry(layout.data_dir, "link.csv", None)}
     outputs = {}
@@ -153,7 +170,7 @@ def build_manifest(
     outputs.pop(MANIFEST_NAME, None)
     by_code = Counter(problem["code"] for problem in problems)
     by_severity = Counter(problem["severity"] for problem in problems)
-    return {
+    manifest = {
         "version": layout.version,
         "built_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         "config": recorded_config(config),
@@ -182,6 +199,9 @@ def build_manifest(
             "problems_by_severity": dict(sorted(by_severity.items())),
         },
     }
+    if derived_from is not None:
+        manifest["derived_from"] = dict(derived_from)
+    return manifest
 
 
 def _contour_files_not_used(
@@ -258,11 +278,12 @@ def write_dataset_manifest(
     validation_path: str | Path,
     qc_outputs: Iterable[str | Path] = (),
     exclusions: Mapping[str, Any] | None = None,
+    derived_from: Mapping[str, Any] | None = None,
 ) -> Path:
     """Assemble and atomically write the manifest of a finished build; return its path.
 
     ``qc_outputs``: the version's own QC files and folders (review sheet, plots), written
-    after the tables; ``exclusions``: see :func:`build_manifest`.
+    after the tables; ``exclusions``, ``derived_from``: see :func:`build_manifest`.
 
     Raises StaleRecordsError, writing nothing, when a study was built from other files than
     those on disk now (:mod:`~workflow_scripts.dataset.stale_records`): the manifest would
@@ -276,7 +297,9 @@ def write_dataset_manifest(
         raise StaleRecordsError(stale_records_message(layout, stale))
     problems = pq.read_table(validation_path).to_pylist()
     top_outputs = [index_path, validation_path, *_files(qc_outputs)]
-    manifest = build_manifest(layout, config, records, problems, top_outputs, exclusions)
+    manifest = build_manifest(
+        layout, config, records, problems, top_outputs, exclusions, derived_from
+    )
     flush_to_disk()
     write_bytes_atomic(layout.manifest, manifest_bytes(manifest))
     return layout.manifest

@@ -10,7 +10,11 @@ from snakemake.utils import validate
 
 from workflow_scripts.batches import BATCH_ID_PATTERN
 from workflow_scripts.build_plan import plan_build, print_summary
-from workflow_scripts.config import command_line_values_typed, config_problems
+from workflow_scripts.config import (
+    ConfigError,
+    command_line_values_typed,
+    config_problems,
+)
 from workflow_scripts.console import quiet_console_after_interrupt, stop_run
 from workflow_scripts.dataset.version_guard import (
     VersionChangedError,
@@ -20,6 +24,7 @@ from workflow_scripts.dataset.version_guard import (
 from workflow_scripts.job_failures import interrupted_message, note_interrupts
 from workflow_scripts.layout import DATASET_PLOTS
 from workflow_scripts.raw.links import STUDY_ID_PATTERN
+from workflow_scripts.version_config import from_recorded_config, named_on_command_line
 from workflow_scripts.version_lock import (
     LOCK_NAME,
     VersionLockedError,
@@ -27,12 +32,36 @@ from workflow_scripts.version_lock import (
     release_version_lock,
 )
 
-# The schema holds every key's meaning and default; validating fills the defaults in. A wrong
-# value stops the run with one short paragraph (the full report goes to the file named). Every
+# The schema holds every key's meaning and default; validating fills the defaults in. Every
 # refusal here ends the run with its message alone (stop_run: no traceback).
+
+
+def refuse_config_problems():
+    """A wrong value stops the run with one short paragraph (the full report goes to the file
+    named)."""
+    if problems := config_problems(config, ".snakemake/log/config_errors.txt"):
+        stop_run(problems)
+
+
+# A version made from another (from_version), and a finished version, start from the
+# configuration their manifest records; only the keys named on the command line change it
+# (workflow_scripts/version_config.py). Either may bring keys to check again.
 command_line_values_typed(config)
-if problems := config_problems(config, ".snakemake/log/config_errors.txt"):
-    stop_run(problems)
+refuse_config_problems()
+try:
+    note = from_recorded_config(
+        config,
+        named_on_command_line(
+            workflow.config_settings.config,
+            workflow.config_settings.configfiles,
+            [f"{workflow.basedir}/config.yaml", "config.yaml"],
+        ),
+    )
+except ConfigError as error:
+    stop_run(error)
+if note:
+    print(note, file=sys.stderr)
+refuse_config_problems()
 try:
     validate(config, schema="../schemas/config.schema.yaml")
     PLAN = plan_build(config)

@@ -9,6 +9,7 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1]))
 
 from workflow_scripts.batches import read_batch_studies
 from workflow_scripts.dataset.manifest import (
+    derived_from_entry,
     exclusions_entry,
     recorded_config,
     write_dataset_manifest,
@@ -27,4 +28,5 @@ with job_failures(snakemake.rule, layout.out_dir):
         validation_path=snakemake.input.validation,
         qc_outputs=snakemake.input.qc,
         exclusions=exclusions_entry(snakemake.config),
+        derived_from=derived_from_entry(snakemake.config),
     )
