@@ -143,6 +143,21 @@ class Layout:
         per-study entries, flagged slices."""
         return self.work_dir / "report"
 
+    @property
+    def report_studies(self) -> Path:
+        """The studies' report entries, by split (rule summarize_qc)."""
+        return self.report_dir / "studies"
+
+    @property
+    def report_flagged(self) -> Path:
+        """The flagged slices' pictures, by problem code (rule summarize_qc)."""
+        return self.report_dir / "flagged"
+
+    @property
+    def report_material(self) -> list[Path]:
+        """What rule summarize_qc writes for the report."""
+        return [self.report_studies, self.report_flagged]
+
     def report_page(self, study: str) -> Path:
         """The study's report entry (outside the dataset), written by its build beside its
         record: ``work/{version}/studies/{study}.html``."""

@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import zipfile
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -117,11 +119,29 @@ def test_a_finished_version_runs_with_its_recorded_configuration(first):
     assert "config contours: ['i', 'o'] -> ['i']" in output
 
 
+def rulegraph(report: Path) -> tuple[set[str], set[tuple[str, str]]]:
+    """The rules and the (source, target) edges of the workflow picture a report embeds (the
+    Vega data of Snakemake's html report: ``node-data``, and the edges in ``link-data`` and
+    ``link-data-direct``)."""
+    with zipfile.ZipFile(report) as archive:
+        html = archive.read("report/report.html").decode("utf-8")
+    spec = json.JSONDecoder().raw_decode(html[html.index("rulegraph_spec = ") + 17 :])[0]
+    data = {item["name"]: item.get("values", []) for item in spec["data"]}
+    nodes = {node["rule"] for node in data["node-data"]}
+    links = data["link-data"] + data["link-data-direct"]
+    edges = {(link["sourcerule"], link["targetrule"]) for link in links}
+    return nodes, edges
+
+
 def test_the_report_of_a_finished_version_uses_its_recorded_configuration(first):
     workdir, _ = first
     report = workdir / "report.zip"
     result = run_workflow(workdir, "--report", str(report), "--config", "out_dir=out", check=False)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert report.is_file()
+    # the workflow picture shows every stage of the build, build_studies included (issue 18)
+    nodes, edges = rulegraph(report)
+    stages = {"validate_link_table", "build_studies", "index_dataset", "plot_qc"}
+    assert stages | {"write_manifest", "summarize_qc", "all"} <= nodes
+    assert {("build_studies", "index_dataset"), ("index_dataset", "write_manifest")} <= edges
     output = refused(workdir, "out_dir=out", "contours=[i]", "--report", str(report))
     assert "config contours: ['i', 'o'] -> ['i']" in output

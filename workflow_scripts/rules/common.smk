@@ -5,11 +5,10 @@
 import sys
 
 from snakemake.exceptions import WorkflowError
-from snakemake.settings.enums import RerunTrigger
 from snakemake.utils import validate
 
 from workflow_scripts.batches import BATCH_ID_PATTERN
-from workflow_scripts.build_plan import plan_build, print_summary
+from workflow_scripts.build_plan import RunMode, plan_build, print_summary, run_mode
 from workflow_scripts.config import (
     ConfigError,
     command_line_values_typed,
@@ -83,9 +82,8 @@ LOG_DIR = str(LAYOUT.log_dir)
 MANIFEST = str(LAYOUT.manifest)
 INDEX = str(LAYOUT.index_file)
 VALIDATION = str(LAYOUT.validation_file)
-# What the aggregate steps wait for. A finished version's batches are never built again,
-# whatever `studies_per_job` says now, so there the batch records are no job's input.
-BATCH_RECORDS = [] if PLAN.finished else [str(LAYOUT.batch_record(b)) for b in BATCHES]
+# What the aggregate steps wait for.
+BATCH_RECORDS = [str(LAYOUT.batch_record(b)) for b in BATCHES]
 # The version's own QC files (rule plot_qc), written before the manifest, which lists them.
 VERSION_QC = [str(path) for path in LAYOUT.version_qc]
 
@@ -95,13 +93,14 @@ wildcard_constraints:
     batch=BATCH_ID_PATTERN,
 
 
-# A finished version never changes (README, *Versions*). Its config and inputs were just
-# compared with its manifest; beyond those, Snakemake would rerun its jobs, and rewrite it, for
-# a missing file of the build or a forced rerun (both refused), another batch size, a newer
-# workflow script (as a git pull leaves it: the `code` trigger), a touched raw file (the batch
-# fingerprints: `params`) or a deleted phantom folder (regenerated). For a finished version only
-# the times of the build's own files count (`mtime`), and neither the raw data nor the batches
-# are any job's input.
+# What this run does with its version (workflow_scripts/build_plan.py, RunMode): build it
+# with every rule; once it is finished, nothing (the Snakefile then includes no build rules);
+# or draw a report of it (every rule again, for the picture; a report runs no job).
+MODE = run_mode(PLAN.finished, sys.argv)
+
+# A finished version never changes (docs/next-version.md). Its config and inputs were just
+# compared with its manifest. A missing file of its build is refused too: it says the version's
+# folders were changed by hand (`python -m loader verify` checks the dataset itself).
 if PLAN.finished:
     try:
         refuse_missing_kept_files(
@@ -113,29 +112,27 @@ if PLAN.finished:
 
 
 def dataset_target(wildcards):
-    """The manifest, the target of every build. Snakemake sets its DAG settings (rerun
-    triggers, forced reruns) only after reading the Snakefile; evaluating the target's input
-    is the first moment the workflow sees them, and before Snakemake decides what reruns.
-    """
-    if PLAN.finished:
+    """What the run asks for: the manifest (the dataset is done) and the report's material;
+    for a finished version only its manifest, which exists and which no rule read makes.
+
+    A forced rerun (--forceall, --forcerun, --force) of a finished version is refused here:
+    Snakemake sets its DAG settings only after reading the Snakefile, and evaluating the
+    target is the first moment the workflow can read them (it changes nothing)."""
+    if MODE is RunMode.FINISHED:
         settings = workflow.dag_settings
         if settings.forceall or settings.forcerun or settings.forcetargets:
             stop_run(forced_rerun_refusal(LAYOUT))
-        settings.rerun_triggers = frozenset({RerunTrigger.MTIME})
-    return MANIFEST
+        return [MANIFEST]
+    return [MANIFEST, *map(str, LAYOUT.report_material)]
 
 
 def raw_data_input(wildcards):
     """The generated phantom, for ordering only; real data is tracked by batch_fingerprint."""
-    return (
-        [ancient(str(LAYOUT.data_dir))] if LAYOUT.phantom and not PLAN.finished else []
-    )
+    return [ancient(str(LAYOUT.data_dir))] if LAYOUT.phantom else []
 
 
 def link_table_input(wildcards):
     """link.csv, or the phantom folder that generate_phantom writes it into."""
-    if PLAN.finished:
-        return []
     return str(LAYOUT.data_dir if LAYOUT.phantom else LAYOUT.data_dir / "link.csv")
 
 
