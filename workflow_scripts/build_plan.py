@@ -20,10 +20,10 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 
 from workflow_scripts.batches import assign_batches
-from workflow_scripts.config import ConfigError, check_config
+from workflow_scripts.config import FOLLOW_SYMLINKS, ConfigError, check_config
 from workflow_scripts.dataset.manifest import exclusions_entry
 from workflow_scripts.dataset.version_guard import VersionChangedError, check_finished_version
-from workflow_scripts.layout import VERSION_QC_NAMES, Layout
+from workflow_scripts.layout import VERSION_QC_NAMES, Layout, RawLayout
 from workflow_scripts.qc.exclusions import (
     Exclusion,
     ExclusionsError,
@@ -127,7 +127,7 @@ class BuildPlan:
 
     @property
     def follow_symlinks(self) -> bool:
-        return bool(self.config.get("follow_symlinks", True))
+        return bool(self.config.get("follow_symlinks", FOLLOW_SYMLINKS))
 
     @property
     def job_options(self) -> dict:
@@ -211,7 +211,7 @@ class BuildPlan:
         """Folders whose listing the index step reads (to find unlisted studies)."""
         if self.layout.phantom:
             return [str(self.layout.data_dir)]
-        folders = [self.layout.data_dir / name for name in ("dicoms", "contourfiles")]
+        folders = [self.layout.data_dir / name for name in RawLayout.STUDY_FOLDERS]
         return [str(folder) for folder in folders if folder.is_dir()]
 
 
@@ -230,7 +230,7 @@ def plan_build(config: dict) -> BuildPlan:
                 for line, (patient_id, original_id) in enumerate(spec.study_ids(), start=2)
             ]
         else:
-            links = read_link_table(layout.data_dir / "link.csv")
+            links = read_link_table(layout.raw.link_csv)
         _refuse_reserved_ids(layout, links)
         plan = BuildPlan(config, layout, links)
         if config.get("exclusions"):
@@ -249,7 +249,7 @@ def _refuse_reserved_ids(layout: Layout, links: list[StudyLink]) -> None:
     qc/plots/)."""
     for link in links:
         if link.patient_id in VERSION_QC_NAMES:
-            source = "the phantom" if layout.phantom else layout.data_dir / "link.csv"
+            source = "the phantom" if layout.phantom else layout.raw.link_csv
             raise LinkTableError(
                 f"{source}: line {link.line}: patient_id {link.patient_id!r} is reserved for "
                 "the version's QC files (qc/" + ", qc/".join(VERSION_QC_NAMES) + ")"

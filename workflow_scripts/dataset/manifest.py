@@ -28,9 +28,9 @@ from workflow_scripts.dataset.stale_records import (
 )
 from workflow_scripts.dataset.tables import load_records
 from workflow_scripts.files import flush_to_disk, folder_names, write_bytes_atomic
-from workflow_scripts.layout import Layout
+from workflow_scripts.layout import Layout, RawLayout
 from workflow_scripts.raw.contours import CONTOUR_KINDS
-from workflow_scripts.raw.listing import contour_folder, open_input
+from workflow_scripts.raw.listing import open_input
 from workflow_scripts.study.resample import ResampleGrid
 
 __all__ = [
@@ -111,7 +111,7 @@ def derived_from_entry(config: Mapping[str, Any]) -> dict[str, Any] | None:
 
 def top_listing(data_dir: str | Path) -> dict[str, list[str]]:
     """The study folder names under dicoms/ and contourfiles/ (hidden ones included)."""
-    return {top: folder_names(Path(data_dir) / top) for top in ("dicoms", "contourfiles")}
+    return {top: folder_names(Path(data_dir) / top) for top in RawLayout.STUDY_FOLDERS}
 
 
 def unlisted_contour_files(
@@ -123,11 +123,11 @@ def unlisted_contour_files(
     data_dir = Path(data_dir)
     return {
         name: [
-            f"{contour_folder(kind)}/{file}"
+            f"{RawLayout.contour_kind_folder(kind)}/{file}"
             for kind in kinds
-            for file in folder_names(data_dir / "contourfiles" / name / contour_folder(kind))
+            for file in folder_names(data_dir / RawLayout.contour_kind_relpath(name, kind))
         ]
-        for name in folder_names(data_dir / "contourfiles")
+        for name in folder_names(data_dir / RawLayout.CONTOURS)
         if not name.startswith(".") and name not in listed
     }
 
@@ -157,7 +157,7 @@ def build_manifest(
         derived_from: for a version made from another, :func:`derived_from_entry`; the
             manifest has ``derived_from`` only then.
     """
-    inputs = {"link.csv": _input_entry(layout.data_dir, "link.csv", None)}
+    inputs = {RawLayout.LINK_CSV: _input_entry(layout.data_dir, RawLayout.LINK_CSV, None)}
     outputs = {}
     for record in records:
         for relpath, digest in record["inputs"].items():
@@ -215,7 +215,7 @@ def _contour_files_not_used(
             not name.startswith(".")
             for record in records
             for name in folder_names(
-                layout.data_dir / "contourfiles" / record["original_id"] / contour_folder(kind)
+                layout.raw.path(RawLayout.contour_kind_relpath(record["original_id"], kind))
             )
         )
     return unused

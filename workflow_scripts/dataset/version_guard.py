@@ -16,13 +16,14 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from loader.manifest import MANIFEST_NAME, read_manifest
+from workflow_scripts.config import FOLLOW_SYMLINKS
 from workflow_scripts.dataset.manifest import (
     EXCLUSIONS_INPUT,
     build_config,
     top_listing,
     unlisted_contour_files,
 )
-from workflow_scripts.layout import Layout
+from workflow_scripts.layout import Layout, RawLayout
 from workflow_scripts.raw.links import StudyLink
 from workflow_scripts.raw.listing import (
     StudyListing,
@@ -134,7 +135,8 @@ def check_finished_version(
         # List the studies as the finished build did, so a config change is not also
         # reported as changed files.
         built_kinds = tuple(old.get("contours", config["contours"]))
-        built_follow = bool(old.get("follow_symlinks", config.get("follow_symlinks", True)))
+        now_follow = config.get("follow_symlinks", FOLLOW_SYMLINKS)
+        built_follow = bool(old.get("follow_symlinks", now_follow))
 
         def listed(link: StudyLink, kinds: tuple[str, ...]) -> StudyListing:
             return list_files(link, kinds, built_follow)
@@ -197,7 +199,7 @@ def _input_changes(
         listed = {link.original_id for link in links}
         unlisted = unlisted_contour_files(layout.data_dir, listed, kinds)
         changed = sorted(
-            f"contourfiles/{name}"
+            RawLayout.contour_dir_relpath(name)
             for name in unlisted.keys() & listing["unlisted_contours"].keys()
             if unlisted[name] != listing["unlisted_contours"][name]
         )

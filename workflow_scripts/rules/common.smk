@@ -133,7 +133,7 @@ def raw_data_input(wildcards):
 
 def link_table_input(wildcards):
     """link.csv, or the phantom folder that generate_phantom writes it into."""
-    return str(LAYOUT.data_dir if LAYOUT.phantom else LAYOUT.data_dir / "link.csv")
+    return str(LAYOUT.data_dir if LAYOUT.phantom else LAYOUT.raw.link_csv)
 
 
 def batch_studies(wildcards):
