@@ -81,3 +81,5 @@ def test_a_version_locked_by_another_build_says_only_who_holds_it(tmp_path):
         holder.wait()
     assert f"is being built by another run: process {holder.pid}" in output
     assert not (tmp_path / "out" / "1.0.0").exists()  # no job ran
+    # ended from onstart, with Snakemake's lock of the working folder taken: it let go
+    assert not list((tmp_path / ".snakemake" / "locks").glob("*"))
