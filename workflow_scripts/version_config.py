@@ -101,10 +101,11 @@ def from_recorded_config(config: dict[str, Any], named: Mapping[str, Any]) -> st
     config["out_dir"] = str(out_dir)
     if not unused:
         return None
+    differs = "differs from it and is" if len(unused) == 1 else "differ from it and are"
     return (
         f"Note: version {config['version']!r} in {out_dir} is finished: its recorded "
-        f"configuration ({manifest}) is used; config.yaml's {', '.join(unused)} differ from it "
-        "and are not. Name a key on the command line to check it against the version."
+        f"configuration ({manifest}) is used; config.yaml's {', '.join(unused)} {differs} not. "
+        "Name a key on the command line to check it against the version."
     )
 
 

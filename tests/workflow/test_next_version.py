@@ -114,7 +114,7 @@ def test_a_finished_version_runs_with_its_recorded_configuration(first):
     result = run_workflow(workdir, "--config", f"data_dir={raw}", "out_dir=out")
     output = result.stdout + result.stderr
     assert "Nothing to be done" in output
-    assert "config.yaml's contours differ from it and are not" in output
+    assert "config.yaml's contours differs from it and is not" in output
     output = refused(workdir, f"data_dir={raw}", "out_dir=out", "contours=[i]")
     assert "config contours: ['i', 'o'] -> ['i']" in output
 
