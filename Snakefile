@@ -30,17 +30,22 @@ configfile: "config.yaml" if Path("config.yaml").is_file() else f"{workflow.base
 
 
 include: "workflow_scripts/rules/common.smk"
-include: "workflow_scripts/rules/raw_data.smk"
-include: "workflow_scripts/rules/studies.smk"
-include: "workflow_scripts/rules/dataset.smk"
-include: "workflow_scripts/rules/qc.smk"
+
+
+# The build rules, read unless the version is finished: a finished version's run has nothing
+# to build, so Snakemake has nothing it could rerun (common.smk, MODE).
+if MODE.builds:
+
+    include: "workflow_scripts/rules/raw_data.smk"
+    include: "workflow_scripts/rules/studies.smk"
+    include: "workflow_scripts/rules/dataset.smk"
+    include: "workflow_scripts/rules/qc.smk"
 
 
 rule all:
     default_target: True
     input:
         dataset_target,
-        rules.summarize_qc.output,
 
 
 onstart:

@@ -47,8 +47,8 @@ from loader.index import DatasetIndex, counted
 from loader.index_columns import INDEX_NAME, DatasetIndexError
 from loader.manifest import (
     MANIFEST_NAME,
-    DatasetNotFinishedError,
     DatasetVerificationError,
+    finished_versions,
     read_manifest,
     verify_dataset,
 )
@@ -57,7 +57,6 @@ from loader.sample_file import SampleFileError, read_sample
 __all__ = ["main"]
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_BROKEN_PIPE = 0, 1, 2, 141
-_DATASET_PARTS = (INDEX_NAME, "slices", "pairs", "qc", "validation.parquet")
 
 
 class _WrongFolder(Exception):
@@ -434,7 +433,7 @@ def _versions(args: argparse.Namespace) -> int:
             f"{out_dir} is a dataset version folder (version {version}), not a folder of "
             f"versions; pass its parent: python -m loader versions {out_dir.parent}"
         )
-    finished, unfinished = _scan_versions(out_dir)
+    finished, unfinished = finished_versions(out_dir)
     if finished:
         print(f"{'version':12} {'built_at':26} {'samples':>8} {'studies':>8}  folder")
         for built_at, version, name, samples, studies in finished:
@@ -446,38 +445,11 @@ def _versions(args: argparse.Namespace) -> int:
     return EXIT_OK if finished else EXIT_USAGE
 
 
-def _scan_versions(out_dir: Path) -> tuple[list[tuple], list[str]]:
-    """The finished versions in ``out_dir`` as (built_at, version, folder name, samples,
-    studies), oldest first, and one line per unfinished or unreadable version folder."""
-    finished, unfinished = [], []
-    for folder in sorted(p for p in out_dir.iterdir() if p.is_dir()):
-        try:
-            manifest = read_manifest(folder)
-        except DatasetNotFinishedError:
-            if any((folder / name).exists() for name in _DATASET_PARTS):  # a partial build
-                unfinished.append(f"{folder.name} (no {MANIFEST_NAME}: not finished)")
-            continue  # other folders (logs, work files) are not dataset versions
-        except (ValueError, OSError) as exc:  # json.JSONDecodeError is a ValueError
-            unfinished.append(f"{folder.name} (unreadable {MANIFEST_NAME}: {exc})")
-            continue
-        counts = manifest.get("counts", {})
-        finished.append(
-            (
-                str(manifest.get("built_at", "")),
-                str(manifest.get("version", folder.name)),
-                folder.name,
-                counts.get("samples", "?"),
-                counts.get("studies", "?"),
-            )
-        )
-    return sorted(finished), unfinished
-
-
 def _check_version_folder(path: Path, command: str) -> None:
     """Refuse a folder of versions given where a version folder is expected, listing them."""
     if not path.is_dir() or (path / MANIFEST_NAME).is_file():
         return  # DatasetIndex and read_manifest say what is wrong with these
-    finished, _ = _scan_versions(path)
+    finished, _ = finished_versions(path)
     if finished:
         names = ", ".join(name for _, _, name, _, _ in finished)
         latest = finished[-1][2]

@@ -35,6 +35,7 @@ __all__ = [
     "bytes_digest",
     "check_dataset",
     "file_digest",
+    "finished_versions",
     "manifest_bytes",
     "read_manifest",
     "verify_dataset",
@@ -42,6 +43,11 @@ __all__ = [
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = 1
+#: What a version folder holds besides its manifest: any of them without a manifest is a build
+#: that did not finish.
+DATASET_PARTS = ("index.parquet", "slices", "pairs", "qc", "validation.parquet")
+#: What marks a folder of raw data in the Sunnybrook layout (the workflow's data_dir).
+RAW_DATA_PARTS = ("link.csv", "dicoms", "contourfiles")
 
 
 class DatasetNotFinishedError(FileNotFoundError):
@@ -83,10 +89,12 @@ def read_manifest(version_dir: str | Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise DatasetNotFinishedError(
-            f"{version_dir} has no {MANIFEST_NAME}: it is not a finished dataset (the build did "
-            "not complete, or this is not a dataset version folder). Run the workflow to finish it."
-        ) from None
+        raise DatasetNotFinishedError(not_a_version_message(Path(version_dir))) from None
+    return _parsed(path, text)
+
+
+def _parsed(path: Path, text: str) -> dict[str, Any]:
+    """The manifest in ``text`` (read from ``path``); ValueError for another format."""
     manifest = json.loads(text)
     if manifest.get("format") != MANIFEST_FORMAT:
         raise ValueError(
@@ -94,6 +102,70 @@ def read_manifest(version_dir: str | Path) -> dict[str, Any]:
             f"(expected {MANIFEST_FORMAT})"
         )
     return manifest
+
+
+def not_a_version_message(folder: Path) -> str:
+    """Why ``folder`` (which has no manifest) is not a finished dataset version, by what it is,
+    and what to pass instead."""
+    start = f"{folder} has no {MANIFEST_NAME}: it is not a finished dataset"
+    if folder.is_dir():
+        finished, unfinished = finished_versions(folder)
+        if finished:
+            names = ", ".join(name for _, _, name, _, _ in finished)
+            return (
+                f"{start} but a folder of dataset versions, holding {len(finished)} finished "
+                f"version(s): {names}. Pass one of them, e.g. {folder / finished[-1][2]}"
+            )
+        if any((folder / name).exists() for name in RAW_DATA_PARTS):
+            return (
+                f"{start} but raw data in the Sunnybrook layout (link.csv, dicoms/, "
+                "contourfiles/). Build a version from it (snakemake --cores N --config "
+                f"data_dir={folder} version=X) and pass that version's folder, e.g. results/X"
+            )
+        if any((folder / name).exists() for name in DATASET_PARTS):
+            return (
+                f"{start}: the build of this version did not complete. Run the workflow (the "
+                "same command) to finish it."
+            )
+        if unfinished:
+            return (
+                f"{start} but a folder of dataset versions, none of them finished: "
+                + ", ".join(unfinished)
+                + ". Run the workflow to finish one."
+            )
+    return (
+        f"{start}, and not a dataset version folder ({{out_dir}}/{{version}}, e.g. "
+        "results/1.0.0; python -m loader versions OUT_DIR lists the finished versions)."
+    )
+
+
+def finished_versions(out_dir: Path) -> tuple[list[tuple], list[str]]:
+    """The finished versions in ``out_dir`` (a folder of versions) as (built_at, version,
+    folder name, samples, studies), oldest first, and one line per unfinished or unreadable
+    version folder."""
+    finished, unfinished = [], []
+    for folder in sorted(p for p in out_dir.iterdir() if p.is_dir()):
+        try:
+            path = folder / MANIFEST_NAME
+            manifest = _parsed(path, path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            if any((folder / name).exists() for name in DATASET_PARTS):  # a partial build
+                unfinished.append(f"{folder.name} (no {MANIFEST_NAME}: not finished)")
+            continue  # other folders (logs, work files) are not dataset versions
+        except (ValueError, OSError) as exc:  # json.JSONDecodeError is a ValueError
+            unfinished.append(f"{folder.name} (unreadable {MANIFEST_NAME}: {exc})")
+            continue
+        counts = manifest.get("counts", {})
+        finished.append(
+            (
+                str(manifest.get("built_at", "")),
+                str(manifest.get("version", folder.name)),
+                folder.name,
+                counts.get("samples", "?"),
+                counts.get("studies", "?"),
+            )
+        )
+    return sorted(finished), unfinished
 
 
 def verify_dataset(version_dir: str | Path, full: bool = False) -> list[str]:

@@ -24,6 +24,15 @@ REAL_DATA = Path(
 KNOWN_REAL_DATA_DIGEST = "373ad0a6fccd0528d1e1c508dd85675b61337e3f563a911f913c3dd5c8735948"
 
 
+def real_data_missing() -> str:
+    """Why the real-data tests are skipped: where the data was looked for, and how to point
+    them at a copy."""
+    return (
+        f"real data not found at {REAL_DATA} (a folder with link.csv, dicoms/, contourfiles/); "
+        "set LVDS_REAL_DATA=/path/to/sunnybrook to run these tests on your copy"
+    )
+
+
 def content_digest(root: Path) -> str:
     """sha256 over the sorted (relative path, sha256) of every file under ``root``."""
     digest = hashlib.sha256()
@@ -47,7 +56,7 @@ def is_known_real_data() -> bool:
 def real_data() -> Path:
     """The real Sunnybrook studies (see REAL_DATA); skips the test when absent."""
     if not (REAL_DATA / "link.csv").is_file():
-        pytest.skip(f"real data not found at {REAL_DATA}")
+        pytest.skip(real_data_missing())
     return REAL_DATA
 
 

@@ -19,8 +19,13 @@ callers that run them):
 Plumbing beside them:
 
 - ``config``: the config schema's defaults and the checks a schema cannot express;
-- ``layout``: where every file of a build goes;
-- ``build_plan``: what is worked out when the Snakefile is parsed (studies, job parameters);
+- ``version_config``: a version made from another (``from_version``) and a finished version's
+  run start from the recorded configuration, changed only by what the command line names;
+- ``layout``: where every file of a build goes (``Layout``) and where the raw data is
+  (``RawLayout``: link.csv, dicoms/, contourfiles/);
+- ``build_plan``: what is worked out when the Snakefile is parsed (studies, job parameters,
+  and the run's mode: build, a finished version's run, or its report);
+- ``console``: a refusal's message without a traceback, and a quiet console after Ctrl-C;
 - ``batches``: which studies each job builds;
 - ``files``: atomic writes, reproducible Parquet bytes, folder listings;
 - ``job_failures``: how a job ends when it cannot finish (a refusal, a full disk, a Ctrl-C) in

@@ -10,19 +10,21 @@ studies, their batches (:mod:`~workflow_scripts.batches`), and each batch job's 
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
 from workflow_scripts.batches import assign_batches
-from workflow_scripts.config import ConfigError, check_config
+from workflow_scripts.config import FOLLOW_SYMLINKS, ConfigError, check_config
 from workflow_scripts.dataset.manifest import config_file_entry, exclusions_entry
 from workflow_scripts.dataset.splits import SplitsFileError, read_splits_file, study_splits
 from workflow_scripts.dataset.version_guard import VersionChangedError, check_finished_version
-from workflow_scripts.layout import VERSION_QC_NAMES, Layout
+from workflow_scripts.layout import VERSION_QC_NAMES, Layout, RawLayout
 from workflow_scripts.qc.exclusions import (
     Exclusion,
     ExclusionsError,
@@ -33,7 +35,44 @@ from workflow_scripts.raw.links import LinkTableError, StudyLink, read_link_tabl
 from workflow_scripts.raw.listing import StudyListing, list_study, read_file_stats
 from workflow_scripts.raw.phantom import PhantomSpec
 
-__all__ = ["BuildPlan", "plan_build", "print_summary"]
+__all__ = ["BuildPlan", "RunMode", "plan_build", "print_summary", "run_mode"]
+
+
+class RunMode(enum.Enum):
+    """What a run of the workflow does with its version, decided once when it is parsed.
+
+    - ``BUILD``: the version is not finished; every rule is read and the target is the
+      manifest and the report's material.
+    - ``FINISHED``: the version is finished and is never built again; its target is its
+      manifest, which exists, and no build rule is read, so Snakemake has nothing it could
+      rerun, whatever its rerun triggers say (a newer script, a touched raw file, another
+      ``studies_per_job``).
+    - ``REPORT``: ``snakemake --report`` on a finished version; every rule is read so that the
+      report's picture of the workflow shows every stage. A report runs no job.
+    """
+
+    BUILD = "build"
+    FINISHED = "finished"
+    REPORT = "report"
+
+    @property
+    def builds(self) -> bool:
+        """Whether the build rules are read."""
+        return self is not RunMode.FINISHED
+
+
+def run_mode(finished: bool, argv: Sequence[str]) -> RunMode:
+    """The run's :class:`RunMode`: ``finished`` says whether the version has a manifest (and
+    passed the immutability check); ``argv``, Snakemake's command line, whether it makes a
+    report. Snakemake 9 does not tell a workflow, while it is read, what the run will do; its
+    command line is the one place that says it. ``--report-after-run`` builds first, so it is
+    a build of a finished version (no build rule), never a report's reading of every rule."""
+    if not finished:
+        return RunMode.BUILD
+    report = any(arg == "--report" or arg.startswith("--report=") for arg in argv)
+    if report and "--report-after-run" not in argv:
+        return RunMode.REPORT
+    return RunMode.FINISHED
 
 
 @dataclass
@@ -100,7 +139,7 @@ class BuildPlan:
 
     @property
     def follow_symlinks(self) -> bool:
-        return bool(self.config.get("follow_symlinks", True))
+        return bool(self.config.get("follow_symlinks", FOLLOW_SYMLINKS))
 
     @property
     def job_options(self) -> dict:
@@ -196,13 +235,10 @@ class BuildPlan:
 
     @property
     def raw_listing_inputs(self) -> list[str]:
-        """Folders whose listing the index step reads (to find unlisted studies); none for a
-        finished version, which is never rebuilt from its raw data."""
-        if self.finished:
-            return []
+        """Folders whose listing the index step reads (to find unlisted studies)."""
         if self.layout.phantom:
             return [str(self.layout.data_dir)]
-        folders = [self.layout.data_dir / name for name in ("dicoms", "contourfiles")]
+        folders = [self.layout.data_dir / name for name in RawLayout.STUDY_FOLDERS]
         return [str(folder) for folder in folders if folder.is_dir()]
 
 
@@ -222,7 +258,7 @@ def plan_build(config: dict) -> BuildPlan:
                 for line, (patient_id, original_id) in enumerate(spec.study_ids(), start=2)
             ]
         else:
-            links = read_link_table(layout.data_dir / "link.csv")
+            links = read_link_table(layout.raw.link_csv)
         _refuse_reserved_ids(layout, links)
         plan = BuildPlan(config, layout, links)
         if config.get("exclusions"):
@@ -250,7 +286,7 @@ def _refuse_reserved_ids(layout: Layout, links: list[StudyLink]) -> None:
     qc/plots/)."""
     for link in links:
         if link.patient_id in VERSION_QC_NAMES:
-            source = "the phantom" if layout.phantom else layout.data_dir / "link.csv"
+            source = "the phantom" if layout.phantom else layout.raw.link_csv
             raise LinkTableError(
                 f"{source}: line {link.line}: patient_id {link.patient_id!r} is reserved for "
                 "the version's QC files (qc/" + ", qc/".join(VERSION_QC_NAMES) + ")"

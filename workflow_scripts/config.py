@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import difflib
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -27,16 +28,24 @@ from workflow_scripts.layout import RESERVED_NAMES, Layout
 from workflow_scripts.study.resample import ResampleGrid
 
 __all__ = [
+    "FOLLOW_SYMLINKS",
     "SCHEMA",
     "ConfigError",
     "check_config",
     "command_line_values_typed",
     "config_problems",
     "default_config",
+    "schema_default",
 ]
 
 SCHEMA = Path(__file__).parent / "schemas" / "config.schema.yaml"
 _SHOWN_ERRORS = 3
+
+
+def schema_default(key: str) -> Any:
+    """The schema's default of the top-level ``key``: the one place a default is written, for
+    code that may run with a partial configuration (a test, a helper called directly)."""
+    return copy.deepcopy(_schema()["properties"][key]["default"])
 
 
 class ConfigError(ValueError):
@@ -93,7 +102,7 @@ def check_config(config: dict) -> Layout:
     data_dir = layout.data_dir
     if not data_dir.is_dir():
         raise ConfigError(f"data_dir: {str(data_dir)!r} is not a folder")
-    if not (data_dir / "link.csv").is_file():
+    if not layout.raw.link_csv.is_file():
         raise ConfigError(f"data_dir: {str(data_dir)!r} has no link.csv")
     data, out = data_dir.resolve(), layout.out_dir.resolve()
     if out.is_relative_to(data) or data.is_relative_to(out):
@@ -104,8 +113,17 @@ def check_config(config: dict) -> Layout:
     return layout
 
 
-def _schema() -> dict[str, Any]:
+@functools.cache
+def _cached_schema() -> dict[str, Any]:
     return yaml.safe_load(SCHEMA.read_text(encoding="utf-8"))
+
+
+def _schema() -> dict[str, Any]:
+    return copy.deepcopy(_cached_schema())
+
+
+#: Whether symbolic links inside data_dir are followed wherever they lead, unless configured.
+FOLLOW_SYMLINKS: bool = schema_default("follow_symlinks")
 
 
 def command_line_values_typed(config: dict[str, Any]) -> None:

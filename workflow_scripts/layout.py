@@ -1,5 +1,9 @@
 """Where a build reads and writes: the one place that names every path of a build.
 
+:class:`RawLayout` names what a build reads: the raw data folder in the Sunnybrook layout
+(``link.csv``, ``dicoms/``, ``contourfiles/``; ``../shared/DESIGN.md``). :class:`Layout` names
+what it writes, and gives the raw folder's :class:`RawLayout` as ``raw``.
+
 ``{out_dir}/{version}/`` holds the dataset and nothing else (``../shared/DESIGN.md`` fixes its
 layout); beside it, ``{out_dir}/work/{version}/`` holds the study and batch records the
 aggregate steps read, each study's report page, and the report's material, and
@@ -21,6 +25,7 @@ __all__ = [
     "STUDY_PLOT",
     "VERSION_QC_NAMES",
     "Layout",
+    "RawLayout",
 ]
 
 #: Folder names under out_dir that belong to the workflow, so no version may take them.
@@ -41,6 +46,56 @@ DATASET_PLOTS = {
 
 
 @dataclass(frozen=True)
+class RawLayout:
+    """The raw data folder ``root`` (config ``data_dir``, or the generated phantom)::
+
+        link.csv                        patient_id,original_id
+        dicoms/<patient_id>/<n>.dcm     one 2D slice per file, n = image number
+        contourfiles/<original_id>/{i,o}-contours/IM-0001-<nnnn>-{i,o}contour-manual.txt
+
+    The ``*_relpath`` methods give paths relative to ``root``, POSIX: how the manifest, the
+    listings and the problem rows name inputs. Ids are plain folder names, checked when
+    link.csv is read (:mod:`~workflow_scripts.raw.links`)."""
+
+    root: Path
+
+    LINK_CSV = "link.csv"
+    DICOMS = "dicoms"
+    CONTOURS = "contourfiles"
+    #: The folders holding one sub-folder per study.
+    STUDY_FOLDERS = (DICOMS, CONTOURS)
+
+    @property
+    def link_csv(self) -> Path:
+        return self.root / self.LINK_CSV
+
+    def path(self, relpath: str) -> Path:
+        """The path of an input named relative to ``root``."""
+        return self.root / relpath
+
+    @classmethod
+    def dicom_dir_relpath(cls, patient_id: str) -> str:
+        return f"{cls.DICOMS}/{patient_id}"
+
+    @classmethod
+    def dicom_relpath(cls, patient_id: str, image_number: int) -> str:
+        return f"{cls.dicom_dir_relpath(patient_id)}/{image_number}.dcm"
+
+    @classmethod
+    def contour_dir_relpath(cls, original_id: str) -> str:
+        return f"{cls.CONTOURS}/{original_id}"
+
+    @staticmethod
+    def contour_kind_folder(kind: str) -> str:
+        """The sub-folder holding contours of ``kind``: ``i-contours`` or ``o-contours``."""
+        return f"{kind}-contours"
+
+    @classmethod
+    def contour_kind_relpath(cls, original_id: str, kind: str) -> str:
+        return f"{cls.contour_dir_relpath(original_id)}/{cls.contour_kind_folder(kind)}"
+
+
+@dataclass(frozen=True)
 class Layout:
     """The build's folders (``data_dir``: the raw data, or the generated phantom when
     ``phantom``) and every path inside them."""
@@ -58,6 +113,11 @@ class Layout:
             return cls(Path(config["data_dir"]), out_dir, config["version"], phantom=False)
         # "_" cannot start a version name, so the phantom never collides with a version.
         return cls(out_dir / "work" / "_phantom", out_dir, config["version"], phantom=True)
+
+    @property
+    def raw(self) -> RawLayout:
+        """The raw data folder (``data_dir``) the build reads."""
+        return RawLayout(self.data_dir)
 
     # ------------------------------------------------------------------- top-level folders
 
@@ -148,6 +208,21 @@ class Layout:
         """What only the report shows (outside the dataset), as rule summarize_qc gathers it:
         per-study entries, flagged slices."""
         return self.work_dir / "report"
+
+    @property
+    def report_studies(self) -> Path:
+        """The studies' report entries, by split (rule summarize_qc)."""
+        return self.report_dir / "studies"
+
+    @property
+    def report_flagged(self) -> Path:
+        """The flagged slices' pictures, by problem code (rule summarize_qc)."""
+        return self.report_dir / "flagged"
+
+    @property
+    def report_material(self) -> list[Path]:
+        """What rule summarize_qc writes for the report."""
+        return [self.report_studies, self.report_flagged]
 
     def report_page(self, study: str) -> Path:
         """The study's report entry (outside the dataset), written by its build beside its

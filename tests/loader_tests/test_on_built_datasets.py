@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import REAL_DATA, run_workflow
+from conftest import REAL_DATA, real_data_missing, run_workflow
 from loader import BatchLoader, DatasetNotFinishedError, DatasetVerificationError
 
 pytestmark = pytest.mark.workflow
@@ -52,7 +52,7 @@ def test_loader_serves_the_phantom_build(phantom_version):
 def real_version(tmp_path_factory):
     """The real studies built with o-contours (``contours=[i,o]``)."""
     if not (REAL_DATA / "link.csv").is_file():
-        pytest.skip(f"real data not found at {REAL_DATA}")
+        pytest.skip(real_data_missing())
     workdir = tmp_path_factory.mktemp("real_for_loader")
     run_workflow(workdir, "--config", f"data_dir={REAL_DATA}", "out_dir=out", "contours=[i,o]")
     return workdir / "out" / "1.0.0"

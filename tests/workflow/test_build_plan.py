@@ -10,7 +10,7 @@ import pytest
 from snakemake.exceptions import WorkflowError
 
 from build_helpers import build_by_calls, phantom
-from workflow_scripts.build_plan import plan_build, print_summary
+from workflow_scripts.build_plan import RunMode, plan_build, print_summary, run_mode
 from workflow_scripts.config import default_config
 from workflow_scripts.raw.links import StudyLink, read_link_table
 from workflow_scripts.raw.phantom import PhantomSpec, write_phantom
@@ -135,9 +135,31 @@ def test_a_finished_version_built_otherwise_stops_the_plan(raw, tmp_path):
     build_by_calls(config)
     again = plan_build(config)  # the same build again: nothing to refuse
     assert again.finished
-    assert again.raw_listing_inputs == []  # never rebuilt from its raw data
+    # never rebuilt from its raw data: its run reads no build rule
+    assert run_mode(again.finished, ["snakemake", "--cores", "2"]) is RunMode.FINISHED
+    assert not RunMode.FINISHED.builds
     message = refusal(default_config(**{**config, "contours": ["i", "o"]}))
     assert "is finished" in message and "config contours: ['i'] -> ['i', 'o']" in message
+
+
+@pytest.mark.parametrize(
+    ("finished", "argv", "mode"),
+    [
+        (False, ["--cores", "2"], RunMode.BUILD),
+        (False, ["--report", "r.zip"], RunMode.BUILD),  # an unfinished version's report
+        (True, ["--cores", "2"], RunMode.FINISHED),
+        (True, ["--report", "r.zip"], RunMode.REPORT),
+        (True, ["--report=r.zip"], RunMode.REPORT),
+        (True, ["--report-stylesheet", "s.css", "--cores", "2"], RunMode.FINISHED),
+        # builds first: a run of a finished version, which must never read the build rules
+        (True, ["--report", "r.zip", "--report-after-run", "--cores", "2"], RunMode.FINISHED),
+    ],
+)
+def test_the_run_mode_reads_the_build_rules_except_for_a_finished_versions_run(
+    finished, argv, mode
+):
+    assert run_mode(finished, ["snakemake", *argv]) is mode
+    assert mode.builds == (mode is not RunMode.FINISHED)
 
 
 def test_the_summary_gives_the_counts_and_the_problems_by_code(tmp_path, capsys):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 
 import pytest
@@ -9,7 +10,14 @@ import yaml
 from snakemake.exceptions import WorkflowError
 
 from conftest import REPO
-from workflow_scripts.config import SCHEMA, ConfigError, check_config, default_config
+from workflow_scripts.config import (
+    FOLLOW_SYMLINKS,
+    SCHEMA,
+    ConfigError,
+    check_config,
+    default_config,
+    schema_default,
+)
 from workflow_scripts.layout import Layout
 
 
@@ -24,6 +32,44 @@ def schema_defaults() -> dict:
             value = {name: sub["default"] for name, sub in spec["properties"].items()}
         defaults[key] = value
     return defaults
+
+
+def test_the_follow_symlinks_default_is_written_once_in_the_schema():
+    """Issue 18: the default was restated in five modules. The code takes it from the schema
+    (FOLLOW_SYMLINKS); no parameter, field or ``config.get`` fallback writes it again."""
+    assert FOLLOW_SYMLINKS is schema_defaults()["follow_symlinks"] is True
+    assert schema_default("contours") == ["i"]
+    restated = []
+    for path in sorted((REPO / "workflow_scripts").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.arguments):
+                named = [*node.posonlyargs, *node.args][-len(node.defaults) or len(node.args) :]
+                pairs = list(zip(named, node.defaults, strict=False))
+                pairs += list(zip(node.kwonlyargs, node.kw_defaults, strict=True))
+                restated += [
+                    f"{path.name}:{arg.lineno}"
+                    for arg, default in pairs
+                    if arg.arg == "follow_symlinks" and _literal(default)
+                ]
+            elif (
+                isinstance(node, ast.AnnAssign)
+                and isinstance(node.target, ast.Name)
+                and node.target.id == "follow_symlinks"
+                and _literal(node.value)
+            ) or (
+                isinstance(node, ast.Call)
+                and len(node.args) == 2
+                and isinstance(node.args[0], ast.Constant)
+                and node.args[0].value == "follow_symlinks"
+                and _literal(node.args[1])
+            ):
+                restated.append(f"{path.name}:{node.lineno}")
+    assert restated == []
+
+
+def _literal(node: ast.AST | None) -> bool:
+    """A written-out value (None, "use the configured one", is not a default)."""
+    return isinstance(node, ast.Constant) and node.value is not None
 
 
 def test_default_config_is_the_schema_defaults():

@@ -54,6 +54,12 @@ def test_ctrl_c_says_so_in_one_line_and_a_rerun_finishes_the_same_dataset(tmp_pa
         "Interrupted: version '1.0.0' in out is not finished (it has no manifest); run the "
         "same command again to finish it, keeping what was completed."
     ]
+    # ... and it ends the output: no failed-job stanza from Snakemake (issue 18)
+    assert output.strip().splitlines()[-1] == said[0]
+    for stanza in ("RuleException", "exit status 130", "Error in rule", "WorkflowError"):
+        assert stanza not in output, stanza
+    snakemake_log = max((interrupted / ".snakemake" / "log").glob("*.snakemake.log"))
+    assert "Error in rule build_studies" in snakemake_log.read_text()  # the log keeps it
     # the jobs (and their workers) stopped quietly too: one line in each log, no traceback
     logs = sorted((interrupted / "out" / "logs" / "1.0.0" / "build_studies").glob("*.log"))
     stopped = [log.read_text() for log in logs if "interrupted" in log.read_text()]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 from workflow_scripts.config import default_config
-from workflow_scripts.layout import CONTACT_SHEET, STUDY_PLOT, Layout
+from workflow_scripts.layout import CONTACT_SHEET, STUDY_PLOT, Layout, RawLayout
+from workflow_scripts.raw.phantom import PhantomSpec, write_phantom
 
 
 def test_paths_of_a_build_from_raw_data():
@@ -74,3 +76,51 @@ def test_two_versions_share_no_folder():
         for b in folders:
             assert not getattr(two, a).is_relative_to(getattr(one, b))
             assert not getattr(one, a).is_relative_to(getattr(two, b))
+
+
+# ------------------------------------------------------------------------- the raw data folder
+
+
+def test_the_raw_layout_names_the_sunnybrook_layout(tmp_path):
+    """The layout of ../shared/DESIGN.md, typed out here, against RawLayout and the phantom
+    written through it."""
+    raw = RawLayout(Path("/data"))
+    assert raw.link_csv == Path("/data/link.csv")
+    assert raw.dicom_relpath("SCD0000101", 7) == "dicoms/SCD0000101/7.dcm"
+    assert raw.contour_kind_relpath("SC-HF-I-1", "o") == "contourfiles/SC-HF-I-1/o-contours"
+    assert raw.path("dicoms/SCD0000101/7.dcm") == Path("/data/dicoms/SCD0000101/7.dcm")
+    config = default_config(data_dir="/data")
+    assert Layout.from_config(config).raw == raw
+    phantom = RawLayout(write_phantom(tmp_path, PhantomSpec.with_defaults(studies=1, slices=4)))
+    assert phantom.link_csv.read_text().splitlines()[1] == "PHANTOM0001,PH-HF-1"
+    assert (tmp_path / "dicoms" / "PHANTOM0001" / "2.dcm").is_file()
+    assert phantom.path(phantom.dicom_relpath("PHANTOM0001", 2)).is_file()
+    contours = tmp_path / "contourfiles" / "PH-HF-1" / "i-contours"
+    assert phantom.path(phantom.contour_kind_relpath("PH-HF-1", "i")) == contours
+    assert (contours / "IM-0001-0002-icontour-manual.txt").is_file()
+
+
+def test_no_module_but_the_layout_spells_a_raw_input_path():
+    """Issue 18: link.csv, dicoms/ and contourfiles/ were spelled out in nine modules. A path
+    literal (``"link.csv"``, ``"dicoms/..."``, ``... / "contourfiles"``) anywhere in the
+    workflow's code but layout.py is a second owner."""
+    package = Path(__file__).resolve().parents[2] / "workflow_scripts"
+    names = (RawLayout.LINK_CSV, RawLayout.DICOMS, RawLayout.CONTOURS)
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        if path.name == "layout.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            spelled = (
+                isinstance(node, ast.Constant)
+                and isinstance(node.value, str)
+                and node.value.startswith(tuple(f"{name}/" for name in names[1:]))
+            ) or (
+                isinstance(node, ast.BinOp)
+                and isinstance(node.op, ast.Div)
+                and isinstance(node.right, ast.Constant)
+                and node.right.value in names
+            )
+            if spelled or (isinstance(node, ast.Constant) and node.value == RawLayout.LINK_CSV):
+                found.append(f"{path.relative_to(package)}:{node.lineno}")
+    assert found == []

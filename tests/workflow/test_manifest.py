@@ -54,8 +54,10 @@ def version(tmp_path_factory) -> SimpleNamespace:
 def test_manifest_names_the_version_and_records_the_whole_config(version):
     manifest = version.manifest
     assert manifest["version"] == "1.2.3"
-    # all of it but how the build ran (studies_per_job): builds differing only there are equal
-    assert manifest["config"] == {k: v for k, v in version.config.items() if k != "studies_per_job"}
+    # all of it but how the build ran (studies_per_job): builds differing only there are equal;
+    # and but from_version, which the manifest records as derived_from
+    not_recorded = ("studies_per_job", "from_version")
+    assert manifest["config"] == {k: v for k, v in version.config.items() if k not in not_recorded}
     assert "studies_per_job" in version.config
     assert manifest["config"]["contours"] == ["i"]
     assert read_manifest(version.layout.version_dir)["format"] == 1

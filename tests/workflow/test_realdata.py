@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from build_helpers import assert_same_build, build_by_calls, reference_mask
-from conftest import REAL_DATA, is_known_real_data, run_workflow
+from conftest import REAL_DATA, is_known_real_data, real_data_missing, run_workflow
 from dataset_checks import all_contour_files, check_accounting, check_samples_match_raw
 from loader.sample_file import read_sample
 from workflow_scripts.config import default_config
@@ -30,7 +30,7 @@ CONFIG = ("--config", f"data_dir={REAL_DATA}", "out_dir=out", "contours=[i,o]")
 @pytest.fixture(scope="module")
 def real_build(tmp_path_factory):
     if not (REAL_DATA / "link.csv").is_file():
-        pytest.skip(f"real data not found at {REAL_DATA}")
+        pytest.skip(real_data_missing())
     workdir = tmp_path_factory.mktemp("real")
     config = default_config(data_dir=str(REAL_DATA), out_dir="out", contours=["i", "o"])
     version_dir = workdir / build_by_calls(config, workdir).layout.version_dir

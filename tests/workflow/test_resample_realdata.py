@@ -17,7 +17,7 @@ import pydicom
 import pytest
 from PIL import Image
 
-from conftest import is_known_real_data, run_workflow
+from conftest import is_known_real_data, real_data_missing, run_workflow
 from dataset_checks import check_accounting
 from loader.sample_file import read_sample
 from workflow_scripts.raw.contours import parse_contour
@@ -34,7 +34,7 @@ def builds(tmp_path_factory):
     from conftest import REAL_DATA
 
     if not (REAL_DATA / "link.csv").is_file():
-        pytest.skip(f"real data not found at {REAL_DATA}")
+        pytest.skip(real_data_missing())
     workdir = tmp_path_factory.mktemp("real_resample")
     config = ("--config", f"data_dir={REAL_DATA}", "out_dir=out", "contours=[i,o]")
     run_workflow(workdir, *config, "version=native")

@@ -28,9 +28,9 @@ from workflow_scripts.dataset.stale_records import (
 )
 from workflow_scripts.dataset.tables import load_records
 from workflow_scripts.files import flush_to_disk, folder_names, write_bytes_atomic
-from workflow_scripts.layout import Layout
+from workflow_scripts.layout import Layout, RawLayout
 from workflow_scripts.raw.contours import CONTOUR_KINDS
-from workflow_scripts.raw.listing import contour_folder, open_input
+from workflow_scripts.raw.listing import open_input
 from workflow_scripts.study.resample import ResampleGrid
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "SPLITS_INPUT",
     "build_config",
     "config_file_entry",
+    "derived_from_entry",
     "exclusions_entry",
     "recorded_config",
     "top_listing",
@@ -62,7 +63,9 @@ BUILD_KEYS = (
 )
 #: Configuration keys that say how the build runs, never what it builds: they are not
 #: recorded in the manifest (builds that differ only in them are the same bytes).
-RUN_KEYS = ("studies_per_job",)
+#: ``from_version`` says where the configuration came from; the manifest records the whole
+#: configuration, and the version it was made from as ``derived_from``.
+RUN_KEYS = ("studies_per_job", "from_version")
 #: The key of the reviewed exclusions file (config ``exclusions``) among the manifest's inputs.
 #: The other inputs are paths relative to data_dir; this entry also records the ``path`` as
 #: configured, since the file usually lives elsewhere. Only its content shapes the dataset:
@@ -110,9 +113,20 @@ def exclusions_entry(config: Mapping[str, Any]) -> dict[str, Any] | None:
     return config_file_entry(config, "exclusions")
 
 
+def derived_from_entry(config: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The manifest's ``derived_from`` for a version made from another (config
+    ``from_version``): that version's name and the sha256 of its manifest.json (which pins its
+    whole record, configuration included); None for a version built from config.yaml."""
+    source = config.get("from_version") or ""
+    if not source:
+        return None
+    manifest = Path(config["out_dir"]) / source / MANIFEST_NAME
+    return {"version": source, "sha256": file_digest(manifest)["sha256"]}
+
+
 def top_listing(data_dir: str | Path) -> dict[str, list[str]]:
     """The study folder names under dicoms/ and contourfiles/ (hidden ones included)."""
-    return {top: folder_names(Path(data_dir) / top) for top in ("dicoms", "contourfiles")}
+    return {top: folder_names(Path(data_dir) / top) for top in RawLayout.STUDY_FOLDERS}
 
 
 def unlisted_contour_files(
@@ -124,11 +138,11 @@ def unlisted_contour_files(
     data_dir = Path(data_dir)
     return {
         name: [
-            f"{contour_folder(kind)}/{file}"
+            f"{RawLayout.contour_kind_folder(kind)}/{file}"
             for kind in kinds
-            for file in folder_names(data_dir / "contourfiles" / name / contour_folder(kind))
+            for file in folder_names(data_dir / RawLayout.contour_kind_relpath(name, kind))
         ]
-        for name in folder_names(data_dir / "contourfiles")
+        for name in folder_names(data_dir / RawLayout.CONTOURS)
         if not name.startswith(".") and name not in listed
     }
 
@@ -141,6 +155,7 @@ def build_manifest(
     top_outputs: Iterable[str | Path],
     exclusions: Mapping[str, Any] | None = None,
     splits_file: Mapping[str, Any] | None = None,
+    derived_from: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Assemble the manifest of a finished build.
 
@@ -157,8 +172,10 @@ def build_manifest(
             under :data:`EXCLUSIONS_INPUT`; None when the build has none.
         splits_file: the same for the splits file (config ``splits_file``), recorded under
             :data:`SPLITS_INPUT`.
+        derived_from: for a version made from another, :func:`derived_from_entry`; the
+            manifest has ``derived_from`` only then.
     """
-    inputs = {"link.csv": _input_entry(layout.data_dir, "link.csv", None)}
+    inputs = {RawLayout.LINK_CSV: _input_entry(layout.data_dir, RawLayout.LINK_CSV, None)}
     outputs = {}
     for record in records:
         for relpath, digest in record["inputs"].items():
@@ -173,7 +190,7 @@ def build_manifest(
     outputs.pop(MANIFEST_NAME, None)
     by_code = Counter(problem["code"] for problem in problems)
     by_severity = Counter(problem["severity"] for problem in problems)
-    return {
+    manifest = {
         "version": layout.version,
         "built_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         "config": recorded_config(config),
@@ -202,6 +219,9 @@ def build_manifest(
             "problems_by_severity": dict(sorted(by_severity.items())),
         },
     }
+    if derived_from is not None:
+        manifest["derived_from"] = dict(derived_from)
+    return manifest
 
 
 def _contour_files_not_used(
@@ -215,7 +235,7 @@ def _contour_files_not_used(
             not name.startswith(".")
             for record in records
             for name in folder_names(
-                layout.data_dir / "contourfiles" / record["original_id"] / contour_folder(kind)
+                layout.raw.path(RawLayout.contour_kind_relpath(record["original_id"], kind))
             )
         )
     return unused
@@ -280,12 +300,13 @@ def write_dataset_manifest(
     exclusions: Mapping[str, Any] | None = None,
     splits_file: Mapping[str, Any] | None = None,
     measures_path: str | Path | None = None,
+    derived_from: Mapping[str, Any] | None = None,
 ) -> Path:
     """Assemble and atomically write the manifest of a finished build; return its path.
 
     ``qc_outputs``: the version's own QC files and folders (review sheet, plots), written
-    after the tables; ``exclusions``, ``splits_file``: see :func:`build_manifest`;
-    ``measures_path``: measures.parquet, listed with the tables.
+    after the tables; ``exclusions``, ``splits_file``, ``derived_from``: see
+    :func:`build_manifest`; ``measures_path``: measures.parquet, listed with the tables.
 
     Raises StaleRecordsError, writing nothing, when a study was built from other files than
     those on disk now (:mod:`~workflow_scripts.dataset.stale_records`): the manifest would
@@ -301,7 +322,14 @@ def write_dataset_manifest(
     tables = [index_path, validation_path, *([measures_path] if measures_path else [])]
     top_outputs = [*tables, *_files(qc_outputs)]
     manifest = build_manifest(
-        layout, config, records, problems, top_outputs, exclusions, splits_file
+        layout,
+        config,
+        records,
+        problems,
+        top_outputs,
+        exclusions=exclusions,
+        splits_file=splits_file,
+        derived_from=derived_from,
     )
     flush_to_disk()
     write_bytes_atomic(layout.manifest, manifest_bytes(manifest))

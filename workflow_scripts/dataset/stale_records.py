@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from workflow_scripts.config import FOLLOW_SYMLINKS
 from workflow_scripts.layout import Layout
 from workflow_scripts.raw.links import StudyLink
 from workflow_scripts.raw.listing import input_changed, list_study, read_file_stats
@@ -56,7 +57,7 @@ def find_stale_records(
     (its ``contours`` and ``follow_symlinks`` list the study folders as the build did)."""
     root = str(layout.data_dir)
     kinds = tuple(config["contours"])
-    follow = bool(config.get("follow_symlinks", True))
+    follow = bool(config.get("follow_symlinks", FOLLOW_SYMLINKS))
     stale = []
     for record in records:
         inputs = record["inputs"]

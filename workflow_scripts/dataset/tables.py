@@ -20,9 +20,10 @@ import pyarrow as pa
 from loader.index_columns import INDEX_COLUMNS
 from workflow_scripts.dataset.splits import assign_split
 from workflow_scripts.files import folder_names, parquet_bytes, write_bytes_atomic
+from workflow_scripts.layout import RawLayout
 from workflow_scripts.raw.contours import copies_message, parse_contour_name
 from workflow_scripts.raw.links import StudyLink
-from workflow_scripts.raw.listing import LINK_CODES, broken_folder_link, contour_folder
+from workflow_scripts.raw.listing import LINK_CODES, broken_folder_link
 from workflow_scripts.raw.pairing import FOLDER_LINK_MESSAGES
 from workflow_scripts.raw.problems import Problem
 from workflow_scripts.study.measures import MEASURES_SCHEMA
@@ -156,15 +157,15 @@ def find_unlisted_studies(
     links = list(links)
     problems: list[Problem] = []
     listed_dicoms = {link.patient_id for link in links}
-    for name in folder_names(data_dir / "dicoms"):
-        path = f"dicoms/{name}"
+    for name in folder_names(data_dir / RawLayout.DICOMS):
+        path = RawLayout.dicom_dir_relpath(name)
         if name.startswith("."):
             problems.append(Problem(name, path, "hidden_file", "hidden entry skipped"))
         elif name not in listed_dicoms:
             problems.append(Problem(name, path, "study_unlisted", "not listed in link.csv"))
     listed_contours = {link.original_id for link in links}
-    for name in folder_names(data_dir / "contourfiles"):
-        path = f"contourfiles/{name}"
+    for name in folder_names(data_dir / RawLayout.CONTOURS):
+        path = RawLayout.contour_dir_relpath(name)
         if name.startswith("."):
             problems.append(Problem(name, path, "hidden_file", "hidden entry skipped"))
         elif name not in listed_contours:
@@ -173,7 +174,7 @@ def find_unlisted_studies(
                 problems.append(Problem(name, path, LINK_CODES[link_kind], message))
                 continue
             for kind in contour_kinds:
-                folder = f"{path}/{contour_folder(kind)}"
+                folder = RawLayout.contour_kind_relpath(name, kind)
                 for file in folder_names(data_dir / folder):
                     if file.startswith("."):
                         continue  # not a contour file (macOS ._ copies and the like)

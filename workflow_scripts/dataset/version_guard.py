@@ -3,9 +3,10 @@
 A finished version (one with a ``manifest.json``) is rebuilt only with the same configuration
 and the same inputs; :func:`check_finished_version` runs when the workflow is parsed and refuses,
 before any job, to build it differently, saying what changed. Once it passes, nothing of the
-version is built again: the workflow refuses what would still make Snakemake rerun its jobs (a
-missing file of the build, :func:`refuse_missing_kept_files`; a forced rerun,
-:func:`forced_rerun_refusal`) and turns off the rerun triggers that would (``rules/common.smk``).
+version is built again: its run reads no build rule (``RunMode.FINISHED`` in
+:mod:`~workflow_scripts.build_plan`), and the workflow refuses a forced rerun
+(:func:`forced_rerun_refusal`) and a missing file of the build
+(:func:`refuse_missing_kept_files`), which say the version's folders were changed.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from loader.manifest import MANIFEST_NAME, read_manifest
+from workflow_scripts.config import FOLLOW_SYMLINKS
 from workflow_scripts.dataset.manifest import (
     CONFIG_FILE_INPUTS,
     build_config,
     top_listing,
     unlisted_contour_files,
 )
-from workflow_scripts.layout import Layout
+from workflow_scripts.layout import Layout, RawLayout
 from workflow_scripts.raw.links import StudyLink
 from workflow_scripts.raw.listing import (
     StudyListing,
@@ -61,8 +63,8 @@ def refuse_missing_kept_files(layout: Layout, kept_files: list[str]) -> None:
             f" and {len(missing) - _SHOWN} more" if len(missing) > _SHOWN else ""
         )
         raise VersionChangedError(
-            f"{_finished(layout)}, but files its build keeps are missing: {shown}. Snakemake "
-            f"would rebuild them and rewrite the version. {_NEVER_REWRITTEN} The dataset "
+            f"{_finished(layout)}, but files its build keeps are missing: {shown}. Rebuilding "
+            f"them would rewrite the version. {_NEVER_REWRITTEN} The dataset "
             "itself may be whole: `python -m loader verify` checks it."
         )
 
@@ -133,7 +135,8 @@ def check_finished_version(
         # List the studies as the finished build did, so a config change is not also
         # reported as changed files.
         built_kinds = tuple(old.get("contours", config["contours"]))
-        built_follow = bool(old.get("follow_symlinks", config.get("follow_symlinks", True)))
+        now_follow = config.get("follow_symlinks", FOLLOW_SYMLINKS)
+        built_follow = bool(old.get("follow_symlinks", now_follow))
 
         def listed(link: StudyLink, kinds: tuple[str, ...]) -> StudyListing:
             return list_files(link, kinds, built_follow)
@@ -152,8 +155,9 @@ def check_finished_version(
             f"version {layout.version!r} in {layout.out_dir} is finished (it has a "
             f"{MANIFEST_NAME}) and would now be built differently:\n  - "
             + "\n  - ".join(changes)
-            + "\nA version never changes: build a new one (e.g. --config version=X), or delete "
-            f"{layout.version_dir} if you really mean to discard it."
+            + "\nA version never changes: build a new one (e.g. --config version=X), with "
+            f"from_version={layout.version} to start from this one's recorded configuration, or "
+            f"delete {layout.version_dir} if you really mean to discard it."
         )
 
 
@@ -197,7 +201,7 @@ def _input_changes(
         listed = {link.original_id for link in links}
         unlisted = unlisted_contour_files(layout.data_dir, listed, kinds)
         changed = sorted(
-            f"contourfiles/{name}"
+            RawLayout.contour_dir_relpath(name)
             for name in unlisted.keys() & listing["unlisted_contours"].keys()
             if unlisted[name] != listing["unlisted_contours"][name]
         )

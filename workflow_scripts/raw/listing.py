@@ -35,6 +35,8 @@ from functools import cache
 from pathlib import Path
 
 from loader.manifest import file_digest
+from workflow_scripts.config import FOLLOW_SYMLINKS
+from workflow_scripts.layout import RawLayout
 from workflow_scripts.raw.contours import parse_contour_name
 from workflow_scripts.raw.links import StudyLink
 
@@ -49,7 +51,6 @@ __all__ = [
     "WRONG_TYPE",
     "StudyListing",
     "broken_folder_link",
-    "contour_folder",
     "input_changed",
     "list_study",
     "open_input",
@@ -79,11 +80,6 @@ _FOLDER = "folder"
 Entries = tuple[tuple[str, str], ...] | None | str
 
 
-def contour_folder(kind: str) -> str:
-    """Name of the sub-folder holding contours of ``kind``: ``i-contours`` or ``o-contours``."""
-    return f"{kind}-contours"
-
-
 @dataclass(frozen=True)
 class StudyListing:
     """What is on disk for one study (paths relative to ``data_dir``, POSIX).
@@ -106,14 +102,14 @@ class StudyListing:
 
     @property
     def dicom_dir(self) -> str:
-        return f"dicoms/{self.link.patient_id}"
+        return RawLayout.dicom_dir_relpath(self.link.patient_id)
 
     @property
     def contour_dir(self) -> str:
-        return f"contourfiles/{self.link.original_id}"
+        return RawLayout.contour_dir_relpath(self.link.original_id)
 
     def contour_dir_of(self, kind: str) -> str:
-        return f"{self.contour_dir}/{contour_folder(kind)}"
+        return RawLayout.contour_kind_relpath(self.link.original_id, kind)
 
     def digest(self) -> str:
         """sha256 of the ids, kinds and every entry: adding, removing, renaming or replacing
@@ -168,18 +164,20 @@ def list_study(
     link: StudyLink,
     data_dir: str | Path,
     contour_kinds: tuple[str, ...],
-    follow_symlinks: bool = True,
+    follow_symlinks: bool = FOLLOW_SYMLINKS,
 ) -> StudyListing:
     """The listing of one study (ids already checked to be plain folder names), following
     symbolic links as config ``follow_symlinks`` says (see the module's docstring)."""
     data_dir = Path(data_dir)
     root = str(data_dir)
-    dicoms = _entries(root, f"dicoms/{link.patient_id}", follow_symlinks)
-    contour_dir = f"contourfiles/{link.original_id}"
+    dicoms = _entries(root, RawLayout.dicom_dir_relpath(link.patient_id), follow_symlinks)
+    contour_dir = RawLayout.contour_dir_relpath(link.original_id)
     found = _folder(root, contour_dir, follow_symlinks)
     contour_root = found if found in (BROKEN, LOOP, WRONG_TYPE) else None
     contours = {
-        kind: _entries(root, f"{contour_dir}/{contour_folder(kind)}", follow_symlinks)
+        kind: _entries(
+            root, RawLayout.contour_kind_relpath(link.original_id, kind), follow_symlinks
+        )
         if found is not None and contour_root is None
         else None
         for kind in contour_kinds

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from workflow_scripts.config import FOLLOW_SYMLINKS
 from workflow_scripts.raw.contours import parse_contour_name
 from workflow_scripts.raw.links import StudyLink
 from workflow_scripts.raw.listing import (
@@ -82,7 +83,7 @@ def pair_study(
     link: StudyLink,
     data_dir: str | Path,
     contour_kinds: tuple[str, ...],
-    follow_symlinks: bool = True,
+    follow_symlinks: bool = FOLLOW_SYMLINKS,
 ) -> StudyPairing:
     """Pair the files of one study by slice number (lists it, then :func:`pair_listing`).
 

@@ -41,8 +41,8 @@ from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
 
 from workflow_scripts.files import write_bytes_atomic
+from workflow_scripts.layout import RawLayout
 from workflow_scripts.raw.contours import CONTOUR_KINDS
-from workflow_scripts.raw.listing import contour_folder
 
 __all__ = [
     "ED_PHASE",
@@ -253,10 +253,11 @@ def _slice_pixels(spec: PhantomSpec, geometry: dict, study: int, number: int) ->
 def write_phantom(root: str | Path, spec: PhantomSpec) -> Path:
     """Write the phantom dataset under ``root`` (link.csv last) and return ``root``."""
     root = Path(root)
+    raw = RawLayout(root)
     ids = spec.study_ids()
     for study, (patient_id, original_id) in enumerate(ids[: spec.studies], start=1):
-        dicom_dir = root / "dicoms" / patient_id
-        contour_dir = root / "contourfiles" / original_id
+        dicom_dir = raw.path(raw.dicom_dir_relpath(patient_id))
+        contour_dir = raw.path(raw.contour_dir_relpath(original_id))
         for number in range(1, spec.slices + 1):
             geometry = _slice_geometry(spec, study, number)
             pixels = _slice_pixels(spec, geometry, study, number)
@@ -276,26 +277,26 @@ def write_phantom(root: str | Path, spec: PhantomSpec) -> Path:
                     geometry["ay"] + radii[kind],
                 )
                 name = f"IM-0001-{number:04d}-{kind}contour-manual.txt"
-                write_bytes_atomic(
-                    contour_dir / contour_folder(kind) / name, contour_text(points).encode()
-                )
+                path = contour_dir / raw.contour_kind_folder(kind) / name
+                write_bytes_atomic(path, contour_text(points).encode())
         if spec.faults:
             _add_faults(root, spec, study, patient_id, original_id)
     link = "patient_id,original_id\n" + "".join(f"{p},{o}\n" for p, o in ids)
-    write_bytes_atomic(root / "link.csv", link.encode())
+    write_bytes_atomic(raw.link_csv, link.encode())
     return root
 
 
 def _add_faults(
     root: Path, spec: PhantomSpec, study: int, patient_id: str, original_id: str
 ) -> None:
-    dicom_dir = root / "dicoms" / patient_id
+    raw = RawLayout(root)
+    dicom_dir = raw.path(raw.dicom_dir_relpath(patient_id))
     if study == 1:  # a contour whose DICOM is missing
         number = _missing_dicom_slice(spec)
         geometry = _slice_geometry(spec, study, spec.slices)
         points = ellipse_contour(geometry["cx"], geometry["cy"], geometry["ax"], geometry["ay"])
         name = f"IM-0001-{number:04d}-icontour-manual.txt"
-        path = root / "contourfiles" / original_id / contour_folder("i") / name
+        path = raw.path(raw.contour_kind_relpath(original_id, "i")) / name
         write_bytes_atomic(path, contour_text(points).encode())
     elif study == 2:  # a truncated DICOM under a contour (an o-contour too, from 4 slices)
         path = dicom_dir / ("4.dcm" if spec.slices >= 4 else "2.dcm")

@@ -5,12 +5,16 @@
 import sys
 
 from snakemake.exceptions import WorkflowError
-from snakemake.settings.enums import RerunTrigger
 from snakemake.utils import validate
 
 from workflow_scripts.batches import BATCH_ID_PATTERN
-from workflow_scripts.build_plan import plan_build, print_summary
-from workflow_scripts.config import command_line_values_typed, config_problems
+from workflow_scripts.build_plan import RunMode, plan_build, print_summary, run_mode
+from workflow_scripts.config import (
+    ConfigError,
+    command_line_values_typed,
+    config_problems,
+)
+from workflow_scripts.console import quiet_console_after_interrupt, stop_run
 from workflow_scripts.dataset.version_guard import (
     VersionChangedError,
     forced_rerun_refusal,
@@ -19,6 +23,7 @@ from workflow_scripts.dataset.version_guard import (
 from workflow_scripts.job_failures import interrupted_message, note_interrupts
 from workflow_scripts.layout import DATASET_PLOTS
 from workflow_scripts.raw.links import STUDY_ID_PATTERN
+from workflow_scripts.version_config import from_recorded_config, named_on_command_line
 from workflow_scripts.version_lock import (
     LOCK_NAME,
     VersionLockedError,
@@ -26,14 +31,41 @@ from workflow_scripts.version_lock import (
     release_version_lock,
 )
 
-# The schema holds every key's meaning and default; validating fills the defaults in. A wrong
-# value stops the run with one short paragraph (the full report goes to the file named).
-command_line_values_typed(config)
-if problems := config_problems(config, ".snakemake/log/config_errors.txt"):
-    raise WorkflowError(problems)
-validate(config, schema="../schemas/config.schema.yaml")
+# The schema holds every key's meaning and default; validating fills the defaults in. Every
+# refusal here ends the run with its message alone (stop_run: no traceback).
 
-PLAN = plan_build(config)
+
+def refuse_config_problems():
+    """A wrong value stops the run with one short paragraph (the full report goes to the file
+    named)."""
+    if problems := config_problems(config, ".snakemake/log/config_errors.txt"):
+        stop_run(problems)
+
+
+# A version made from another (from_version), and a finished version, start from the
+# configuration their manifest records; only the keys named on the command line change it
+# (workflow_scripts/version_config.py). Either may bring keys to check again.
+command_line_values_typed(config)
+refuse_config_problems()
+try:
+    note = from_recorded_config(
+        config,
+        named_on_command_line(
+            workflow.config_settings.config,
+            workflow.config_settings.configfiles,
+            [f"{workflow.basedir}/config.yaml", "config.yaml"],
+        ),
+    )
+except ConfigError as error:
+    stop_run(error)
+if note:
+    print(note, file=sys.stderr)
+refuse_config_problems()
+try:
+    validate(config, schema="../schemas/config.schema.yaml")
+    PLAN = plan_build(config)
+except WorkflowError as error:
+    stop_run(error)
 LAYOUT = PLAN.layout
 STUDIES = PLAN.studies
 BATCHES = PLAN.batches
@@ -53,9 +85,8 @@ VALIDATION = str(LAYOUT.validation_file)
 # measures.parquet (named input/output `measures`), but for a version finished before it
 # existed, which has none and never gets one.
 MEASURES = {"measures": str(LAYOUT.measures_file)} if PLAN.has_measures else {}
-# What the aggregate steps wait for. A finished version's batches are never built again,
-# whatever `studies_per_job` says now, so there the batch records are no job's input.
-BATCH_RECORDS = [] if PLAN.finished else [str(LAYOUT.batch_record(b)) for b in BATCHES]
+# What the aggregate steps wait for.
+BATCH_RECORDS = [str(LAYOUT.batch_record(b)) for b in BATCHES]
 # The version's own QC files (rule plot_qc), written before the manifest, which lists them.
 VERSION_QC = [str(path) for path in LAYOUT.version_qc]
 
@@ -65,13 +96,14 @@ wildcard_constraints:
     batch=BATCH_ID_PATTERN,
 
 
-# A finished version never changes (README, *Versions*). Its config and inputs were just
-# compared with its manifest; beyond those, Snakemake would rerun its jobs, and rewrite it, for
-# a missing file of the build or a forced rerun (both refused), another batch size, a newer
-# workflow script (as a git pull leaves it: the `code` trigger), a touched raw file (the batch
-# fingerprints: `params`) or a deleted phantom folder (regenerated). For a finished version only
-# the times of the build's own files count (`mtime`), and neither the raw data nor the batches
-# are any job's input.
+# What this run does with its version (workflow_scripts/build_plan.py, RunMode): build it
+# with every rule; once it is finished, nothing (the Snakefile then includes no build rules);
+# or draw a report of it (every rule again, for the picture; a report runs no job).
+MODE = run_mode(PLAN.finished, sys.argv)
+
+# A finished version never changes (docs/next-version.md). Its config and inputs were just
+# compared with its manifest. A missing file of its build is refused too: it says the version's
+# folders were changed by hand (`python -m loader verify` checks the dataset itself).
 if PLAN.finished:
     try:
         refuse_missing_kept_files(
@@ -85,34 +117,32 @@ if PLAN.finished:
             ],
         )
     except VersionChangedError as error:
-        raise WorkflowError(str(error)) from None
+        stop_run(error)
 
 
 def dataset_target(wildcards):
-    """The manifest, the target of every build. Snakemake sets its DAG settings (rerun
-    triggers, forced reruns) only after reading the Snakefile; evaluating the target's input
-    is the first moment the workflow sees them, and before Snakemake decides what reruns.
-    """
-    if PLAN.finished:
+    """What the run asks for: the manifest (the dataset is done) and the report's material;
+    for a finished version only its manifest, which exists and which no rule read makes.
+
+    A forced rerun (--forceall, --forcerun, --force) of a finished version is refused here:
+    Snakemake sets its DAG settings only after reading the Snakefile, and evaluating the
+    target is the first moment the workflow can read them (it changes nothing)."""
+    if MODE is RunMode.FINISHED:
         settings = workflow.dag_settings
         if settings.forceall or settings.forcerun or settings.forcetargets:
-            raise WorkflowError(forced_rerun_refusal(LAYOUT))
-        settings.rerun_triggers = frozenset({RerunTrigger.MTIME})
-    return MANIFEST
+            stop_run(forced_rerun_refusal(LAYOUT))
+        return [MANIFEST]
+    return [MANIFEST, *map(str, LAYOUT.report_material)]
 
 
 def raw_data_input(wildcards):
     """The generated phantom, for ordering only; real data is tracked by batch_fingerprint."""
-    return (
-        [ancient(str(LAYOUT.data_dir))] if LAYOUT.phantom and not PLAN.finished else []
-    )
+    return [ancient(str(LAYOUT.data_dir))] if LAYOUT.phantom else []
 
 
 def link_table_input(wildcards):
     """link.csv, or the phantom folder that generate_phantom writes it into."""
-    if PLAN.finished:
-        return []
-    return str(LAYOUT.data_dir if LAYOUT.phantom else LAYOUT.data_dir / "link.csv")
+    return str(LAYOUT.data_dir if LAYOUT.phantom else LAYOUT.raw.link_csv)
 
 
 def batch_studies(wildcards):
@@ -152,7 +182,7 @@ def hold_version_lock():
     try:
         acquire_version_lock(LAYOUT)
     except VersionLockedError as error:
-        raise WorkflowError(str(error)) from None
+        stop_run(error)
 
 
 def let_go_of_version_lock():
@@ -166,8 +196,17 @@ INTERRUPTS = {}
 
 def note_interrupts_from_now():
     INTERRUPTS["noted"] = note_interrupts()
+    quiet_console_after_interrupt(
+        interrupted=lambda: bool(INTERRUPTS["noted"]),
+        said=lambda: INTERRUPTS.get("said", False),
+    )
 
 
 def say_if_interrupted():
     if INTERRUPTS.get("noted"):
-        print(interrupted_message(LAYOUT.version, LAYOUT.out_dir), file=sys.stderr)
+        print(
+            interrupted_message(LAYOUT.version, LAYOUT.out_dir),
+            file=sys.stderr,
+            flush=True,
+        )
+        INTERRUPTS["said"] = True

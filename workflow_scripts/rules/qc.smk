@@ -46,14 +46,14 @@ rule summarize_qc:
         index=INDEX,
     output:
         studies=report(
-            directory(str(LAYOUT.report_dir / "studies")),
+            directory(str(LAYOUT.report_studies)),
             patterns=["{split}/{study}.html"],
             caption="../report/study.rst",
             category="Studies",
             labels={"study": "{study}", "split": "{split}"},
         ),
         flagged=report(
-            directory(str(LAYOUT.report_dir / "flagged")),
+            directory(str(LAYOUT.report_flagged)),
             patterns=["{code}/{study}/{slice}-{codes}.png"],
             caption="../report/flagged.rst",
             category="Flagged slices",

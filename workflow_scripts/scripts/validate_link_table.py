@@ -14,6 +14,6 @@ from workflow_scripts.raw.links import read_link_table, write_link_json
 
 layout = Layout.from_config(snakemake.config)
 with job_failures(snakemake.rule, layout.out_dir):
-    links = read_link_table(layout.data_dir / "link.csv")
+    links = read_link_table(layout.raw.link_csv)
     write_link_json(links, snakemake.output[0])
 print(f"{len(links)} studies listed", file=sys.stderr)

@@ -10,6 +10,7 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1]))
 from workflow_scripts.batches import read_batch_studies
 from workflow_scripts.dataset.manifest import (
     config_file_entry,
+    derived_from_entry,
     exclusions_entry,
     recorded_config,
     write_dataset_manifest,
@@ -30,4 +31,5 @@ with job_failures(snakemake.rule, layout.out_dir):
         qc_outputs=snakemake.input.qc,
         exclusions=exclusions_entry(snakemake.config),
         splits_file=config_file_entry(snakemake.config, "splits_file"),
+        derived_from=derived_from_entry(snakemake.config),
     )

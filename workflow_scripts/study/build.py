@@ -32,7 +32,7 @@ import numpy as np
 
 from loader.manifest import bytes_digest
 from workflow_scripts.files import write_bytes_atomic
-from workflow_scripts.layout import Layout
+from workflow_scripts.layout import Layout, RawLayout
 from workflow_scripts.qc.exclusions import exclusion_message
 from workflow_scripts.raw.contours import parse_contour, points_digest
 from workflow_scripts.raw.dicom_slice import (
@@ -290,7 +290,7 @@ def _read_slice(item: LabelledSlice, inputs: _Inputs, options: BuildOptions) -> 
         item.failure = item.problems[-1]
         return
     if pair.dicom is None:
-        expected = f"dicoms/{item.study}/{pair.slice}.dcm"
+        expected = RawLayout.dicom_relpath(item.study, pair.slice)
         item.fail("dicom_missing", f"no DICOM {expected} for this contour", expected)
         return
     try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from workflow_scripts.config import FOLLOW_SYMLINKS
 from workflow_scripts.study.resample import ResampleGrid
 
 __all__ = ["BuildOptions"]
@@ -38,13 +39,13 @@ class BuildOptions:
     percentiles: tuple[float, float]
     sheet_columns: int
     resample: ResampleGrid | None = None
-    follow_symlinks: bool = True
+    follow_symlinks: bool = FOLLOW_SYMLINKS
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> BuildOptions:
         """Options from a validated configuration (or just its contours/checks/qc sections, and
-        ``resample`` and ``follow_symlinks`` when they are set; the latter defaults to true, as
-        in the schema)."""
+        ``resample`` and ``follow_symlinks`` when they are set; the latter defaults to the
+        schema's default)."""
         checks, qc = config["checks"], config["qc"]
         return cls(
             contour_kinds=tuple(config["contours"]),
@@ -57,5 +58,5 @@ class BuildOptions:
             percentiles=tuple(qc["percentiles"]),
             sheet_columns=int(qc["sheet_columns"]),
             resample=ResampleGrid.from_config(config.get("resample")),
-            follow_symlinks=bool(config.get("follow_symlinks", True)),
+            follow_symlinks=bool(config.get("follow_symlinks", FOLLOW_SYMLINKS)),
         )
