@@ -10,12 +10,14 @@ study reads only its header, and a frame is read from disk when it is used.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
-import pyarrow.parquet as pq
 
 from loader.manifest import read_manifest
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["FRAMES_NAME", "CineError", "load_cine"]
 
@@ -50,6 +52,8 @@ def load_cine(
             or has no cine, or its cine file is missing, not listed in the manifest, of another
             size than recorded, or not a (P, T, H, W) array matching its frames table.
     """
+    import pyarrow.parquet as pq  # deferred: importing the loader imports no pandas/pyarrow
+
     root = Path(version)
     manifest = read_manifest(root)
     frames_setting = manifest.get("build_config", {}).get("frames", "labelled")
