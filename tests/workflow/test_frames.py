@@ -199,7 +199,7 @@ def test_frames_is_part_of_the_versions_identity(built, tmp_path):
     config = default_config(
         data_dir=str(raw), out_dir=str(labelled.parent), contours=["i", "o"], frames="all"
     )
-    with pytest.raises(WorkflowError, match="config frames: None -> 'all'"):
+    with pytest.raises(WorkflowError, match="config frames: 'labelled' -> 'all'"):
         plan_build(config)
     # a version made from the frames: all one carries the key
     _, every, _ = built
