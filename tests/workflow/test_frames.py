@@ -274,3 +274,32 @@ def test_a_whole_cine_prediction_from_the_stored_masks_gives_the_manual_ef(tmp_p
             measures.loc[study, "ef_percent"], abs=1.0
         )
     assert (result.contours["dice"] == 1.0).all()
+
+
+def test_a_slice_left_out_for_its_label_keeps_its_image_in_the_cine(tmp_path):
+    """A reviewer's exclusion (and a contour that cannot be parsed) leaves the label out, not
+    the image: the frame is present, with no index row, and its codes say why."""
+    from workflow_scripts.layout import Layout
+    from workflow_scripts.raw.links import read_link_table
+    from workflow_scripts.study.build import build_study
+    from workflow_scripts.study.options import BuildOptions
+
+    raw = write_phantom(tmp_path / "raw", PhantomSpec(studies=1, slices=8, size=SIZE, seed=3,
+                                                      faults=False))  # fmt: skip
+    contour = raw / "contourfiles" / "PH-HF-1" / "i-contours" / "IM-0001-0006-icontour-manual.txt"
+    contour.write_text("not a number\n")
+    config = default_config(data_dir=str(raw), out_dir=str(tmp_path / "out"), frames="all")
+    layout = Layout.from_config(config)
+    [link] = read_link_table(raw / "link.csv")
+    decision = {"slice": 4, "reason": "blurred", "reviewer": "me", "date": "2026-12-06"}
+    record = build_study(link, layout, BuildOptions.from_config(config), exclusions=[decision])
+    frames = {(row["position"], row["phase"]): row for row in record["frames"]}
+    images = np.load(layout.cine_file("PHANTOM0001"), mmap_mode="r")
+    expected = dicom_cine(raw / "dicoms" / "PHANTOM0001")
+    for place, number, code in [((0, 3), 4, "excluded_by_review"), ((1, 1), 6, "contour_")]:
+        row = frames[place]
+        assert row["slice"] == number and row["present"] and row["npz"] is None
+        assert code in row["codes"]
+        assert np.array_equal(images[place], expected[place][1])
+    assert len(record["samples"]) == 4 - 2
+    assert sum(row["present"] for row in record["frames"]) == 8
