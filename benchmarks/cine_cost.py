@@ -50,12 +50,12 @@ def build_all(data_dir: Path, out_dir: Path) -> float:
     return time.perf_counter() - start
 
 
-def _labelled_only(study_id, pairing, inputs):
+def _labelled_only(study_id, pairing, inputs, **options):
     """The cine of the labelled DICOMs only: the files a build read before every header was."""
     labelled = dataclasses.replace(
         pairing, slices=[pair for pair in pairing.slices if pair.contours]
     )
-    return READ_CINE(study_id, labelled, inputs)
+    return READ_CINE(study_id, labelled, inputs, **options)
 
 
 def best_of(data_dir: Path, work: Path, repeats: int) -> tuple[float, float]:

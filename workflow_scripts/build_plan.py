@@ -34,6 +34,7 @@ from workflow_scripts.qc.exclusions import (
 from workflow_scripts.raw.links import LinkTableError, StudyLink, read_link_table
 from workflow_scripts.raw.listing import StudyListing, list_study, read_file_stats
 from workflow_scripts.raw.phantom import PhantomSpec
+from workflow_scripts.study.frames import FRAMES_ALL
 
 __all__ = ["BuildPlan", "RunMode", "plan_build", "print_summary", "run_mode"]
 
@@ -122,7 +123,15 @@ class BuildPlan:
         options = {key: self.config[key] for key in ("contours", "checks", "qc")}
         if self.config.get("resample"):
             options["resample"] = self.config["resample"]
+        if self.all_frames:  # only then: labelled builds keep the params they always had
+            options["frames"] = self.config["frames"]
         return options
+
+    @property
+    def all_frames(self) -> bool:
+        """Whether the version stores every frame (config ``frames: all``): cines/ and
+        frames.parquet (docs/frames.md)."""
+        return self.config.get("frames") == FRAMES_ALL
 
     def batch_studies(self, batch: str) -> list[list[str]]:
         """The batch's studies as [patient_id, original_id] pairs, sorted by study id."""

@@ -156,7 +156,16 @@ class Layout:
         existed have none."""
         return self.version_dir / "measures.parquet"
 
+    @property
+    def frames_file(self) -> Path:
+        """With ``frames: all``: one row per (study, position, phase) (``docs/frames.md``)."""
+        return self.version_dir / "frames.parquet"
+
     # ------------------------------------------------------------------------- per study
+
+    def cine_file(self, study: str) -> Path:
+        """With ``frames: all``: the study's every frame, ``cines/{study}.npy`` (P, T, H, W)."""
+        return self.version_dir / "cines" / f"{study}.npy"
 
     def pairs_file(self, study: str) -> Path:
         """The study's pairing table."""

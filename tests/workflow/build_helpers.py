@@ -99,6 +99,7 @@ def build_by_calls(config: dict, workdir: Path | None = None) -> BuildPlan:
             validation_path=layout.validation_file,
             assigned=plan.split_assignment,
             measures_path=layout.measures_file,
+            frames_path=layout.frames_file if plan.all_frames else None,
         )
         tables = (layout.index_file, layout.validation_file)
         write_version_qc(
@@ -116,6 +117,7 @@ def build_by_calls(config: dict, workdir: Path | None = None) -> BuildPlan:
             exclusions=plan.exclusions_input,
             splits_file=plan.splits_file_input,
             measures_path=layout.measures_file,
+            frames_path=layout.frames_file if plan.all_frames else None,
         )
         write_report_material(
             layout, layout.index_file, sorted(plan.studies), *report_paths(layout)

@@ -31,6 +31,7 @@ from workflow_scripts.files import flush_to_disk, folder_names, write_bytes_atom
 from workflow_scripts.layout import Layout, RawLayout
 from workflow_scripts.raw.contours import CONTOUR_KINDS
 from workflow_scripts.raw.listing import open_input
+from workflow_scripts.study.frames import FRAMES_LABELLED
 from workflow_scripts.study.resample import ResampleGrid
 
 __all__ = [
@@ -60,6 +61,7 @@ BUILD_KEYS = (
     "qc",
     "resample",
     "follow_symlinks",
+    "frames",
 )
 #: Configuration keys that say how the build runs, never what it builds: they are not
 #: recorded in the manifest (builds that differ only in them are the same bytes).
@@ -83,13 +85,17 @@ def build_config(config: Mapping[str, Any], phantom: bool) -> dict[str, Any]:
     """The part of the configuration that shapes the dataset (with ``phantom`` when built).
 
     ``resample`` appears in its canonical form (numbers, not text) and only when it is set,
-    so a native build's record is the same as before the key existed.
+    so a native build's record is the same as before the key existed; ``frames`` likewise
+    only when it is ``all`` (a version finished before the key existed stored the labelled
+    frames, and stays the same version).
     """
     keys = (*BUILD_KEYS, "phantom") if phantom else BUILD_KEYS
     shaping = {key: config[key] for key in keys if key in config}
     grid = ResampleGrid.from_config(shaping.pop("resample", None))
     if grid is not None:
         shaping["resample"] = grid.as_config()
+    if shaping.get("frames", FRAMES_LABELLED) == FRAMES_LABELLED:
+        shaping.pop("frames", None)
     return shaping
 
 
@@ -301,12 +307,14 @@ def write_dataset_manifest(
     splits_file: Mapping[str, Any] | None = None,
     measures_path: str | Path | None = None,
     derived_from: Mapping[str, Any] | None = None,
+    frames_path: str | Path | None = None,
 ) -> Path:
     """Assemble and atomically write the manifest of a finished build; return its path.
 
     ``qc_outputs``: the version's own QC files and folders (review sheet, plots), written
     after the tables; ``exclusions``, ``splits_file``, ``derived_from``: see
-    :func:`build_manifest`; ``measures_path``: measures.parquet, listed with the tables.
+    :func:`build_manifest`; ``measures_path``: measures.parquet, and ``frames_path``:
+    frames.parquet (``frames: all``), listed with the tables.
 
     Raises StaleRecordsError, writing nothing, when a study was built from other files than
     those on disk now (:mod:`~workflow_scripts.dataset.stale_records`): the manifest would
@@ -319,7 +327,8 @@ def write_dataset_manifest(
     if stale := find_stale_records(layout, config, records):
         raise StaleRecordsError(stale_records_message(layout, stale))
     problems = pq.read_table(validation_path).to_pylist()
-    tables = [index_path, validation_path, *([measures_path] if measures_path else [])]
+    optional = [path for path in (measures_path, frames_path) if path]
+    tables = [index_path, validation_path, *optional]
     top_outputs = [*tables, *_files(qc_outputs)]
     manifest = build_manifest(
         layout,

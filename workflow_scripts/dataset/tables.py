@@ -26,6 +26,7 @@ from workflow_scripts.raw.links import StudyLink
 from workflow_scripts.raw.listing import LINK_CODES, broken_folder_link
 from workflow_scripts.raw.pairing import FOLDER_LINK_MESSAGES
 from workflow_scripts.raw.problems import Problem
+from workflow_scripts.study.frames import FRAMES_SCHEMA
 from workflow_scripts.study.measures import MEASURES_SCHEMA
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "VALIDATION_SCHEMA",
     "copies_between_studies",
     "find_unlisted_studies",
+    "frames_table",
     "index_table",
     "load_records",
     "measures_table",
@@ -199,6 +201,21 @@ def measures_table(records: list[dict]) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=MEASURES_SCHEMA)
 
 
+def frames_table(records: list[dict], index: pa.Table) -> pa.Table:
+    """With ``frames: all``: one row per (study, position, phase), from the records' ``frames``
+    (:func:`~workflow_scripts.study.frames.frame_rows`), by study id, position and phase, each
+    frame that is a sample with its ``index_row`` (its row number in ``index``)."""
+    studies, slices = index.column("study_id").to_pylist(), index.column("slice").to_pylist()
+    pairs = zip(studies, slices, strict=True)
+    row_of = {(study, number): row for row, (study, number) in enumerate(pairs)}
+    rows = []
+    for record in records:
+        for frame in record.get("frames", []):
+            key = (record["study_id"], frame["slice"])
+            rows.append({**frame, "index_row": row_of.get(key) if frame["npz"] else None})
+    return pa.Table.from_pylist(rows, schema=FRAMES_SCHEMA)
+
+
 def write_dataset_tables(
     record_paths: Iterable[str | Path],
     links: list[StudyLink],
@@ -211,11 +228,12 @@ def write_dataset_tables(
     validation_path: str | Path,
     assigned: Mapping[str, str] | None = None,
     measures_path: str | Path | None = None,
+    frames_path: str | Path | None = None,
 ) -> None:
-    """Write index.parquet, validation.parquet and (given its path) measures.parquet, each
-    atomically, from the study records, adding the problems of study folders that link.csv
-    does not list. ``assigned``: each study's split from config ``splits_file`` (see
-    :func:`index_table`)."""
+    """Write index.parquet, validation.parquet and (given their paths) measures.parquet and
+    frames.parquet (``frames: all``), each atomically, from the study records, adding the
+    problems of study folders that link.csv does not list. ``assigned``: each study's split
+    from config ``splits_file`` (see :func:`index_table`)."""
     records = load_records(record_paths)
     problems = [row for record in records for row in record["problems"]]
     copies = copies_between_studies(records)
@@ -229,3 +247,5 @@ def write_dataset_tables(
     write_bytes_atomic(validation_path, parquet_bytes(validation_table(problems)))
     if measures_path is not None:
         write_bytes_atomic(measures_path, parquet_bytes(measures_table(records)))
+    if frames_path is not None:
+        write_bytes_atomic(frames_path, parquet_bytes(frames_table(records, index)))

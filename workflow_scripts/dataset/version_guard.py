@@ -31,6 +31,7 @@ from workflow_scripts.raw.listing import (
     list_study,
     read_file_stats,
 )
+from workflow_scripts.study.frames import FRAMES_LABELLED
 
 __all__ = [
     "VersionChangedError",
@@ -125,8 +126,10 @@ def check_finished_version(
     before_links = "follow_symlinks" not in old  # built before the key existed: see above
     if before_links:
         keys -= {"follow_symlinks"}
+    # frames is recorded only when it is "all": absent, it is "labelled" (build_config)
+    absent = {"frames": FRAMES_LABELLED}
     changes = [
-        f"config {key}: {old.get(key)!r} -> {new.get(key)!r}"
+        f"config {key}: {old.get(key, absent.get(key))!r} -> {new.get(key, absent.get(key))!r}"
         for key in sorted(keys)
         if old.get(key) != new.get(key)
     ]

@@ -85,6 +85,8 @@ VALIDATION = str(LAYOUT.validation_file)
 # measures.parquet (named input/output `measures`), but for a version finished before it
 # existed, which has none and never gets one.
 MEASURES = {"measures": str(LAYOUT.measures_file)} if PLAN.has_measures else {}
+# frames.parquet (named input/output `frames`) in a version of every frame (frames: all).
+FRAMES = {"frames": str(LAYOUT.frames_file)} if PLAN.all_frames else {}
 # What the aggregate steps wait for.
 BATCH_RECORDS = [str(LAYOUT.batch_record(b)) for b in BATCHES]
 # The version's own QC files (rule plot_qc), written before the manifest, which lists them.
@@ -113,6 +115,7 @@ if PLAN.finished:
                 INDEX,
                 VALIDATION,
                 *MEASURES.values(),
+                *FRAMES.values(),
                 *VERSION_QC,
             ],
         )

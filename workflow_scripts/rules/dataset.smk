@@ -9,6 +9,7 @@ rule index_dataset:
         raw=PLAN.raw_listing_inputs,
     output:
         **MEASURES,
+        **FRAMES,
         index=INDEX,
         validation=VALIDATION,
     log:
@@ -29,6 +30,7 @@ rule index_dataset:
 rule write_manifest:
     input:
         **MEASURES,
+        **FRAMES,
         batches=BATCH_RECORDS,
         index=INDEX,
         validation=VALIDATION,

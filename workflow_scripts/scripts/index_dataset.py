@@ -27,4 +27,5 @@ with job_failures(snakemake.rule, layout.out_dir):
         validation_path=snakemake.output.validation,
         assigned=snakemake.params.split_assignment,
         measures_path=snakemake.output.get("measures"),
+        frames_path=snakemake.output.get("frames"),
     )

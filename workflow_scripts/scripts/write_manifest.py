@@ -28,6 +28,7 @@ with job_failures(snakemake.rule, layout.out_dir):
         index_path=snakemake.input.index,
         validation_path=snakemake.input.validation,
         measures_path=snakemake.input.get("measures"),
+        frames_path=snakemake.input.get("frames"),
         qc_outputs=snakemake.input.qc,
         exclusions=exclusions_entry(snakemake.config),
         splits_file=config_file_entry(snakemake.config, "splits_file"),

@@ -52,10 +52,11 @@ from workflow_scripts.study.checks import (
     leave_out_odd_shapes,
 )
 from workflow_scripts.study.cine import CineFrame, StudyCine, arrange_cine
+from workflow_scripts.study.frames import FrameImage, common_shape
 from workflow_scripts.study.masks import contour_to_mask, polygon_area
 from workflow_scripts.study.measures import ContourAreas, StudyMeasures, measure_study
 from workflow_scripts.study.options import BuildOptions
-from workflow_scripts.study.outputs import BuiltStudy, write_study_outputs
+from workflow_scripts.study.outputs import BuiltStudy, write_cine, write_study_outputs
 from workflow_scripts.study.resample import ResampleGrid
 from workflow_scripts.study.slices import LabelledSlice
 
@@ -157,7 +158,7 @@ def build_study(
     listing = list_study(link, layout.data_dir, options.contour_kinds, options.follow_symlinks)
     pairing = pair_listing(listing)
     inputs = _Inputs(layout.data_dir)
-    cine = _read_cine(study_id, pairing, inputs)
+    cine, headers = _read_cine(study_id, pairing, inputs, keep_all=options.all_frames)
     labelled = [LabelledSlice(study_id, pair) for pair in pairing.slices if pair.contours]
     _exclude_reviewed(labelled, exclusions)
 
@@ -165,15 +166,24 @@ def build_study(
         if item.is_sample:
             _read_slice(item, inputs, options)
             item.place = cine.place(item.number)
-    inputs.kept.clear()
     leave_out_odd_shapes(labelled)
     for item in labelled:
         _make_masks(item, options.resample)
+    frames, frame_problems = None, []
+    if options.all_frames:
+        frames, frame_problems = _read_frames(
+            study_id, pairing, cine, headers, labelled, inputs, options
+        )
+    inputs.kept.clear()
     built = BuiltStudy(link, pairing.slices, labelled, pairing.problems, cine)
+    built.frame_problems = frame_problems
     flag_suspicious_labels(built.samples, options)
     flag_copied_contours(built.samples)
     built.measures = _measure(built)
     rows, outputs = write_study_outputs(built, layout, options)
+    if frames is not None:
+        frame_rows, cine_output = write_cine(built, frames, rows, layout, options)
+        outputs = dict(sorted({**outputs, **cine_output}.items()))
 
     problems = built.problems
     record = {
@@ -194,6 +204,9 @@ def build_study(
             "samples": len(rows),
         },
     }
+    if frames is not None:  # frames: all (records of labelled builds stay as they were)
+        record["frames"] = frame_rows
+        record["counts"]["frames_present"] = sum(row["present"] for row in frame_rows)
     write_bytes_atomic(
         layout.study_record(study_id), json.dumps(record, indent=1, sort_keys=True).encode()
     )
@@ -202,18 +215,114 @@ def build_study(
     return record
 
 
-def _read_cine(study_id: str, pairing: StudyPairing, inputs: _Inputs) -> StudyCine:
+def _read_cine(
+    study_id: str, pairing: StudyPairing, inputs: _Inputs, keep_all: bool = False
+) -> tuple[StudyCine, dict[int, DicomHeader | None]]:
     """Every DICOM's place in the study's cine, from its header (a study without contour
-    files has no samples: its DICOMs are not read). The labelled DICOMs' bytes are kept for
-    their full read."""
+    files has no samples: its DICOMs are not read), and the headers by image number. The
+    labelled DICOMs' bytes (with ``keep_all``, every DICOM's) are kept for their full read."""
     if not any(pair.contours for pair in pairing.slices):
-        return StudyCine()
+        return StudyCine(), {}
     frames = [
-        CineFrame(pair.slice, pair.dicom, inputs.header(pair.dicom, keep=bool(pair.contours)))
+        CineFrame(
+            pair.slice, pair.dicom, inputs.header(pair.dicom, keep=keep_all or bool(pair.contours))
+        )
         for pair in pairing.slices
         if pair.dicom is not None
     ]
-    return arrange_cine(study_id, frames)
+    return arrange_cine(study_id, frames), {frame.number: frame.header for frame in frames}
+
+
+def _read_frames(
+    study_id: str,
+    pairing: StudyPairing,
+    cine: StudyCine,
+    headers: dict[int, DicomHeader | None],
+    labelled: list[LabelledSlice],
+    inputs: _Inputs,
+    options: BuildOptions,
+) -> tuple[list[FrameImage], list[Problem]]:
+    """Every placed DICOM's image as it is stored (``frames: all``;
+    :mod:`workflow_scripts.study.frames`), and the rows of the frames left out that no row
+    accounts for yet.
+
+    A sample's frame is its stored ``image``. Any other DICOM is read here (the labelled ones
+    that failed for their contour or a review keep their image), with the sample's rules: the
+    study's shape, and on a resample grid its PixelSpacing. A DICOM left out that way gets a row
+    of the code a labelled slice would get, unless its labelled slice's own error row already
+    names it."""
+    by_slice = {item.number: item for item in labelled}
+    frames: list[FrameImage] = []
+    problems: list[Problem] = []
+    read: dict[int, tuple[DicomSlice, bool]] = {}  # image number -> (slice, accounted for)
+    for pair in pairing.slices:
+        place = cine.place(pair.slice)
+        if pair.dicom is None or place.position is None or place.phase is None:
+            continue  # no file, or no place (its cine_tags_missing row says why)
+        header = headers.get(pair.slice)
+        frame = FrameImage(
+            pair.slice,
+            pair.dicom,
+            place.position,
+            place.phase,
+            place.position_mm,
+            place.trigger_time,
+            geometry=header.geometry if header is not None else None,
+        )
+        frames.append(frame)
+        item = by_slice.get(pair.slice)
+        if item is not None and item.is_sample:
+            frame.image, frame.native_shape = item.image, item.dicom.pixels.shape
+            frame.geometry, frame.placement = item.dicom.geometry, item.placement
+            continue
+        failure = item.failure if item is not None else None
+        accounted = failure is not None and failure.path == pair.dicom
+        if item is not None and item.dicom is not None:
+            dicom = item.dicom
+        elif accounted:
+            continue  # unreadable: the slice's own error row names the DICOM
+        else:
+            try:
+                dicom = inputs.dicom(pair.dicom, options.max_pixels)
+            except InputProblem as problem:
+                problems.append(
+                    Problem(study_id, pair.dicom, problem.code, problem.message, pair.slice)
+                )
+                continue
+        frame.geometry, frame.native_shape = dicom.geometry, dicom.pixels.shape
+        read[pair.slice] = (dicom, accounted)
+
+    samples = [item.dicom.pixels.shape for item in labelled if item.is_sample]
+    shape = common_shape(frames, samples)
+    grid = options.resample
+    for frame in frames:
+        if frame.present or frame.number not in read:
+            continue
+        dicom, accounted = read[frame.number]
+
+        def leave_out(code: str, message: str, frame=frame, accounted=accounted) -> None:
+            if not accounted:
+                problems.append(Problem(study_id, frame.path, code, message, frame.number))
+
+        if dicom.pixels.shape != shape:
+            rows, columns = dicom.pixels.shape
+            leave_out(
+                "slice_shape_mismatch",
+                f"{rows}x{columns}, the rest of the study is {shape[0]}x{shape[1]}: "
+                "its cine frame is missing",
+            )
+            continue
+        if grid is None:
+            frame.image = dicom.pixels
+            continue
+        problem = dicom.geometry.spacing_problem
+        if problem is not None:
+            where = f"the {grid.spacing_mm:g} mm grid"
+            leave_out("resample_spacing_missing", f"{problem}: cannot put its frame on {where}")
+            continue
+        frame.placement = grid.place(dicom.pixels.shape, dicom.geometry.pixel_spacing)
+        frame.image = frame.placement.image(dicom.pixels)
+    return frames, problems
 
 
 def _measure(study: BuiltStudy) -> StudyMeasures:

@@ -1,5 +1,5 @@
 """How a study is built: the ``contours``, ``checks``, ``qc``, ``resample`` and
-``follow_symlinks`` settings of the configuration."""
+``follow_symlinks`` and ``frames`` settings of the configuration."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from workflow_scripts.config import FOLLOW_SYMLINKS
+from workflow_scripts.study.frames import FRAMES_ALL, FRAMES_LABELLED
 from workflow_scripts.study.resample import ResampleGrid
 
 __all__ = ["BuildOptions"]
@@ -26,7 +27,9 @@ class BuildOptions:
     ``percentiles`` range); ``sheet_columns``: tiles per row of the contact sheet.
     ``resample``: the common grid every slice is put on, or None for the native pixel grid.
     ``follow_symlinks``: follow links inside the data folder wherever they lead, or only those
-    staying inside it (see :mod:`~workflow_scripts.raw.listing`).
+    staying inside it (see :mod:`~workflow_scripts.raw.listing`). ``frames``: ``"labelled"``
+    (the samples only) or ``"all"`` (also the study's whole cine, see
+    :mod:`~workflow_scripts.study.frames`).
     """
 
     contour_kinds: tuple[str, ...]
@@ -40,12 +43,18 @@ class BuildOptions:
     sheet_columns: int
     resample: ResampleGrid | None = None
     follow_symlinks: bool = FOLLOW_SYMLINKS
+    frames: str = FRAMES_LABELLED
+
+    @property
+    def all_frames(self) -> bool:
+        """Whether the study's whole cine is stored (config ``frames: all``)."""
+        return self.frames == FRAMES_ALL
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> BuildOptions:
         """Options from a validated configuration (or just its contours/checks/qc sections, and
-        ``resample`` and ``follow_symlinks`` when they are set; the latter defaults to the
-        schema's default)."""
+        ``resample``, ``follow_symlinks`` and ``frames`` when they are set; the latter two
+        default to the schema's defaults)."""
         checks, qc = config["checks"], config["qc"]
         return cls(
             contour_kinds=tuple(config["contours"]),
@@ -59,4 +68,5 @@ class BuildOptions:
             sheet_columns=int(qc["sheet_columns"]),
             resample=ResampleGrid.from_config(config.get("resample")),
             follow_symlinks=bool(config.get("follow_symlinks", FOLLOW_SYMLINKS)),
+            frames=str(config.get("frames") or FRAMES_LABELLED),
         )

@@ -5,6 +5,7 @@ Into the version folder (paths from :class:`~workflow_scripts.layout.Layout`)::
     pairs/<study_id>.parquet        every slice number seen, what became of it, its cine place
     slices/<study_id>/<nnnn>.npz    image + mask (+ omask) per sample
     qc/<study_id>/<nnnn>.png        overlay per sample, contact_sheet.jpg and mask_areas.png
+    cines/<study_id>.npy            with frames: all, every frame (P, T, H, W)
 
 and, outside it, the study's report page (``work/<version>/studies/<study_id>.html``; see
 :mod:`workflow_scripts.study.study_qc`). The slice and QC folders are filled under temporary
@@ -42,12 +43,13 @@ from workflow_scripts.raw.links import StudyLink
 from workflow_scripts.raw.pairing import SlicePair
 from workflow_scripts.raw.problems import Problem
 from workflow_scripts.study.cine import StudyCine
+from workflow_scripts.study.frames import FrameImage, cine_npy_bytes, frame_rows, stack_cine
 from workflow_scripts.study.measures import StudyMeasures
 from workflow_scripts.study.options import BuildOptions
 from workflow_scripts.study.slices import LabelledSlice
 from workflow_scripts.study.study_qc import study_figures_of, study_plot_png
 
-__all__ = ["PAIRS_SCHEMA", "BuiltStudy", "write_study_outputs"]
+__all__ = ["PAIRS_SCHEMA", "BuiltStudy", "write_cine", "write_study_outputs"]
 
 PAIRS_SCHEMA = pa.schema(
     [
@@ -80,7 +82,8 @@ class BuiltStudy:
     ``slices``: every slice number of the study in order (pairing's result); ``labelled``: the
     slices with contour files, samples and left-out ones alike; ``listing_problems``: what
     pairing found in the study's folders (and why the study has no measures); ``cine``: every
-    DICOM's position and phase; ``measures``: its ED/ES and volumes.
+    DICOM's position and phase; ``measures``: its ED/ES and volumes; ``frame_problems``: with
+    ``frames: all``, the rows of unlabelled frames left out of the cine.
     """
 
     link: StudyLink
@@ -89,6 +92,7 @@ class BuiltStudy:
     listing_problems: list[Problem] = field(default_factory=list)
     cine: StudyCine = field(default_factory=StudyCine)
     measures: StudyMeasures = field(default_factory=lambda: StudyMeasures(None, None, None, None))
+    frame_problems: list[Problem] = field(default_factory=list)
 
     @property
     def study_id(self) -> str:
@@ -102,7 +106,7 @@ class BuiltStudy:
     def problems(self) -> list[Problem]:
         """Every problem of the study: its folders', then each labelled slice's."""
         labelled = (p for item in self.labelled for p in item.problems)
-        return [*self.listing_problems, *self.cine.problems, *labelled]
+        return [*self.listing_problems, *self.cine.problems, *labelled, *self.frame_problems]
 
     def excluded_positions(self) -> list[int]:
         """The slice positions of the slices a reviewer excluded (where known)."""
@@ -169,6 +173,42 @@ def write_study_outputs(
     outputs[layout.in_version(layout.pairs_file(study_id))] = bytes_digest(data)
     write_bytes_atomic(layout.report_page(study_id), study_page(figures, plot_png, sheet_jpeg))
     return rows, dict(sorted(outputs.items()))
+
+
+def write_cine(
+    study: BuiltStudy,
+    frames: list[FrameImage],
+    rows: list[dict[str, Any]],
+    layout: Layout,
+    options: BuildOptions,
+) -> tuple[list[dict[str, Any]], dict[str, dict]]:
+    """With ``frames: all``: write the study's ``cines/{study_id}.npy`` atomically (none when
+    no DICOM of the study has a place) and return its rows of frames.parquet and the cine's
+    digest by relative path (:mod:`workflow_scripts.study.frames`). ``rows``: the study's
+    index rows (each sample's npz)."""
+    if not frames:
+        return [], {}
+    path = layout.cine_file(study.study_id)
+    data = cine_npy_bytes(stack_cine(frames, options.resample))
+    write_bytes_atomic(path, data)
+    relpath = layout.in_version(path)
+    codes: dict[int, set[str]] = {}
+    for problem in study.problems:
+        if problem.slice is not None:
+            codes.setdefault(problem.slice, set()).add(problem.code)
+    measures = study.measures
+    cardiac = {measures.ed_phase: "ED", measures.es_phase: "ES"}
+    cardiac.pop(None, None)
+    frame_table = frame_rows(
+        study.study_id,
+        frames,
+        options.resample,
+        cardiac,
+        lambda number: ",".join(sorted(codes.get(number, ()))),
+        {row["slice"]: row["npz"] for row in rows},
+        relpath,
+    )
+    return frame_table, {relpath: bytes_digest(data)}
 
 
 def _arrays(item: LabelledSlice) -> dict:
