@@ -190,6 +190,17 @@ def test_review_sheet_shows_each_positions_ED_and_ES_side_by_side(first_version,
         seen.append(page.locator("#lightbox-image").get_attribute("src"))
     assert seen == order
     page.keyboard.press("Escape")
+    # "only flagged slices" keeps the flagged slice's position alone, and its card alone.
+    flagged = study[study["flags"] != ""]
+    page.check("#only-flagged-slices")
+    shown_rows = [r for r in rows.all() if r.is_visible()]
+    assert [int(r.get_attribute("data-position")) for r in shown_rows] == sorted(
+        set(flagged["position"])
+    )
+    shown_cards = [c for c in page.locator("table.cine .card").all() if c.is_visible()]
+    assert [int(c.get_attribute("data-slice")) for c in shown_cards] == sorted(flagged["slice"])
+    page.uncheck("#only-flagged-slices")
+    assert all(r.is_visible() for r in rows.all())
     # A position without an ED contour (PHANTOM0002's slice 4 does not load) shows an empty
     # cell beside its ES overlay.
     other = index[index["study_id"] == "PHANTOM0002"]
