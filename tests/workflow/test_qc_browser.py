@@ -175,7 +175,8 @@ def test_review_sheet_shows_each_positions_ED_and_ES_side_by_side(first_version,
         at = study[study["cardiac_phase"] == phase]
         heading = page.locator(f"table.cine thead th[data-cardiac-phase={phase}]").inner_text()
         assert (
-            heading == f"{phase} · phase {at['phase'].iloc[0]} · {at['trigger_time'].iloc[0]:g} ms"
+            heading
+            == f"{phase} · phase {at['phase'].iloc[0]} · {at['trigger_time'].iloc[0]:.0f} ms"
         )
     # The arrow keys step through the overlays in reading order: position by position, ED
     # then ES.

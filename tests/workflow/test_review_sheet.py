@@ -89,11 +89,12 @@ def cine_sample(number: int, position, position_mm, phase, trigger_time, cardiac
 
 
 #: A study drawn by hand: ES (phase 2) has the lower image numbers at each position, ED is
-#: phase 7 (trigger times 650 and 652 ms: they differ a little between positions), position 1
+#: phase 7 (trigger times 650 and 651.6 ms: they differ a little between positions, and are
+#: shown in whole ms), position 1
 #: has no ES contour, one contour lies at phase 4 (neither ED nor ES), and slice 99 has no
 #: known position (a cine_* problem).
 CINE = [
-    cine_sample(23, 1, 8.5, 7, 652.0, "ED"),
+    cine_sample(23, 1, 8.5, 7, 651.6, "ED"),
     cine_sample(3, 0, 0.0, 2, 180.0, "ES"),
     cine_sample(8, 0, 0.0, 7, 650.0, "ED"),
     cine_sample(43, 2, 17.0, 2, 181.0, "ES"),
@@ -123,7 +124,7 @@ def test_a_studys_slices_are_laid_out_by_position_with_ED_and_ES_side_by_side():
     # each sample's entry carries the index's values, whole numbers as JSON integers
     by_slice = {sample["slice"]: sample for sample in study["samples"]}
     assert by_slice[23]["position"] == 1 and isinstance(by_slice[23]["position"], int)
-    assert (by_slice[23]["phase"], by_slice[23]["trigger_time"]) == (7, 652.0)
+    assert (by_slice[23]["phase"], by_slice[23]["trigger_time"]) == (7, 651.6)
     assert (by_slice[23]["position_mm"], by_slice[23]["cardiac_phase"]) == (8.5, "ED")
     assert by_slice[99]["position"] is None and by_slice[99]["cardiac_phase"] == ""
 

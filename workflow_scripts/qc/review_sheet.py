@@ -94,8 +94,10 @@ def _sample_entry(sample: Mapping[str, object], qc_prefix: str) -> dict:
 
 
 def _milliseconds(times: list[float]) -> str:
-    low, high = min(times), max(times)
-    return f"{low:g} ms" if low == high else f"{low:g}\N{EN DASH}{high:g} ms"
+    """The range of trigger times, in whole ms (TriggerTime has microseconds on the real
+    studies, which only clutter a heading)."""
+    low, high = f"{min(times):.0f}", f"{max(times):.0f}"
+    return f"{low} ms" if low == high else f"{low}\N{EN DASH}{high} ms"
 
 
 def cine_arrangement(samples: list[Mapping[str, object]]) -> dict:
@@ -106,7 +108,7 @@ def cine_arrangement(samples: list[Mapping[str, object]]) -> dict:
 
     - ``columns``: one per contoured phase, ED, then ES, then the other phases by phase index,
       each ``{"cardiac_phase", "phase", "heading"}``; the heading, e.g. ``ED · phase 19 ·
-      668-672 ms`` (an en dash), gives the range of its samples' trigger times.
+      672-688 ms`` (an en dash), gives the range of its samples' trigger times in whole ms.
     - ``rows``: one per slice position with a sample, in ``position`` order (base to apex),
       each ``{"position", "position_mm", "cells"}``: ``cells`` holds per column the slice
       numbers at that position and phase (usually one; none where the position has no
