@@ -133,9 +133,10 @@ def test_an_index_without_cine_columns_puts_every_slice_in_the_last_row():
     older = pd.DataFrame(CINE).drop(
         columns=["position", "position_mm", "phase", "trigger_time", "cardiac_phase"]
     )
-    (study,) = embedded(older)["studies"]
+    data = embedded(older)
+    (study,) = data["studies"]
     assert study["cine"] == {"columns": [], "rows": [], "unplaced": [3, 8, 23, 43, 45, 48, 99]}
-    assert study["measures"] is None
+    assert study["measures"] is None and data["measures"] is False  # no measures.parquet
 
 
 def test_the_header_carries_the_studys_row_of_measures_parquet():
@@ -145,6 +146,8 @@ def test_the_header_carries_the_studys_row_of_measures_parquet():
           "spacing_mm": 8.5, "edv_ml": 120.25, "esv_ml": 50.5, "sv_ml": 69.75,
           "ef_percent": 58.004, "myocardium_ml": None, "lv_mass_g": None}]
     )  # fmt: skip
-    first, second = embedded(index, measures)["studies"]
+    data = embedded(index, measures)
+    assert data["measures"] is True
+    first, second = data["studies"]
     assert first["measures"] == {"edv_ml": 120.25, "esv_ml": 50.5, "ef_percent": 58.004}
     assert second["id"] == "S2" and second["measures"] is None  # no row: none shown

@@ -225,7 +225,8 @@ def review_sheet_html(
             with a row; None for a version without it.
     """
     studies = list(_entries(figures, validation, decisions, measures))
-    data = {"version": version, "studies": studies}
+    # whether the version has measures.parquet at all (those built before it have not)
+    data = {"version": version, "studies": studies, "measures": measures is not None}
     # JSON inside a <script> element: "<" escaped so no value can close the element.
     text = json.dumps(data, ensure_ascii=True, sort_keys=True, separators=(",", ":"))
     text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
