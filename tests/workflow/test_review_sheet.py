@@ -151,3 +151,11 @@ def test_the_header_carries_the_studys_row_of_measures_parquet():
     first, second = data["studies"]
     assert first["measures"] == {"edv_ml": 120.25, "esv_ml": 50.5, "ef_percent": 58.004}
     assert second["id"] == "S2" and second["measures"] is None  # no row: none shown
+
+
+def test_two_slices_at_one_position_and_phase_share_their_cell():
+    # e.g. a cine_frame_count study where two files land on one position's ES frame
+    twice = [*CINE[:3], cine_sample(4, 0, 0.0, 2, 182.0, "ES")]
+    (study,) = embedded(pd.DataFrame(twice))["studies"]
+    assert study["cine"]["rows"][0] == {"position": 0, "position_mm": 0.0, "cells": [[8], [3, 4]]}
+    assert study["cine"]["columns"][1]["heading"] == "ES · phase 2 · 180\N{EN DASH}182 ms"
