@@ -107,6 +107,7 @@ def build_by_calls(config: dict, workdir: Path | None = None) -> BuildPlan:
             *tables,
             plan.all_exclusions_params,
             config["checks"]["area_outlier_factor"],
+            measures_path=layout.measures_file,
         )
         write_dataset_manifest(
             layout,

@@ -1,5 +1,6 @@
-"""The QC loop in a real browser: build, open the report, review in the review sheet, download
-exclusions.csv, build the next version with it.
+"""The QC loop in a real browser: build, open the report, review in the review sheet (its
+overlays by slice position, ED beside ES), download exclusions.csv, build the next version
+with it.
 
 Headless Chromium is Debian's ``chromium`` package driven by Playwright (never a browser of
 Playwright's own); the tests skip where either is absent. With ``LV_DATASET_SCREENSHOTS=DIR``
@@ -115,6 +116,110 @@ def test_report_lists_flagged_slices_by_study_and_slice_and_their_images_load(
     page.close()
 
 
+def box(locator) -> dict:
+    """The element's box in the sheet's scrolled area (x, y, width, height, CSS pixels; y
+    counted from the top of ``main``'s content, so that it does not depend on the scroll)."""
+    return locator.evaluate(
+        """node => { const r = node.getBoundingClientRect();
+                     const top = document.querySelector("main").scrollTop;
+                     return {x: r.x, y: r.y + top, width: r.width, height: r.height}; }"""
+    )
+
+
+def test_review_sheet_shows_each_positions_ED_and_ES_side_by_side(first_version, browser, tmp_path):
+    workdir, _ = first_version
+    version = workdir / "out/1.0.0"
+    index = pd.read_parquet(version / "index.parquet")
+    study = index[index["study_id"] == "PHANTOM0001"].sort_values(["position", "slice"])
+    measures = pd.read_parquet(version / "measures.parquet").set_index("study_id")
+    page = browser.new_page(viewport={"width": 1280, "height": 860})
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto((version / "qc/review.html").as_uri())
+    page.click("li[data-study=PHANTOM0001]")
+
+    # The header: the study's EDV, ESV and EF as measures.parquet has them.
+    row = measures.loc["PHANTOM0001"]
+    assert page.locator("#study h2 .measures").inner_text() == (
+        f"EDV {row['edv_ml']:.1f} mL · ESV {row['esv_ml']:.1f} mL · EF {row['ef_percent']:.1f}%"
+    )
+    # One row per position, base (position 0) at the top; each holds the position's ED and
+    # ES overlays (the index's), ED's left of ES's, at the same height, not overlapping.
+    rows = page.locator("table.cine tbody tr")
+    positions = sorted(set(study["position"]))
+    assert [int(r.get_attribute("data-position")) for r in rows.all()] == positions
+    tops = [box(r)["y"] for r in rows.all()]
+    assert tops == sorted(tops) and len(set(tops)) == len(tops)
+    headings = {
+        phase: box(page.locator(f"table.cine thead th[data-cardiac-phase={phase}]"))
+        for phase in ("ED", "ES")
+    }
+    for position in positions:
+        at = study[study["position"] == position].set_index("cardiac_phase")
+        line = page.locator(f"table.cine tr[data-position='{position}']")
+        assert line.locator("th").inner_text().split() == [
+            "position",
+            str(position),
+            f"{at['position_mm'].iloc[0]:.1f}",
+            "mm",
+        ]
+        ed = box(line.locator(f".card[data-slice='{at.loc['ED', 'slice']}']"))
+        es = box(line.locator(f".card[data-slice='{at.loc['ES', 'slice']}']"))
+        assert abs(ed["y"] - es["y"]) < 1  # side by side
+        assert ed["x"] + ed["width"] <= es["x"]  # ED left of ES, apart
+        for phase, card in (("ED", ed), ("ES", es)):  # under its column's heading
+            assert headings[phase]["x"] <= card["x"] + card["width"] / 2
+            assert card["x"] + card["width"] / 2 <= headings[phase]["x"] + headings[phase]["width"]
+    # Each column is labelled with its phase and trigger time, from the index.
+    for phase in ("ED", "ES"):
+        at = study[study["cardiac_phase"] == phase]
+        heading = page.locator(f"table.cine thead th[data-cardiac-phase={phase}]").inner_text()
+        assert (
+            heading
+            == f"{phase} · phase {at['phase'].iloc[0]} · {at['trigger_time'].iloc[0]:.0f} ms"
+        )
+    # The arrow keys step through the overlays in reading order: position by position, ED
+    # then ES.
+    reading = study.assign(column=study["cardiac_phase"].map({"ED": 0, "ES": 1}))
+    slices = reading.sort_values(["position", "column"])["slice"].tolist()
+    order = [f"PHANTOM0001/{number:04d}.png" for number in slices]
+    page.locator(f".card[data-slice='{slices[0]}'] img").click()
+    page.locator("#lightbox").wait_for(state="visible")
+    seen = [page.locator("#lightbox-image").get_attribute("src")]
+    for _ in order[1:]:
+        page.keyboard.press("ArrowRight")
+        seen.append(page.locator("#lightbox-image").get_attribute("src"))
+    assert seen == order
+    page.keyboard.press("Escape")
+    # "only flagged slices" keeps the flagged slice's position alone, and its card alone.
+    flagged = study[study["flags"] != ""]
+    page.check("#only-flagged-slices")
+    shown_rows = [r for r in rows.all() if r.is_visible()]
+    assert [int(r.get_attribute("data-position")) for r in shown_rows] == sorted(
+        set(flagged["position"])
+    )
+    shown_cards = [c for c in page.locator("table.cine .card").all() if c.is_visible()]
+    assert [int(c.get_attribute("data-slice")) for c in shown_cards] == sorted(flagged["slice"])
+    page.uncheck("#only-flagged-slices")
+    assert all(r.is_visible() for r in rows.all())
+    # A position without an ED contour (PHANTOM0002's slice 4 does not load) shows an empty
+    # cell beside its ES overlay.
+    other = index[index["study_id"] == "PHANTOM0002"]
+    with_ed = set(other.loc[other["cardiac_phase"] == "ED", "position"])
+    without_ed = sorted(set(other["position"]) - with_ed)
+    assert without_ed  # the phantom's unreadable DICOM
+    page.click("li[data-study=PHANTOM0002]")
+    for position in without_ed:
+        line = page.locator(f"table.cine tr[data-position='{position}']")
+        assert line.locator("td .empty").all_inner_texts() == ["no ED contour"]
+        assert line.locator(".card").count() == 1
+    page.click("li[data-study=PHANTOM0001]")
+    page.locator("main").evaluate("main => main.scrollTo(0, 0)")
+    page.screenshot(path=tmp_path / "review-by-position.png")
+    page.close()
+    assert errors == []
+
+
 @pytest.fixture(scope="module")
 def downloaded(first_version, browser, tmp_path_factory):
     """Review version 1.0.0 in its review sheet: mark the two DECISIONS, download the file."""
@@ -139,7 +244,8 @@ def downloaded(first_version, browser, tmp_path_factory):
             )
     page.click("li[data-study=PHANTOM0001]")
     assert page.locator("#count").inner_text() == "2 slices marked to exclude"
-    page.set_viewport_size({"width": 1280, "height": 860})
+    # the README's picture: the header and two positions, ED beside ES, the marked slice too
+    page.set_viewport_size({"width": 1280, "height": 1140})
     page.locator("main").evaluate("main => main.scrollTo(0, 0)")
     folder = tmp_path_factory.mktemp("review")
     screenshot(page, "qc-review.png", folder)

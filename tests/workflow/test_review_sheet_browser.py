@@ -1,6 +1,7 @@
 """The review sheet's viewing aids in headless Chromium, on a sheet written from small tables
 (no workflow run): the "only flagged slices" filter inside a study, the lightbox that enlarges
-an overlay (closed by Escape), and problem codes shown in full on narrow cards.
+an overlay (closed by Escape), problem codes shown in full on narrow cards, and a cine study's
+slice without a position shown after its positions, in reading order.
 
 The browser is Debian's ``chromium`` driven by Playwright; the tests skip where either is
 absent (see tests/workflow/test_qc_browser.py for the whole QC loop)."""
@@ -174,3 +175,72 @@ def test_codes_show_in_full_on_a_narrow_card(browser, sheet):
     height = page.locator(".card[data-slice='2'] img").evaluate("img => img.naturalHeight")
     assert height == SIZE + 2 * 14
     page.close()
+
+
+#: A cine study: slice -> (position, position_mm, phase, trigger time, ED/ES, codes); slice 9
+#: has no known position (a cine_* problem) and must still be shown, after the positions.
+CINE = {
+    5: (1, 10.0, 3, 600.0, "ED", []), 2: (0, 0.0, 1, 200.0, "ES", []),
+    4: (0, 0.0, 3, 600.0, "ED", []), 6: (1, 10.0, 1, 200.0, "ES", ["mask_area_outlier"]),
+    9: (None, None, None, None, "", []),
+}  # fmt: skip
+
+
+@pytest.fixture
+def cine_page(browser, tmp_path):
+    (tmp_path / "qc" / "C1").mkdir(parents=True)
+    rows = []
+    for number, (position, mm, phase, time, cardiac, codes) in CINE.items():
+        grey = np.full((SIZE, SIZE), 25 * number, np.uint8)
+        overlay = render_overlay(grey, {}, {}, [f"C1 slice {number}", *codes], bool(codes))
+        (tmp_path / "qc" / "C1" / f"{number:04d}.png").write_bytes(encode_png(overlay))
+        rows.append({
+            "study_id": "C1", "slice": number, "split": "train",
+            "npz": f"slices/C1/{number:04d}.npz", "qc": f"qc/C1/{number:04d}.png",
+            "mask_pixels": 1000, "omask_pixels": None, "i_outside_o": None,
+            "flags": ",".join(codes), "position": position, "position_mm": mm, "phase": phase,
+            "trigger_time": time, "cardiac_phase": cardiac,
+        })  # fmt: skip
+    figures = sample_figures(pd.DataFrame(rows))
+    validation = pd.DataFrame({"study_id": [], "slice": [], "code": []})
+    page = review_sheet_html("1.0.0", figures, validation, reviewed_exclusions(validation, []))
+    (tmp_path / "qc" / "review.html").write_bytes(page)
+    page = browser.new_page(viewport={"width": 1280, "height": 860})
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto((tmp_path / "qc" / "review.html").as_uri())
+    yield page
+    page.close()
+    assert errors == []
+
+
+def test_a_slice_without_a_position_is_shown_below_the_positions(cine_page):
+    page = cine_page
+    assert page.locator("#shown").inner_text() == "5 of 5 slices shown"
+    table = page.locator("table.cine").bounding_box()
+    last = page.locator(".unplaced .card[data-slice='9']")
+    assert last.bounding_box()["y"] >= table["y"] + table["height"]  # below every row
+    assert page.locator(".unplaced h3").inner_text() == "Without a cine position or phase (1)"
+    assert page.locator("#study h2 .measures").inner_text() == (
+        "no EDV, ESV or EF (a version without measures.parquet)"
+    )
+    # reading order: position 0's ED (4) and ES (2), position 1's (5, 6), then slice 9
+    page.locator(".card[data-slice='4'] img").click()
+    page.locator("#lightbox").wait_for(state="visible")
+    seen = [lightbox_image(page)["src"]]
+    for _ in range(4):
+        page.keyboard.press("ArrowRight")
+        seen.append(lightbox_image(page)["src"])
+    assert seen == [f"C1/{number:04d}.png" for number in (4, 2, 5, 6, 9)]
+    caption = page.locator("#lightbox-caption").inner_text()
+    assert caption == "C1 slice 9"
+    page.keyboard.press("ArrowLeft")
+    caption = page.locator("#lightbox-caption").inner_text()
+    assert caption.startswith("C1 slice 6 · position 1 (10.0 mm) · ES · phase 1 · 200 ms")
+    page.keyboard.press("Escape")
+    # the flagged filter leaves position 1 with its flagged ES slice, and drops the last row
+    page.check("#only-flagged-slices")
+    assert page.locator("table.cine tr[data-position='0']").is_hidden()
+    assert page.locator("table.cine tr[data-position='1']").is_visible()
+    assert page.locator(".card[data-slice='5']").is_hidden()
+    assert page.locator(".unplaced").is_hidden()

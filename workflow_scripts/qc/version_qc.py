@@ -4,7 +4,8 @@
 - ``qc/review.html``: the review sheet (:mod:`workflow_scripts.qc.review_sheet`).
 
 They are read from the version's tables alone (``index.parquet``, whose intensity columns each
-sample's build computed, and ``validation.parquet``): no sample file is opened, so they come out
+sample's build computed, ``validation.parquet`` and, where the version has it,
+``measures.parquet``): no sample file is opened, so they come out
 the same however the studies were built, and they are deterministic: the same version gives the
 same bytes. Each study's own plot is drawn by its build (:mod:`workflow_scripts.study.study_qc`).
 """
@@ -38,6 +39,7 @@ def write_version_qc(
     validation_path: str | Path,
     decisions: Sequence[Mapping],
     area_outlier_factor: float,
+    measures_path: str | Path | None = None,
 ) -> None:
     """Write the version's dataset plots and review sheet, each file atomically.
 
@@ -48,6 +50,8 @@ def write_version_qc(
             ``slice``, ``reason``, ``reviewer``, ``date``), shown in the review sheet and
             carried into the exclusions file it downloads.
         area_outlier_factor: ``checks.area_outlier_factor``, drawn as the outlier thresholds.
+        measures_path: the version's ``measures.parquet`` (EDV, ESV and EF in the review
+            sheet's study headers); None for a version without it.
     """
     index, validation = read_tables(index_path, validation_path)
     figures = sample_figures(index)
@@ -58,5 +62,6 @@ def write_version_qc(
     )
     write_bytes_atomic(layout.dataset_plot("intensities"), plots.intensity_plot(figures))
     table = reviewed_exclusions(validation, list(decisions))
-    sheet = review_sheet_html(layout.version, figures, validation, table)
+    measures = pd.read_parquet(measures_path) if measures_path else None
+    sheet = review_sheet_html(layout.version, figures, validation, table, measures)
     write_bytes_atomic(layout.review_sheet, sheet)

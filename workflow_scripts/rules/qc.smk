@@ -6,6 +6,7 @@
 
 rule plot_qc:
     input:
+        **MEASURES,
         index=INDEX,
         validation=VALIDATION,
     output:

@@ -20,4 +20,5 @@ with job_failures(snakemake.rule, layout.out_dir):
         validation_path=snakemake.input.validation,
         decisions=snakemake.params.exclusions,
         area_outlier_factor=snakemake.params.area_outlier_factor,
+        measures_path=snakemake.input.get("measures"),
     )
