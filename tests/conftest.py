@@ -85,3 +85,25 @@ def run_workflow(
             f"{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
         )
     return result
+
+
+# Debian's Chromium, driven by Playwright (it never downloads a browser of its own); the flags
+# keep it off the closed network (no background connections) and let it run as root.
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """A headless Chromium for the browser tests (skipped cleanly without it or Playwright)."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"no Chromium at {CHROMIUM} (Debian: apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        # Playwright gives each launch a fresh temporary profile (user data dir).
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()

@@ -25,28 +25,11 @@ from workflow_scripts.raw.phantom import PhantomSpec, write_phantom
 
 pytestmark = [pytest.mark.workflow, pytest.mark.browser]
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
 REVIEWER = "Test Reviewer"
 DECISIONS = [  # (study, slice, reason): the flagged slice, and one that looks fine
     ("PHANTOM0001", 8, "contour drawn on the wrong structure"),
     ("PHANTOM0002", 6, "mask incomplete, or cut off"),
 ]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists():
-        pytest.skip(f"no Chromium at {CHROMIUM} (Debian: apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        # Playwright gives each launch a fresh temporary profile (user data dir).
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 def screenshot(page, name: str, tmp: Path) -> None:

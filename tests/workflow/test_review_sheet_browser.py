@@ -20,7 +20,6 @@ from workflow_scripts.qc.review_sheet import review_sheet_html
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
 SIZE = 256  # the overlays' width and image height, as a real slice's
 #: study -> {slice: its problem codes}; S1 has two flagged slices of six, S2 none of three.
 STUDIES = {
@@ -55,17 +54,6 @@ def sheet(tmp_path_factory) -> Path:
     page = review_sheet_html("1.0.0", figures, validation, reviewed_exclusions(validation, []))
     (version / "qc" / "review.html").write_bytes(page)
     return version / "qc" / "review.html"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists():
-        pytest.skip(f"no Chromium at {CHROMIUM} (Debian: apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

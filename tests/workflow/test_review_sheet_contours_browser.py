@@ -15,16 +15,12 @@ from workflow_scripts.qc.review_sheet import review_sheet_html
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
 OCONTOUR = "contourfiles/O1/o-contours/IM-0001-0004-ocontour-manual.txt"
 ICONTOUR = "contourfiles/O1/i-contours/IM-0001-0006-icontour-manual.txt"
 
 
 @pytest.fixture
-def page(tmp_path):
-    if not CHROMIUM.exists():
-        pytest.skip(f"no Chromium at {CHROMIUM}")
-    sync_api = pytest.importorskip("playwright.sync_api")
+def page(tmp_path, browser):
     index = pd.DataFrame(
         [{"study_id": "S1", "slice": n, "split": "val", "npz": f"slices/S1/{n:04d}.npz",
           "qc": f"qc/S1/{n:04d}.png", "mask_pixels": 100, "omask_pixels": None,
@@ -44,14 +40,10 @@ def page(tmp_path):
     sheet = tmp_path / "qc" / "review.html"
     sheet.parent.mkdir()
     sheet.write_bytes(review_sheet_html("2.0.0", sample_figures(index), validation, table))
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu"]
-        )
-        page = browser.new_page()
-        page.goto(sheet.as_uri())
-        yield page
-        browser.close()
+    page = browser.new_page()
+    page.goto(sheet.as_uri())
+    yield page
+    page.close()
 
 
 def download(page, folder: Path) -> Path:
