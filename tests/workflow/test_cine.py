@@ -92,6 +92,21 @@ def test_missing_tags_fall_back_to_the_image_number_and_say_so():
     assert "position unknown" in no_cycle.problems[0].message
 
 
+def test_a_stray_file_numbered_far_out_is_not_placed_by_the_arithmetic():
+    # 9 tagged files at 3 positions; a tagless 9999.dcm would be position 3332 by (n - 1) // 3
+    headers = regular(changes={9999: header(None, None)})
+    cine = cine_of(headers)
+    assert places(cine)[9999] == (None, None, None)
+    assert {p.position for n, p in cine.places.items() if n != 9999} == {0, 1, 2}
+    [problem] = [p for p in cine.problems if p.slice == 9999]
+    assert problem.code == "cine_tags_missing"
+    assert "position unknown (its image number gives position 3332, beyond the 4" in (
+        problem.message
+    )
+    # within reach of the study's files, the arithmetic still places a tagless file
+    assert places(cine_of(regular(changes={10: header(None, None)})))[10][0] == 3
+
+
 def test_a_position_with_another_frame_count_is_named():
     headers = regular()
     del headers[6]

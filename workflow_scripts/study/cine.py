@@ -154,9 +154,21 @@ def arrange_cine(study_id: str, frames: list[CineFrame]) -> StudyCine:
             continue
         missing = _missing_position_tags(frame, normal)
         frame_cycle = _cycle_of(frame, cycle)
+        # The arithmetic may only place a frame among the positions the study's files can
+        # fill: a stray file numbered far out (9999.dcm) would otherwise open an empty stack of
+        # hundreds of positions (and a cine of as many frames with `frames: all`).
+        limit = max(len(planes), -(-len(frames) // frame_cycle)) if frame_cycle else 0
         if frame_cycle is None:
             positions[frame.number] = None
             note(frame, f"{missing}: position unknown")
+        elif (frame.number - 1) // frame_cycle >= limit:
+            positions[frame.number] = None
+            note(
+                frame,
+                f"{missing}: position unknown (its image number gives position "
+                f"{(frame.number - 1) // frame_cycle}, beyond the {limit} positions the "
+                f"study's {len(frames)} files can fill)",
+            )
         else:
             position = (frame.number - 1) // frame_cycle
             positions[frame.number] = position
