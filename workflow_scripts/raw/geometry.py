@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-__all__ = ["SliceGeometry", "numbers", "read_geometry", "slice_normal"]
+__all__ = ["SliceGeometry", "index_geometry", "numbers", "read_geometry", "slice_normal"]
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,32 @@ def slice_normal(orientation) -> tuple[float, float, float] | None:
     if not length > 1e-6:
         return None
     return tuple(v / length for v in normal)
+
+
+def index_geometry(
+    geometry: SliceGeometry | None,
+    spacing: tuple[float | None, float | None],
+    origin: tuple[float | None, float | None],
+) -> dict:
+    """The geometry columns of an index or frames row (docs/geometry.md) for a DICOM's
+    ``geometry`` (None: unknown) stored with ``spacing`` (mm per pixel of the stored array,
+    row then column) and ``origin`` (where stored pixel (0, 0) lies on the DICOM's pixel grid,
+    row then column). Vectors are lists, as a record's JSON gives them back."""
+    source = (geometry.pixel_spacing if geometry else None) or (None, None)
+    position = geometry.image_position if geometry else None
+    orientation = geometry.image_orientation if geometry else None
+    return {
+        "pixel_spacing_row": spacing[0],
+        "pixel_spacing_col": spacing[1],
+        "source_spacing_row": source[0],
+        "source_spacing_col": source[1],
+        "grid_origin_row": origin[0],
+        "grid_origin_col": origin[1],
+        "slice_thickness": geometry.slice_thickness if geometry else None,
+        "slice_location": geometry.slice_location if geometry else None,
+        "image_position": None if position is None else list(position),
+        "image_orientation": None if orientation is None else list(orientation),
+    }
 
 
 def read_geometry(dataset) -> SliceGeometry:

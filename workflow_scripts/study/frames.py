@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from workflow_scripts.raw.geometry import SliceGeometry
+from workflow_scripts.raw.geometry import SliceGeometry, index_geometry
 from workflow_scripts.study.resample import Placement, ResampleGrid
 
 __all__ = [
@@ -202,7 +202,6 @@ def frame_rows(
                 **_geometry(frame, grid),
             }
             if frame is not None:
-                geometry = frame.geometry
                 row.update(
                     slice=frame.number,
                     dicom=frame.path,
@@ -210,38 +209,19 @@ def frame_rows(
                     codes=codes_of(frame.number),
                     npz=sample_files.get(frame.number),
                     trigger_time=frame.trigger_time,
-                    slice_thickness=geometry.slice_thickness if geometry else None,
-                    slice_location=geometry.slice_location if geometry else None,
-                    image_position=_list(geometry.image_position if geometry else None),
-                    image_orientation=_list(geometry.image_orientation if geometry else None),
                 )
             rows.append(row)
     return rows
 
 
 def _geometry(frame: FrameImage | None, grid: ResampleGrid | None) -> dict:
-    """The index's spacing and grid columns for a frame (docs/geometry.md): the stored
-    array's spacing (the grid's, else the DICOM's PixelSpacing), the DICOM's own, and where the
-    stored pixel (0, 0) lies on its pixel grid (only for a present frame)."""
+    """The index's geometry columns for a frame (docs/geometry.md): the stored array's spacing
+    (the grid's, else the DICOM's PixelSpacing), the DICOM's own geometry, and where the stored
+    pixel (0, 0) lies on its pixel grid (only for a present frame)."""
     geometry = frame.geometry if frame is not None else None
     source = (geometry.pixel_spacing if geometry else None) or (None, None)
     spacing = (grid.spacing_mm, grid.spacing_mm) if grid is not None else source
     origin = (None, None)
     if frame is not None and frame.present:
         origin = frame.placement.origin if frame.placement is not None else (0.0, 0.0)
-    return {
-        "pixel_spacing_row": spacing[0],
-        "pixel_spacing_col": spacing[1],
-        "source_spacing_row": source[0],
-        "source_spacing_col": source[1],
-        "grid_origin_row": origin[0],
-        "grid_origin_col": origin[1],
-        "slice_thickness": None,
-        "slice_location": None,
-        "image_position": None,
-        "image_orientation": None,
-    }
-
-
-def _list(values) -> list | None:
-    return None if values is None else [float(v) for v in values]
+    return index_geometry(geometry, spacing, origin)

@@ -39,6 +39,7 @@ from workflow_scripts.qc.overlays import (
     window_image,
 )
 from workflow_scripts.qc.summary import study_page
+from workflow_scripts.raw.geometry import index_geometry
 from workflow_scripts.raw.links import StudyLink
 from workflow_scripts.raw.pairing import SlicePair
 from workflow_scripts.raw.problems import Problem
@@ -257,29 +258,12 @@ def _geometry_columns(item: LabelledSlice) -> dict[str, Any]:
     """The index's geometry columns (see docs/geometry.md): the stored arrays' spacing, and the
     DICOM's own geometry with where the stored pixel (0, 0) lies on its pixel grid."""
     geometry, placement = item.dicom.geometry, item.placement
-    source = geometry.pixel_spacing or (None, None)
     if placement is None:
-        spacing, origin = source, (0.0, 0.0)
+        spacing, origin = geometry.pixel_spacing or (None, None), (0.0, 0.0)
     else:
         spacing = (placement.rows.spacing, placement.columns.spacing)
         origin = placement.origin
-    return {
-        "pixel_spacing_row": spacing[0],
-        "pixel_spacing_col": spacing[1],
-        "source_spacing_row": source[0],
-        "source_spacing_col": source[1],
-        "grid_origin_row": origin[0],
-        "grid_origin_col": origin[1],
-        "slice_thickness": geometry.slice_thickness,
-        "slice_location": geometry.slice_location,
-        # lists, as the record's JSON gives them back
-        "image_position": _list(geometry.image_position),
-        "image_orientation": _list(geometry.image_orientation),
-    }
-
-
-def _list(values) -> list | None:
-    return None if values is None else list(values)
+    return index_geometry(geometry, spacing, origin)
 
 
 def _pair_row(
