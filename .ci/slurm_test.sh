@@ -36,6 +36,8 @@
 #   SLURM_TEST_KEEP=1      keep the temporary build folder
 #   SLURM_TEST_DIR         where the test cluster lives [/tmp/lvds-slurm]
 set -euo pipefail
+# The daemons (slurmctld, slurmd, munged) live in /usr/sbin, which a non-login PATH may lack.
+export PATH="$PATH:/usr/sbin:/sbin"
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 HERE=$ROOT/.ci/slurm
