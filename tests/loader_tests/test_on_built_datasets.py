@@ -174,3 +174,41 @@ def test_readme_training_example_runs(phantom_version):
     exec(compile(code, "README.md", "exec"), namespace)
     index = pd.read_parquet(phantom_version / "index.parquet")
     assert sum(served) == 10 * int((index["split"] == "train").sum())
+
+
+def test_readme_evaluation_example_writes_predictions_the_command_scores(phantom_version, tmp_path):
+    import json
+
+    import loader
+    from conftest import REPO
+    from loader import DatasetIndex
+
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## Evaluating a model", 1)[1]
+    code = section.split("```python", 1)[1].split("```", 1)[0]
+    command = section.split("```bash", 1)[1].split("```", 1)[0].split()
+    index = DatasetIndex(phantom_version)
+    namespace = {
+        "index": index,
+        "BatchLoader": BatchLoader,
+        "loader": loader,
+        # a "model" that says the brightest pixels are the blood pool: scored, not perfect
+        "model": lambda images: images / images.max(axis=(1, 2), keepdims=True),
+    }
+    predictions = tmp_path / "predictions"
+    exec(compile(code.replace('"predictions"', repr(str(predictions))), "README.md", "exec"),
+         namespace)  # fmt: skip
+    test_rows = np.flatnonzero(index.split == "test")
+    written = sorted(predictions.rglob("*.npz"))
+    assert len(written) == len(test_rows) > 0
+    assert command[:3] == ["python", "-m", "loader"]
+    command = [sys.executable, *command[1:]]
+    command[command.index("results/1.0.0")] = str(phantom_version)
+    command[command.index("predictions")] = str(predictions)
+    command[command.index("evaluation")] = str(tmp_path / "evaluation")
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((tmp_path / "evaluation" / "summary.json").read_text())
+    contours = pd.read_parquet(tmp_path / "evaluation" / "contours.parquet")
+    assert len(contours[contours["contour"] == "i"]) == len(test_rows)
+    assert 0 <= summary["good_percent"] <= 100 and summary["detected_percent"] > 0
