@@ -94,6 +94,8 @@ class BuildPlan:
     split_assignment: dict[str, str] | None = None
     #: the version has a manifest, and its config and inputs passed the immutability check
     finished: bool = False
+    #: that manifest's ``outputs`` (relative paths), as the immutability check read them
+    finished_outputs: frozenset[str] = frozenset()
     studies: dict[str, StudyLink] = field(init=False)
     batches: dict[str, tuple[str, ...]] = field(init=False)
     _listings: dict[tuple[str, tuple[str, ...], bool], StudyListing] = field(
@@ -143,8 +145,7 @@ class BuildPlan:
         finished before it existed."""
         if not self.finished:
             return True
-        manifest = json.loads(self.layout.manifest.read_text(encoding="utf-8"))
-        return self.layout.in_version(self.layout.measures_file) in manifest.get("outputs", {})
+        return self.layout.in_version(self.layout.measures_file) in self.finished_outputs
 
     @property
     def follow_symlinks(self) -> bool:
@@ -277,8 +278,9 @@ def plan_build(config: dict) -> BuildPlan:
             check_exclusions(path, plan.exclusions, plan.studies, plan.labelled_slices, with_o)
         if config.get("splits_file"):
             plan.split_assignment = study_splits(read_splits_file(config["splits_file"]), links)
-        check_finished_version(layout, config, links, plan.listing, plan.file_stats)
-        plan.finished = layout.manifest.exists()
+        manifest = check_finished_version(layout, config, links, plan.listing, plan.file_stats)
+        plan.finished = manifest is not None
+        plan.finished_outputs = frozenset(manifest["outputs"]) if manifest else frozenset()
     except (
         ConfigError,
         LinkTableError,

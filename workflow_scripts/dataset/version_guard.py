@@ -92,7 +92,7 @@ def check_finished_version(
     links: list[StudyLink],
     list_files: ListStudy | None = None,
     stat_files: StatFiles | None = None,
-) -> None:
+) -> dict[str, Any] | None:
     """Refuse to rebuild a finished version with another configuration or other inputs.
 
     Does nothing when the version has no manifest yet (a new or interrupted build). Otherwise
@@ -113,9 +113,12 @@ def check_finished_version(
     :func:`~workflow_scripts.raw.listing.list_study` and
     :func:`~workflow_scripts.raw.listing.read_file_stats` (the build plan passes caching
     ones, shared with the job fingerprints). Raises VersionChangedError saying what changed.
+
+    Returns the finished version's manifest as read (so that the caller need not parse it
+    again), or None when there is none.
     """
     if not (layout.version_dir / MANIFEST_NAME).exists():
-        return
+        return None
     list_files = list_files or (
         lambda link, kinds, follow: list_study(link, layout.data_dir, kinds, follow)
     )
@@ -162,6 +165,7 @@ def check_finished_version(
             f"from_version={layout.version} to start from this one's recorded configuration, or "
             f"delete {layout.version_dir} if you really mean to discard it."
         )
+    return manifest
 
 
 def _input_changes(
