@@ -16,13 +16,13 @@ array other than ``mask``/``omask``.
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from loader.files import write_file_atomic
 from loader.index import DatasetIndex
 from loader.sample_file import SampleFileError, encode_sample, read_sample
 
@@ -89,7 +89,7 @@ def save_prediction(
         arrays["omask"] = _checked(omask, "omask", shape, where)
     path = prediction_path(folder, study_id, slice_number)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomic(path, encode_sample(arrays))
+    write_file_atomic(path, encode_sample(arrays))
     return path
 
 
@@ -235,16 +235,3 @@ def _open(version_or_index: str | Path | DatasetIndex) -> DatasetIndex:
 def _check_study_id(study_id: str) -> None:
     if not _STUDY_NAME.match(study_id):
         raise PredictionError(f"study id {study_id!r} cannot name a file (refused)")
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``: a reader
-    never sees half a file. The mode is the umask's, as for any new file."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(temporary, "wb") as handle:
-            handle.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise

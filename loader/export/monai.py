@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from loader.export.cases import LABEL_NAMES, ExportSelection, check_output_folder, select_cases
+from loader.files import write_file_atomic
 from loader.index import DatasetIndex
 from loader.targets import labels_from_masks
 
@@ -117,9 +118,7 @@ def export_monai(
         ],
     }
     path = out / DATALIST_NAME
-    temporary = path.with_name(f".{DATALIST_NAME}.partial-{os.getpid()}")
-    temporary.write_text(json.dumps(datalist, indent=1) + "\n", encoding="utf-8")
-    os.replace(temporary, path)
+    write_file_atomic(path, json.dumps(datalist, indent=1) + "\n")
     return MonaiExport(datalist=path, selection=selection)
 
 

@@ -45,6 +45,7 @@ from loader.export.cases import (
     select_cases,
 )
 from loader.export.geometry import slice_geometry
+from loader.files import write_file_atomic
 from loader.index import DatasetIndex
 from loader.manifest import bytes_digest
 from loader.sample_file import decode_sample
@@ -144,14 +145,14 @@ def export_nnunet(
         rows_written, default_thickness = _write_cases(sitk, index, selection, work)
         dataset_json = _dataset_json(index, selection, len(training), split_file_folds, folds)
         dataset_json["export"]["version_fold"] = version_fold
-        _write_text(work / "dataset.json", json.dumps(dataset_json, indent=1) + "\n")
-        _write_text(work / "cases.csv", _cases_csv(selection, rows_written, split_file_folds))
+        write_file_atomic(work / "dataset.json", json.dumps(dataset_json, indent=1) + "\n")
+        write_file_atomic(work / "cases.csv", _cases_csv(selection, rows_written, split_file_folds))
         os.replace(work, raw_dir / folder)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
     splits_file.parent.mkdir(parents=True, exist_ok=True)
-    _write_text(splits_file, splits_bytes.decode())
+    write_file_atomic(splits_file, splits_bytes.decode())
     return NnunetExport(
         dataset_dir=raw_dir / folder,
         splits_file=splits_file,
@@ -312,17 +313,3 @@ def _cases_csv(
     )  # fmt: skip
     writer.writerows(sorted(lines))
     return text.getvalue()
-
-
-def _write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (a temporary file renamed over it); the mode is
-    0666 less the umask, as for any file the user creates."""
-    temporary = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    try:
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
