@@ -24,6 +24,9 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
+# The challenge's 1.05 g/mL, one constant for the manual measures and the evaluation's.
+from loader.evaluation.volumes import MYOCARDIUM_DENSITY_G_PER_ML
+
 __all__ = [
     "MEASURES_SCHEMA",
     "MYOCARDIUM_DENSITY_G_PER_ML",
@@ -31,9 +34,6 @@ __all__ = [
     "StudyMeasures",
     "measure_study",
 ]
-
-#: Density of heart muscle, g/mL (the challenge's 1.05 g/cm³).
-MYOCARDIUM_DENSITY_G_PER_ML = 1.05
 
 #: measures.parquet: one row per study with ED and ES (DESIGN.md, *The cine*).
 MEASURES_SCHEMA = pa.schema(
