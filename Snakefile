@@ -1,13 +1,16 @@
 """Sunnybrook-layout cardiac MRI -> a versioned dataset for 2D LV segmentation.
 
     link.csv, dicoms/, contourfiles/     (config data_dir; empty = built-in phantom)
-      -> config, link.csv, exclusions     checked when parsed, before any job rules/common.smk
+      -> config, link.csv, exclusions,    checked when parsed, before any job rules/common.smk
+         splits_file, finished version    (a finished version: no build rule is read)
       -> generate_phantom                 raw phantom, only without data_dir  raw_data.smk
       -> validate_link_table              the checked link table, recorded    raw_data.smk
-      -> build_studies      per batch:    for each of its studies: pairs/,    studies.smk
-                                          slices/ (npz), qc/ (overlays, plot),
-                                          a record and a report page
-      -> index_dataset                    index.parquet, validation.parquet   dataset.smk
+      -> build_studies      per batch:    for each of its studies: its cine   studies.smk
+                                          from the tags, pairs/, slices/
+                                          (npz), qc/ (overlays, plot), cines/
+                                          (frames: all), a record, a page
+      -> index_dataset                    index.parquet, validation.parquet,  dataset.smk
+                                          measures.parquet, frames.parquet
       -> plot_qc                          qc/review.html, qc/plots/           qc.smk
       -> write_manifest                   manifest.json: the version is done  dataset.smk
       -> summarize_qc                     the report's study entries, flags   qc.smk
