@@ -7,11 +7,12 @@ callers that run them):
   link.csv, a study's folder listing, pairing its files by slice number, contour files, DICOM
   slices, the stable problem codes, and the phantom generator.
 - :mod:`~workflow_scripts.study` (rule ``build_studies``): a batch of studies per job, and one
-  study's build: reading its slices, masks, shape and label checks, and writing its samples,
-  overlays, plot, pairing table and report page.
+  study's build: its cine from the DICOM headers (positions, phases, ED/ES), reading its
+  slices, masks, shape, label and copy checks, its volumes, and writing its samples, its cine
+  stack (``frames: all``), overlays, plot, pairing table and report page.
 - :mod:`~workflow_scripts.dataset` (rules ``index_dataset``, ``write_manifest``): the version's
-  tables (index, validation), patient-level splits, the manifest, and the guard that a
-  finished version never changes.
+  tables (index, validation, measures, frames), patient-level splits (hashed, or from a
+  ``splits_file``), the manifest, and the guard that a finished version never changes.
 - :mod:`~workflow_scripts.qc` (rules ``plot_qc``, ``summarize_qc``, and the pictures and report
   page every study's build makes): what a person looks at, and the reviewed exclusions that come
   back from it.
