@@ -14,7 +14,14 @@ from typing import Any
 
 import numpy as np
 
-from loader.augment import apply_transform, transform_codes
+from loader.augment import (
+    inverse_code,
+    orientation_view,
+    orientations_needed,
+    split_code,
+    transform_codes,
+    transformed_view,
+)
 from loader.buffers import ArrayPool
 from loader.cache import SampleCache
 from loader.index import DatasetIndex
@@ -89,8 +96,15 @@ class BatchReader:
         self._paths = [os.path.join(root, index.npz[row]) for row in rows.tolist()]
         self._stored_dtypes = [dtype_of[index.image_dtype[row]] for row in rows.tolist()]
         target_dtypes = {name: TARGET_DTYPES[name] for name in self.targets}
+        height, width = self.image_shape
         self._cache = (
-            SampleCache(len(rows), self.image_shape, np.result_type(*stored), target_dtypes)
+            SampleCache(
+                len(rows),
+                self.image_shape,
+                np.result_type(*stored),
+                target_dtypes,
+                orientations=orientations_needed(height == width) if augment else 1,
+            )
             if cache
             else None
         )
@@ -98,6 +112,7 @@ class BatchReader:
         self._dtypes = [self.dtype, *target_dtypes.values()]
         batch_shape = (batch_size, *self.image_shape)
         self._pools = [ArrayPool(batch_shape, dtype, pool_capacity) for dtype in self._dtypes]
+        self._staging: dict[np.dtype, ArrayPool] = {}
 
     @property
     def cached(self) -> bool:
@@ -113,44 +128,84 @@ class BatchReader:
             outs = [pool.take() for pool in self._pools]
         else:
             outs = [np.empty((count, *self.image_shape), dtype=dtype) for dtype in self._dtypes]
+        codes = None
+        if self.augment:
+            height, width = self.image_shape
+            codes = transform_codes(
+                self.seed, epoch, self.rows[positions], square=height == width
+            ).tolist()
         cache = self._cache
-        if (
-            cache is not None
-            and not self.augment
-            and cache.complete
-            and cache.image_dtype == self.dtype
-        ):
+        if cache is None:
+            for slot, position in enumerate(positions.tolist()):
+                slots = [out[slot] for out in outs]
+                if codes is not None:
+                    # Written through the inverse transform: the slot holds the transformed
+                    # sample, with no temporary array and no second copy.
+                    inverse = inverse_code(codes[slot])
+                    slots = [transformed_view(out, inverse) for out in slots]
+                self._read(position, into=slots)
+        else:
+            for position in positions.tolist():
+                if not cache.filled[position]:
+                    self._read(position, into=cache.sample(position))
+                    cache.mark_filled(position)
+            if codes is None:
+                self._gather(cache, positions, outs)
+            else:
+                self._gather_transformed(cache, positions, codes, outs)
+        if self.with_rows:
+            outs.append(self.rows[positions])
+        return tuple(outs)
+
+    def _gather(self, cache: SampleCache, positions: np.ndarray, outs: list[np.ndarray]) -> None:
+        """Copy the cached samples at ``positions`` into the batch arrays ``outs``."""
+        if cache.image_dtype == self.dtype:
             # Positions come from the sampler and are always in range; mode="clip" only spares
             # numpy's bounds-checking copy through a temporary buffer.
             for stored, out in zip(cache.arrays, outs, strict=True):
                 stored.take(positions, 0, out, "clip")
-        else:
-            codes = None
-            if self.augment:
-                height, width = self.image_shape
-                codes = transform_codes(
-                    self.seed, epoch, self.rows[positions], square=height == width
-                ).tolist()
-                # untransformed samples are read into these, then copied transformed into the
-                # batch (one set per call: batches may be made in several threads at once)
-                scratch = [np.empty(self.image_shape, dtype=out.dtype) for out in outs]
-            for slot, position in enumerate(positions.tolist()):
-                if cache is not None:
-                    arrays = cache.sample(position)
-                    if not cache.filled[position]:
-                        self._read(position, into=arrays)
-                        cache.mark_filled(position)
-                elif codes is not None:
-                    arrays = scratch
-                    self._read(position, into=arrays)
-                else:  # straight into the batch: no array made or copied twice
-                    self._read(position, into=[out[slot] for out in outs])
-                    continue
-                for out, array in zip(outs, arrays, strict=True):
-                    out[slot] = array if codes is None else apply_transform(array, codes[slot])
-        if self.with_rows:
-            outs.append(self.rows[positions])
-        return tuple(outs)
+            return
+        for slot, position in enumerate(positions.tolist()):
+            for stored, out in zip(cache.arrays, outs, strict=True):
+                out[slot] = stored[position]
+
+    def _gather_transformed(
+        self, cache: SampleCache, positions: np.ndarray, codes: list[int], outs: list[np.ndarray]
+    ) -> None:
+        """Copy the cached samples at ``positions``, each transformed by its code, into the
+        batch arrays ``outs``: from the cached orientation the code needs (whole rows, in order
+        or reversed) when the cache keeps them all, else pixel by pixel."""
+        plan = [
+            (slot, position, *split_code(code))
+            for slot, (position, code) in enumerate(zip(positions.tolist(), codes, strict=True))
+        ]
+        for stored, out in zip(cache.oriented, outs, strict=True):
+            # A cast of reversed rows runs row by row (~3x a contiguous cast): copy the rows in
+            # the stored dtype (as fast either way), then cast the batch at once.
+            staged = out
+            if stored.dtype != out.dtype:
+                pool = self._staging_pool(stored.dtype, out.shape)
+                staged = pool.take() if pool is not None else np.empty(out.shape, stored.dtype)
+            if cache.orientations == 1:
+                for slot, position, orientation, reversed_rows in plan:
+                    view = orientation_view(stored[0, position], orientation)
+                    staged[slot] = view[::-1] if reversed_rows else view
+            else:
+                for slot, position, orientation, reversed_rows in plan:
+                    sample = stored[orientation, position]
+                    staged[slot] = sample[::-1] if reversed_rows else sample
+            if staged is not out:
+                np.copyto(out, staged)
+
+    def _staging_pool(self, dtype: np.dtype, shape: tuple[int, ...]) -> ArrayPool | None:
+        """The pool of full-batch staging arrays of ``dtype`` (None for a short batch)."""
+        if shape[0] != self._batch_size:
+            return None
+        pool = self._staging.get(dtype)
+        if pool is None:
+            # Two: the caller's thread and the prefetch thread may stage at once.
+            pool = self._staging[dtype] = ArrayPool(shape, dtype, 2)
+        return pool
 
     def _read(self, position: int, into: list[np.ndarray]) -> None:
         """Read one sample's file, check it against the index, and write its image and targets
