@@ -30,7 +30,17 @@ every row sees a warm page cache.
 Then it measures the peak RSS of a fresh process running one uncached epoch (prefetch on) on two
 dataset sizes, to show that memory does not grow with the dataset.
 
-Run: ``python benchmarks/loader_benchmark.py`` (about two minutes; ``--help`` for options).
+Augmentation (``--augment-only`` runs just this part): plain and ``augment=True`` epochs, cached
+and uncached (``prefetch=0``: the reading and transforming work itself), as ratios augmented /
+plain measured in the same interleaved rounds and as back-to-back pairs; with ``--before REV``
+(e.g. ``5fe20e6``) the same rows for the loader of that git revision (``git archive`` into the
+work folder, imported as ``loader_before``), so before and after share the run. ``--source real``
+builds the data from copies of the real studies (``../shared/data/sunnybrook``) with the
+workflow's own functions (``benchmarks/workflow_scale.py``: ``--real-studies`` copies, 18.5
+samples each on average: 208 give 3,848 real 256x256 slices); the default is the synthetic set.
+
+Run: ``python benchmarks/loader_benchmark.py`` (about two minutes; ``--help`` for options);
+``python benchmarks/loader_benchmark.py --augment-only --source real --before 5fe20e6``.
 
 One script of about 400 lines, longer than this project's modules: its rows must be timed in the
 same interleaved rounds of one process, and the peak-RSS child runs this very file.
@@ -39,7 +49,9 @@ same interleaved rounds of one process, and the peak-RSS child runs this very fi
 from __future__ import annotations
 
 import argparse
+import importlib
 import importlib.util
+import re
 import shutil
 import statistics
 import subprocess
@@ -83,6 +95,39 @@ def build(out_dir: Path, samples: int, version: str) -> Path:
     return built.root
 
 
+def build_real(out_dir: Path, studies: int) -> Path:
+    """A version built from ``studies`` copies of the real studies, with the functions the
+    workflow's jobs call (``benchmarks/workflow_scale.py``: raw copies, then its direct build)."""
+    spec = importlib.util.spec_from_file_location(
+        "workflow_scale", ROOT / "benchmarks/workflow_scale.py"
+    )
+    scale = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(scale)
+    if not (scale.REAL_DATA / "link.csv").is_file():
+        raise SystemExit(f"--source real: no real data at {scale.REAL_DATA}")
+    raw = scale.make_raw_dataset(out_dir / "raw", studies, "real")
+    scale.direct_build(raw, out_dir / "out", processes=2)
+    return out_dir / "out" / "1.0.0"
+
+
+def loader_of_revision(revision: str, workdir: Path):
+    """The ``loader`` package of git ``revision``, imported as ``loader_before``."""
+    target = workdir / "before"
+    target.mkdir()
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", revision, "loader"], check=True, capture_output=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+    package = target / "loader_before"
+    (target / "loader").rename(package)
+    for path in package.rglob("*.py"):
+        text = path.read_text()
+        text = re.sub(r"\b(from|import) loader\b", r"\1 loader_before", text)
+        path.write_text(text)
+    sys.path.insert(0, str(target))
+    return importlib.import_module("loader_before")
+
+
 def epoch_orders(count: int, batch_size: int) -> Callable[[int], list[np.ndarray]]:
     """The loader's shuffled batches of positions for epoch ``e`` (seed 0), memoised."""
     sampler = EpochSampler(count, batch_size, shuffle=True, seed=0)
@@ -121,6 +166,18 @@ def main() -> int:
         "--worker-step-ms", type=float, default=0.2, help="step in the worker rows (0.2 ms)"
     )
     parser.add_argument("--no-rss", action="store_true", help="skip the peak-RSS measurement")
+    parser.add_argument(
+        "--augment-only", action="store_true", help="only the augmentation rows and ratios"
+    )
+    parser.add_argument(
+        "--before", metavar="REV", help="also measure the augmentation rows of this revision"
+    )
+    parser.add_argument(
+        "--source", choices=["synthetic", "real"], default="synthetic", help="data (synthetic)"
+    )
+    parser.add_argument(
+        "--real-studies", type=int, default=208, help="copies of the real studies (208)"
+    )
     parser.add_argument("--workdir", type=Path, help="where to build (default: a temp folder)")
     parser.add_argument("--rss-child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -129,14 +186,23 @@ def main() -> int:
 
     workdir = Path(tempfile.mkdtemp(prefix="loader-bench-", dir=args.workdir))
     try:
+        start = time.perf_counter()
         if args.dataset:
             dataset = args.dataset
+        elif args.source == "real":
+            dataset = build_real(workdir / "real", args.real_studies)
+            print(
+                f"built {args.real_studies} copies of the real studies in "
+                f"{time.perf_counter() - start:.1f} s"
+            )
         else:
-            start = time.perf_counter()
             dataset = build(workdir, args.samples, "bench")
             print(f"built {args.samples} samples in {time.perf_counter() - start:.1f} s")
-        run(dataset, args)
-        if not args.no_rss:
+        if not args.augment_only:
+            run(dataset, args)
+        before = loader_of_revision(args.before, workdir) if args.before else None
+        augmentation(dataset, args, before)
+        if not args.no_rss and not args.augment_only:
             small = build(workdir, max(args.batch_size, len(DatasetIndex(dataset)) // 4), "small")
             print()
             print("peak RSS of a fresh process running one uncached epoch (prefetch=2):")
@@ -318,6 +384,67 @@ def run(dataset: Path, args: argparse.Namespace) -> None:
         f"with a {args.step_ms:g} ms step: prefetch=2 / prefetch=0 = "
         f"{with_prefetch / without:.2f}; prefetch=2 / step alone = {with_prefetch / alone:.2f}"
     )
+
+
+def augmentation(dataset: Path, args: argparse.Namespace, before) -> None:
+    """Plain and augmented epochs, cached and uncached, of this loader (and of ``before``'s)."""
+    packages = {"after": sys.modules["loader"]}
+    if before is not None:
+        packages = {"before": before, **packages}
+    rows: dict[str, Callable[[int], int]] = {}
+    fills: dict[str, float] = {}
+    for name, package in packages.items():
+        index = package.DatasetIndex(dataset)
+        for cache in (False, True):
+            for augment in (False, True):
+                loader = package.BatchLoader(
+                    index, args.batch_size, seed=0, prefetch=0, cache=cache, augment=augment
+                )
+                label = (
+                    f"{name}: {'cached' if cache else 'uncached'}, "
+                    f"{'augment=True' if augment else 'plain'}"
+                )
+                if cache:  # the first epoch fills the cache
+                    start = time.perf_counter()
+                    filled = sum(len(images) for images, *_ in loader)
+                    fills[label] = filled / (time.perf_counter() - start)
+
+                def run_epoch(epoch: int, loader=loader) -> int:
+                    return sum(len(images) for images, *_ in loader)
+
+                rows[label] = run_epoch
+    results: dict[str, list[float]] = {name: [] for name in rows}
+    for _ in range(args.rounds):
+        for name, run_epoch in rows.items():
+            results[name].append(timed_epochs(run_epoch, args.min_seconds))
+    best = {name: max(values) for name, values in results.items()}
+    count = len(packages[next(iter(packages))].DatasetIndex(dataset).rows())
+    print()
+    print(
+        f"augmentation: {dataset}, {count} samples, batch size {args.batch_size}, prefetch=0, "
+        f"{args.rounds} interleaved rounds"
+    )
+    print(f"{'samples/s':44} {'best':>9} {'median':>9}   cache-filling epoch")
+    for name, values in results.items():
+        fill = f"{fills[name]:9.0f}" if name in fills else ""
+        print(f"{name:44} {best[name]:9.0f} {statistics.median(values):9.0f}   {fill}")
+    print(f"augment=True / plain: best rounds; median [quartiles] of {args.pairs} pairs")
+    for name in packages:
+        for kind, target in (("cached", 0.6), ("uncached", 0.8)):
+            augmented, plain = f"{name}: {kind}, augment=True", f"{name}: {kind}, plain"
+            pairs = paired_ratios(rows[augmented], rows[plain], args.pairs)
+            low, median, high = np.percentile(pairs, [25, 50, 75])
+            verdict = "met" if median >= target else "NOT met"
+            print(
+                f"  {name:6} {kind:8} {best[augmented] / best[plain]:5.2f}; "
+                f"{median:.2f} [{low:.2f}, {high:.2f}] (target >= {target}: {verdict})"
+            )
+    if before is not None:
+        print("after / before, augment=True: best rounds; median of pairs")
+        for kind in ("cached", "uncached"):
+            after, earlier = f"after: {kind}, augment=True", f"before: {kind}, augment=True"
+            pairs = paired_ratios(rows[after], rows[earlier], args.pairs)
+            print(f"  {kind:8} {best[after] / best[earlier]:5.2f}; {np.median(pairs):.2f}")
 
 
 def paired_ratios(
