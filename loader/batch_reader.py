@@ -2,6 +2,11 @@
 cache), applying the augmentation to the image and every target alike, and filling batch arrays
 from the reuse pools.
 
+Augmentation never makes a transformed copy of its own: a cached sample is copied into its batch
+slot from the cached orientation its code needs, whole rows in order or reversed
+(``loader.augment.split_code``), and a sample read from its file is written into its slot through
+the inverse transform (a strided view of the slot), so each pixel is copied once.
+
 ``BatchReader`` knows what a batch holds (image dtype, targets, rows); it does not know which
 samples go into which batch or epoch: ``loader.batch_loader`` decides that.
 """
