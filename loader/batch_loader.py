@@ -66,7 +66,7 @@ class BatchLoader:
         augment: apply a random flip / 90-degree rotation to each sample, the image and every
             target alike, drawn from the sample's own random stream (``loader.augment``).
             Default False. With ``cache``, the cache keeps each sample in the 4 orientations the
-            transforms use (2 for non-square slices), so that augmented epochs run at 0.8x the
+            transforms use (2 for non-square slices), so that augmented epochs run at ~0.75x the
             speed of plain cached ones instead of 0.15x: 4x the memory (see ``cache``).
         prefetch: batches read ahead by a background thread while the caller works on the current
             one; 0 reads in the caller's thread. Default 2.

@@ -113,7 +113,7 @@ class SampleCache:
                 f"cache=True with augment=True would keep the samples in {orientations} "
                 f"orientations ({format_bytes(needed * orientations)}), more than "
                 f"{format_bytes(memory_limit)} ({source}): keeping one ({format_bytes(needed)}); "
-                "the batches are the same, augmented epochs are about 3 times slower",
+                "the batches are the same, augmented epochs about 4 times slower",
                 stacklevel=4,
             )
             orientations = 1
