@@ -160,7 +160,7 @@ class BatchReader:
 
     def _codes(self, epoch: int) -> np.ndarray:
         """The transform code of every position in ``epoch``, drawn once per epoch: drawing a
-        batch's eight codes cost ~40 small numpy calls, a third of an augmented cached batch."""
+        batch's eight codes cost ~40 small numpy calls, a fifth of an augmented cached batch."""
         memo = self._epoch_codes
         if memo is not None and memo[0] == epoch:
             return memo[1]
