@@ -42,8 +42,9 @@ samples each on average: 208 give 3,848 real 256x256 slices); the default is the
 Run: ``python benchmarks/loader_benchmark.py`` (about two minutes; ``--help`` for options);
 ``python benchmarks/loader_benchmark.py --augment-only --source real --before 5fe20e6``.
 
-One script of about 400 lines, longer than this project's modules: its rows must be timed in the
-same interleaved rounds of one process, and the peak-RSS child runs this very file.
+One script of about 570 lines, longer than this project's modules: its rows must be timed in the
+same interleaved rounds of one process (the loader before a change too, imported beside the
+current one), and the peak-RSS child runs this very file.
 """
 
 from __future__ import annotations

@@ -143,8 +143,13 @@ class SampleCache:
         """Count slot ``position`` as filled: call after writing all of its arrays (as stored);
         makes its other orientations."""
         for stored in self.oriented:
-            for orientation in range(1, self.orientations):
-                stored[orientation, position] = orientation_view(stored[0, position], orientation)
+            sample = stored[:, position]
+            if self.orientations > 1:
+                sample[1] = orientation_view(sample[0], 1)  # left-right flip
+            if self.orientations > 2:
+                sample[2] = orientation_view(sample[0], 2)  # transpose
+                # the transpose flipped: flipping 2 costs a third of a second transposed copy
+                sample[3] = orientation_view(sample[2], 1)
         self.filled[position] = True
 
     @property
