@@ -16,23 +16,26 @@ code is one of four *orientations* of the slice, read with its rows in order or 
 the orientations that move pixels within rows (a left-right flip) or across them (a transpose)
 copy pixel by pixel, 10 to 20 times slower than a row copy with numpy. The in-memory cache
 therefore keeps each sample in all the orientations that its codes need (``loader.cache``), and a
-transformed sample is then one row copy; without the cache, a sample is written through the
-inverse transform straight into its slot of the batch (:func:`inverse_code`).
+transformed sample is then one row copy. Without the cache, a sample read from its file is
+transformed by OpenCV (:func:`transformed_copy`): its transpose, flips and rotations copy in
+blocks that stay in the CPU cache, 3 to 5 times faster than numpy's pixel-by-pixel strided copy
+(numpy has no blocked transpose), and that is what makes augmented uncached epochs cheap.
 """
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from loader.sampler import STREAM_AUGMENT, splitmix64
 
 __all__ = [
     "apply_transform",
-    "inverse_code",
     "orientation_view",
     "orientations_needed",
     "split_code",
     "transform_codes",
+    "transformed_copy",
     "transformed_view",
 ]
 
@@ -51,8 +54,23 @@ _SPLIT = (
     (0, True),
     (2, False),
 )
-# A rotation by k quarter turns is undone by 4 - k; a reflection undoes itself.
-_INVERSE = (0, 3, 2, 1, 4, 5, 6, 7)
+# code -> the OpenCV calls that make it, in order: ("rotate", flag), ("flip", flip_code) or
+# ("transpose",). np.rot90(a)[:, ::-1] == a.T[::-1, ::-1] (code 5) and
+# np.rot90(a, 3)[:, ::-1] == a.T (code 7).
+_OPENCV_STEPS = (
+    (),
+    (("rotate", cv2.ROTATE_90_COUNTERCLOCKWISE),),
+    (("rotate", cv2.ROTATE_180),),
+    (("rotate", cv2.ROTATE_90_CLOCKWISE),),
+    (("flip", 1),),
+    (("transpose",), ("flip", -1)),
+    (("flip", 0),),
+    (("transpose",),),
+)
+# The dtypes OpenCV's transpose, flip and rotate take as they are (bool goes through uint8).
+_OPENCV_DTYPES = frozenset(
+    np.dtype(name) for name in ("uint8", "int8", "uint16", "int16", "int32", "float32", "float64")
+)
 
 
 def transform_codes(seed: int, epoch: int, samples: np.ndarray, square: bool = True) -> np.ndarray:
@@ -111,8 +129,22 @@ def transformed_view(array: np.ndarray, code: int) -> np.ndarray:
     return view[::-1] if reversed_rows else view
 
 
-def inverse_code(code: int) -> int:
-    """The code of the transform that undoes ``code``: writing a slice into
-    ``transformed_view(out, inverse_code(code))`` leaves ``out`` holding the slice transformed by
-    ``code``."""
-    return _INVERSE[code]
+def transformed_copy(array: np.ndarray, code: int) -> np.ndarray:
+    """``array`` (2D) transformed by ``code``, as a new C-contiguous array of the same dtype:
+    equal to :func:`apply_transform`'s view, made by OpenCV where it takes the dtype (bool by its
+    bytes), else by numpy. Code 0 returns ``array`` itself."""
+    steps = _OPENCV_STEPS[code]
+    if not steps:
+        return array
+    as_bytes = array.dtype == np.bool_
+    work = array.view(np.uint8) if as_bytes else array
+    if work.dtype not in _OPENCV_DTYPES:
+        return np.ascontiguousarray(transformed_view(array, code))
+    for step in steps:
+        if step[0] == "rotate":
+            work = cv2.rotate(work, step[1])
+        elif step[0] == "flip":
+            work = cv2.flip(work, step[1])
+        else:
+            work = cv2.transpose(work)
+    return work.view(np.bool_) if as_bytes else work

@@ -2,10 +2,10 @@
 cache), applying the augmentation to the image and every target alike, and filling batch arrays
 from the reuse pools.
 
-Augmentation never makes a transformed copy of its own: a cached sample is copied into its batch
-slot from the cached orientation its code needs, whole rows in order or reversed
-(``loader.augment.split_code``), and a sample read from its file is written into its slot through
-the inverse transform (a strided view of the slot), so each pixel is copied once.
+Augmentation is cheap both ways: a cached sample is copied into its batch slot from the cached
+orientation its code needs, whole rows in order or reversed (``loader.augment.split_code``), and
+a sample read from its file is transformed by OpenCV (``loader.augment.transformed_copy``) before
+it is written into its slot.
 
 ``BatchReader`` knows what a batch holds (image dtype, targets, rows); it does not know which
 samples go into which batch or epoch: ``loader.batch_loader`` decides that.
@@ -20,12 +20,11 @@ from typing import Any
 import numpy as np
 
 from loader.augment import (
-    inverse_code,
     orientation_view,
     orientations_needed,
     split_code,
     transform_codes,
-    transformed_view,
+    transformed_copy,
 )
 from loader.buffers import ArrayPool
 from loader.cache import SampleCache
@@ -93,6 +92,8 @@ class BatchReader:
                 )
         self.rows = rows
         self.targets = tuple(targets)
+        # the sample file's arrays the image and targets are made from (labels: mask and omask)
+        self._sources = {"image", *(("mask", "omask") if "labels" in targets else targets)}
         self.with_rows = with_rows
         self.augment = augment
         self.seed = seed
@@ -138,13 +139,8 @@ class BatchReader:
         cache = self._cache
         if cache is None:
             for slot, position in enumerate(positions.tolist()):
-                slots = [out[slot] for out in outs]
-                if codes is not None:
-                    # Written through the inverse transform: the slot holds the transformed
-                    # sample, with no temporary array and no second copy.
-                    inverse = inverse_code(codes[slot])
-                    slots = [transformed_view(out, inverse) for out in slots]
-                self._read(position, into=slots)
+                code = 0 if codes is None else codes[slot]
+                self._read(position, into=[out[slot] for out in outs], code=code)
         else:
             for position in positions.tolist():
                 if not cache.filled[position]:
@@ -222,12 +218,18 @@ class BatchReader:
             pool = self._sample_buffers[dtype] = ArrayPool(self.image_shape, dtype, 2)
         return pool
 
-    def _read(self, position: int, into: list[np.ndarray]) -> None:
-        """Read one sample's file, check it against the index, and write its image and targets
-        into ``into`` (2D destinations: batch slots, cache slots or scratch arrays)."""
+    def _read(self, position: int, into: list[np.ndarray], code: int = 0) -> None:
+        """Read one sample's file, check it against the index, and write its image and targets,
+        transformed by augmentation ``code`` (0: as stored), into ``into`` (2D destinations:
+        batch slots, cache slots or scratch arrays)."""
         path = self._paths[position]
         arrays = read_sample(path)
         check_sample(arrays, path, self.image_shape, self._stored_dtypes[position], self.targets)
+        if code:
+            arrays = {
+                name: transformed_copy(array, code) if name in self._sources else array
+                for name, array in arrays.items()
+            }
         write_sample(arrays, self.targets, into)
 
 

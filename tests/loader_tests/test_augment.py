@@ -17,7 +17,7 @@ from loader_helpers import build_dataset
 
 import loader.cache
 from loader import BatchLoader
-from loader.augment import inverse_code, transform_codes, transformed_view
+from loader.augment import transform_codes, transformed_copy, transformed_view
 from loader.sampler import STREAM_AUGMENT
 
 TARGETS = ("mask", "omask", "labels")
@@ -56,16 +56,18 @@ def expected_labels(mask: np.ndarray, omask: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize("shape", [(6, 6), (5, 7), (4, 9)])
-@pytest.mark.parametrize("dtype", [np.int16, np.float32, np.bool_, np.uint8])
-def test_views_and_inverse_views_give_the_documented_transform_for_every_code(shape, dtype):
+@pytest.mark.parametrize(
+    "dtype", [np.int16, np.uint16, np.float32, np.float64, np.bool_, np.uint8, np.int64]
+)
+def test_views_and_copies_give_the_documented_transform_for_every_code(shape, dtype):
     values = np.arange(np.prod(shape)).reshape(shape)  # all distinct: any misplaced pixel shows
     array = (values % 7 > 2) if dtype == np.bool_ else values.astype(dtype)
     for code in range(8):
         want = reference(array, code)
         np.testing.assert_array_equal(transformed_view(array, code), want)
-        out = np.empty(want.shape, dtype=dtype)
-        transformed_view(out, inverse_code(code))[...] = array  # how uncached samples are written
-        np.testing.assert_array_equal(out, want)
+        copy = transformed_copy(array, code)  # how uncached samples are transformed (OpenCV)
+        assert copy.dtype == array.dtype and copy.flags.c_contiguous
+        np.testing.assert_array_equal(copy, want)
 
 
 def test_the_codes_are_the_documented_splitmix64_draw_as_before():
