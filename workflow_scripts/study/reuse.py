@@ -54,7 +54,15 @@ from workflow_scripts.layout import Layout, RawLayout
 from workflow_scripts.raw.links import StudyLink
 from workflow_scripts.raw.listing import list_study, read_file_stats
 
-__all__ = ["LIBRARIES", "NOT_BUILT", "build_key", "reuse_study", "stamp_path", "write_stamp"]
+__all__ = [
+    "LIBRARIES",
+    "NOT_BUILT",
+    "build_key",
+    "code_digest",
+    "reuse_study",
+    "stamp_path",
+    "write_stamp",
+]
 
 #: Libraries whose versions can change a study's bytes (DICOM decoding, arrays, PNG/JPEG
 #: encoding, the study plot, the pairing table).
@@ -71,7 +79,7 @@ def stamp_path(layout: Layout, study: str) -> Path:
 
 
 @cache
-def _code_digest() -> str:
+def code_digest() -> str:
     """sha256 of the Python source of the packages a study's build runs, and of the versions
     of :data:`LIBRARIES`: any edit rebuilds every study the next time its batch runs."""
     digest = hashlib.sha256()
@@ -96,7 +104,7 @@ def build_key(link: StudyLink, options: Mapping[str, Any], exclusions: Sequence[
         "study": [link.patient_id, link.original_id],
         "options": options,
         "exclusions": list(exclusions),
-        "code": _code_digest(),
+        "code": code_digest(),
     }
     text = json.dumps(described, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
