@@ -63,12 +63,14 @@ def build_batch(
         record_path: the batch record to write last: ``{"batch", "studies"}``.
         exclusions: reviewed exclusions by study id (see
             :func:`~workflow_scripts.study.build.build_study`); studies not named have none.
-        log: where one line per finished study goes; each study also writes its own log
+        log: where one line per finished or reused study goes (and why a study built before
+            is rebuilt); each study built also writes its own log
             (:meth:`~workflow_scripts.layout.Layout.study_log`).
 
     A study's input problems never raise (they are rows of its record); anything that does
     raise (or a Ctrl-C, KeyboardInterrupt) fails the batch once the studies in hand are done,
-    after which a rerun builds the whole batch again to the same bytes.
+    after which a rerun reuses the studies finished before and builds the others, to the
+    same bytes as a whole build.
     """
     exclusions = exclusions or {}
     jobs = [
