@@ -301,16 +301,19 @@ def measure_floor(work: Path, source: str) -> float:
     return min(runs)
 
 
-def measure(studies: int, source: str, work: Path, per_job: list[int | None]) -> list[dict]:
+def measure(
+    studies: int, source: str, work: Path, per_job: list[int | None], direct: bool = True
+) -> list[dict]:
     root = work / f"n{studies}"
     shutil.rmtree(root, ignore_errors=True)
     raw = make_raw_dataset(root / "raw", studies, source)
     contours = sum(1 for _ in (raw / "contourfiles").rglob("*-icontour-manual.txt"))
     base = {"studies": studies, "contours": contours}
-    base["direct_1"], base["steps_1"] = direct_build(raw, root / "direct1", 1)
-    shutil.rmtree(root / "direct1")
-    base["direct_2"], base["steps_2"] = direct_build(raw, root / "direct2", 2)
-    shutil.rmtree(root / "direct2")
+    if direct:
+        base["direct_1"], base["steps_1"] = direct_build(raw, root / "direct1", 1)
+        shutil.rmtree(root / "direct1")
+        base["direct_2"], base["steps_2"] = direct_build(raw, root / "direct2", 2)
+        shutil.rmtree(root / "direct2")
 
     results = []
     for size in per_job:
@@ -344,6 +347,20 @@ def measure(studies: int, source: str, work: Path, per_job: list[int | None]) ->
         result["touch_batches"] = output.count("rule build_studies:")
         result["touch_identical"] = tree_digest(workdir / "out" / "1.0.0") == before
         result["touch_rules"] = rule_seconds(output)
+        # The same touch without anything to reuse (the studies' reuse stamps and the kept
+        # version QC files removed): what the touch cost before the batch jobs reused studies.
+        (version_dir / "manifest.json").unlink()
+        shutil.rmtree(workdir / "out" / "work" / "1.0.0" / "reuse")
+        shutil.rmtree(workdir / "out" / "work" / "1.0.0" / "version_qc")
+        os.utime(touched)
+        result["touch_rebuild"], _, output = snakemake(workdir, raw, config=extra)
+        result["touch_rebuild_identical"] = tree_digest(version_dir) == before
+        result["touch_rebuild_rules"] = rule_seconds(output)
+        # and once more, reusing again (the stamps were just written)
+        (version_dir / "manifest.json").unlink()
+        os.utime(touched)
+        result["touch_again"], _, output = snakemake(workdir, raw, config=extra)
+        result["touch_again_rules"] = rule_seconds(output)
         result["report"] = report_material(workdir / "out" / "work" / "1.0.0")
         shutil.rmtree(workdir)
         results.append(result)
@@ -386,6 +403,29 @@ def measure_graph(studies: int, work: Path, finished_noop: int | None) -> dict:
     return result
 
 
+def print_touch_one(r: dict, floor: float) -> None:
+    """The touch-one figures of a ``--touch-only`` run."""
+    print(
+        f"{r['studies']} studies, {r['jobs']} jobs, {r['touch_batches']} batch(es) redone after "
+        f"a touch: build {r['full']:.1f} s, no-op "
+        f"{r['noop']:.1f} s ({r['noop'] / floor:.2f}x floor), touch one contour of the "
+        f"finished version {r['touch_finished']:.1f} s ({r['touch_finished'] / floor:.2f}x)"
+    )
+    for label, key in [
+        ("reusing unchanged studies", "touch"),
+        ("again", "touch_again"),
+        ("nothing to reuse (stamps and kept QC removed: as before)", "touch_rebuild"),
+    ]:
+        jobs = ", ".join(f"{rule} {sec:.0f} s" for rule, sec in r[f"{key}_rules"].items())
+        same = r.get(f"{key}_identical", r["touch_identical"] if key == "touch" else None)
+        print(
+            f"  touch one contour, unfinished, {label}: {r[key]:.1f} s = {r[key] / floor:.2f}x "
+            f"floor{'' if same is None else ', byte-identical' if same else ', DIFFERS'} "
+            f"({jobs}; 1 s resolution)",
+            flush=True,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="*", default=[10, 100, 1000])
@@ -400,6 +440,11 @@ def main() -> None:
         help="also build a finished phantom version of each graph size and time a no-op",
     )
     parser.add_argument("--source", choices=["real", "phantom"], default=None)
+    parser.add_argument(
+        "--touch-only",
+        action="store_true",
+        help="only the workflow's build, no-op and touch-one runs (no direct-limit baselines)",
+    )
     parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temp)")
     args = parser.parse_args()
     source = args.source or ("real" if (REAL_DATA / "link.csv").is_file() else "phantom")
@@ -416,6 +461,11 @@ def main() -> None:
             f"{'smk MB':>6} {'job MB':>6} {'metadata':>13}"
         )
     touch_rules = []
+    if args.touch_only:
+        for size in args.sizes:
+            for r in measure(size, source, work, args.studies_per_job, direct=False):
+                print_touch_one(r, floor)
+        args.sizes = []
     for size in args.sizes:
         for r in measure(size, source, work, args.studies_per_job):
             files, nbytes = r["metadata"]

@@ -13,6 +13,12 @@ The workers ignore Ctrl-C (SIGINT, which reaches every process of the run): only
 process takes it, drops the studies not yet started, lets the running ones finish (their files
 are written atomically) and stops (see :mod:`workflow_scripts.job_failures`). A failing study
 stops the batch the same way.
+
+Before building, each study is checked for reuse (:mod:`workflow_scripts.study.reuse`): a
+study whose build would give the same bytes (same options, decisions, code, listing, input
+contents, and intact outputs) is kept as it is, so a batch rerun for one changed study (or for
+a file touched with the same content) rebuilds that study alone. The study build's imports
+(pydicom, matplotlib, ...) are loaded only when a study is rebuilt.
 """
 
 from __future__ import annotations
@@ -26,12 +32,12 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import TextIO
 
+from workflow_scripts.config import FOLLOW_SYMLINKS
 from workflow_scripts.files import write_bytes_atomic
 from workflow_scripts.job_failures import workers_ignore_interrupts
 from workflow_scripts.layout import Layout
 from workflow_scripts.raw.links import StudyLink
-from workflow_scripts.study.build import build_study
-from workflow_scripts.study.options import BuildOptions
+from workflow_scripts.study.reuse import NOT_BUILT, build_key, reuse_study, write_stamp
 
 __all__ = ["build_batch"]
 
@@ -57,12 +63,14 @@ def build_batch(
         record_path: the batch record to write last: ``{"batch", "studies"}``.
         exclusions: reviewed exclusions by study id (see
             :func:`~workflow_scripts.study.build.build_study`); studies not named have none.
-        log: where one line per finished study goes; each study also writes its own log
+        log: where one line per finished or reused study goes (and why a study built before
+            is rebuilt); each study built also writes its own log
             (:meth:`~workflow_scripts.layout.Layout.study_log`).
 
     A study's input problems never raise (they are rows of its record); anything that does
     raise (or a Ctrl-C, KeyboardInterrupt) fails the batch once the studies in hand are done,
-    after which a rerun builds the whole batch again to the same bytes.
+    after which a rerun reuses the studies finished before and builds the others, to the
+    same bytes as a whole build.
     """
     exclusions = exclusions or {}
     jobs = [
@@ -70,14 +78,30 @@ def build_batch(
         for pid, oid in studies
     ]
     start = time.perf_counter()
-    if workers <= 1 or len(jobs) <= 1:
-        done = map(_build_one, jobs)
+    kinds = tuple(options["contours"])
+    follow = bool(options.get("follow_symlinks", FOLLOW_SYMLINKS))
+    rebuild = []
+    for job in jobs:
+        link, _, _, decisions = job
+        key = build_key(link, options, decisions)
+        why = reuse_study(layout, link, key, kinds, follow)
+        if why is None:
+            print(f"{time.perf_counter() - start:8.2f} s  {link.patient_id}: reused", file=log)
+        else:
+            if why != NOT_BUILT:
+                print(f"{'':10}  {link.patient_id}: rebuilt: {why}", file=log)
+            rebuild.append((*job, key))
+    if rebuild:
+        # before the pool forks: its workers inherit the build's imports
+        import workflow_scripts.study.build  # noqa: F401
+    if workers <= 1 or len(rebuild) <= 1:
+        done = map(_build_one, rebuild)
         _log_progress(done, log, start)
     else:
-        pool = ProcessPoolExecutor(min(workers, len(jobs)), mp_context=_context())
+        pool = ProcessPoolExecutor(min(workers, len(rebuild)), mp_context=_context())
         try:
             with workers_ignore_interrupts():  # the workers start as the studies are submitted
-                done = pool.map(_build_one, jobs)
+                done = pool.map(_build_one, rebuild)
             _log_progress(done, log, start)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
@@ -87,8 +111,11 @@ def build_batch(
     return ids
 
 
-def _build_one(job: tuple[StudyLink, Layout, dict, list]) -> tuple[str, dict]:
-    link, layout, options, exclusions = job
+def _build_one(job: tuple[StudyLink, Layout, dict, list, str]) -> tuple[str, dict]:
+    from workflow_scripts.study.build import build_study
+    from workflow_scripts.study.options import BuildOptions
+
+    link, layout, options, exclusions, key = job
     record = build_study(
         link,
         layout,
@@ -96,6 +123,7 @@ def _build_one(job: tuple[StudyLink, Layout, dict, list]) -> tuple[str, dict]:
         layout.study_log(link.patient_id),
         exclusions,
     )
+    write_stamp(layout, link, key)  # after the record: a stamp always describes a finished build
     return link.patient_id, record["counts"]
 
 
