@@ -6,17 +6,24 @@ How the version is made (``--studies N``, default 100,000; ``--templates T`` rea
 1. T phantom studies of 32x32 pixels (20 DICOMs, 10 contoured slices each; no faults) are
    built through the workflow (``snakemake --cores 2``, one batch).
 2. Raw data of N studies: study ``n`` is template ``n % T`` under the ids ``ST{n:06d}`` /
-   ``ST-{n:06d}``, every DICOM and contour file a hard link to the template's (same bytes,
-   size and modification time).
-3. Each study's outputs (npz, QC pictures, pairs table, report page) are hard links to its
-   template's, and its record is the template's with the ids rewritten and the listing
-   digest recomputed (``list_study``) for its own folders. The npz, PNG and pairs bytes are
-   the template's: inside them the template's id remains (the loader does not read it);
-   every path, table, digest and record names the new ids.
-4. Then the project's own functions finish the version as the workflow's jobs would:
-   ``write_link_json``, ``write_dataset_tables`` (index, validation, measures; splits drawn
-   for the N studies), ``write_version_qc``, ``write_dataset_manifest`` (whose stale-record
-   check stats every input) and ``write_report_material``.
+   ``ST-{n:06d}``: its ``dicoms/`` and ``contourfiles/`` folders are symbolic links (inside
+   the data folder, so followed as any link inside it) to the template's folders, copied to
+   ``.templates/`` in the data folder: the same files, sizes and times; listing and stat'ing
+   them costs a little more than real folders (each link resolved), so the no-op measured is
+   if anything pessimistic. (Hard links per file, as ``workflow_scale.py`` makes, took ~30
+   minutes for 100,000 studies on the loaded machine.)
+3. Each study's ``slices/`` and ``qc/`` folders in the version are symbolic links to its
+   template's, its pairs table a hard link; its record is the template's with the ids
+   rewritten and the listing digest recomputed (``list_study``) for its own folders. The npz,
+   PNG and pairs bytes are the template's: inside them the template's id remains (the loader
+   does not read it); every path, table, digest and record names the new ids.
+4. The tables (index, validation, measures) are synthesized: each study's rows are its
+   template's, split included, with the ids and paths rewritten (the project's table writer
+   would flag every contour as a copy of the other studies' and draw splits anew); the
+   version's QC pictures are the template build's. Then the project's own
+   ``build_manifest`` and ``write_manifest_files`` write the manifest from the records (the
+   study records themselves are not written to the work folder: a finished version's no-op
+   does not read them).
 5. Snakemake's metadata: the template build's records, and one record per batch of the
    default ``studies_per_job`` (100) synthesized from the template's batch record with that
    batch's studies: what a build of N studies would leave (~1,010 records at 100,000).
@@ -41,9 +48,9 @@ from __future__ import annotations
 import argparse
 import base64
 import cProfile
+import dataclasses
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -59,7 +66,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from workflow_scale import REAL_DATA, measure_floor, metadata_size, snakemake  # noqa: E402
 
-from loader.manifest import MANIFEST_TABLES, manifest_bytes, read_manifest  # noqa: E402
+from loader.manifest import MANIFEST_TABLES, manifest_bytes, manifest_table, read_manifest  # noqa: E402
 from workflow_scripts.batches import assign_batches  # noqa: E402
 from workflow_scripts.config import default_config  # noqa: E402
 from workflow_scripts.dataset.manifest import build_manifest, write_manifest_files  # noqa: E402
@@ -103,14 +110,13 @@ def make_version(root: Path, studies: int, template_raw: Path, template_work: Pa
     """The N-study raw folder, and its finished version in ``root / "work" / "out"``."""
     started = time.perf_counter()
     templates = read_link_table(template_raw / "link.csv")
-    tree = {  # the template studies' files, relative to their folders
-        template.patient_id: {
-            "dicoms": _files_under(template_raw / "dicoms" / template.patient_id),
-            "contourfiles": _files_under(template_raw / "contourfiles" / template.original_id),
-        }
-        for template in templates
-    }
     raw, workdir = root / "raw", root / "work"
+    # the template studies' folders inside the data folder; each study's folders link to them
+    pool = raw / ".templates"
+    shutil.copytree(template_raw / "dicoms", pool / "dicoms")
+    shutil.copytree(template_raw / "contourfiles", pool / "contourfiles")
+    (raw / "dicoms").mkdir()
+    (raw / "contourfiles").mkdir()
     lines = ["patient_id,original_id"]
     links = []
     for number in range(studies):
@@ -118,11 +124,10 @@ def make_version(root: Path, studies: int, template_raw: Path, template_work: Pa
         link = StudyLink(f"ST{number:06d}", f"ST-{number:06d}", number + 2)
         links.append(link)
         lines.append(f"{link.patient_id},{link.original_id}")
-        files = tree[template.patient_id]
-        _link_files(template_raw / "dicoms" / template.patient_id,
-                    raw / "dicoms" / link.patient_id, files["dicoms"])  # fmt: skip
-        _link_files(template_raw / "contourfiles" / template.original_id,
-                    raw / "contourfiles" / link.original_id, files["contourfiles"])  # fmt: skip
+        os.symlink(f"../.templates/dicoms/{template.patient_id}",
+                   raw / "dicoms" / link.patient_id)  # fmt: skip
+        os.symlink(f"../.templates/contourfiles/{template.original_id}",
+                   raw / "contourfiles" / link.original_id)  # fmt: skip
     (raw / "link.csv").write_text("\n".join(lines) + "\n")
     made = {"raw_s": time.perf_counter() - started}
 
@@ -134,30 +139,35 @@ def make_version(root: Path, studies: int, template_raw: Path, template_work: Pa
     source = Layout.from_config(
         default_config(data_dir=str(template_raw), out_dir=str(template_work / "out"))
     )
-    version_files = {
-        template.patient_id: {
-            folder: _files_under(source.version_dir / folder / template.patient_id)
-            for folder in ("slices", "qc")
-        }
-        for template in templates
-    }
-    texts = {t.patient_id: source.study_record(t.patient_id).read_text() for t in templates}
+    # what build_manifest reads of a record (the samples only for whether there are any)
+    kept = ("study_id", "original_id", "inputs", "outputs", "counts")
+    texts = {}
+    for template in templates:
+        record = json.loads(source.study_record(template.patient_id).read_text())
+        texts[template.patient_id] = (
+            json.dumps({key: record[key] for key in kept}),
+            bool(record["samples"]),
+        )
     kinds = tuple(config["contours"])
-    records = []
+    records, listings = [], {}
     (layout.version_dir / "pairs").mkdir(parents=True)
     for number, link in enumerate(links):
         template = templates[number % len(templates)]
-        for folder, names in version_files[template.patient_id].items():
-            _link_files(source.version_dir / folder / template.patient_id,
-                        layout.version_dir / folder / link.patient_id, names)  # fmt: skip
+        for folder in ("slices", "qc"):
+            (layout.version_dir / folder).mkdir(exist_ok=True)
+            os.symlink(source.version_dir / folder / template.patient_id,
+                       layout.version_dir / folder / link.patient_id)  # fmt: skip
         os.link(source.version_dir / "pairs" / f"{template.patient_id}.parquet",
                 layout.version_dir / "pairs" / f"{link.patient_id}.parquet")  # fmt: skip
-        record = json.loads(_renamed(texts[template.patient_id], template, link))
-        record["listing"] = list_study(link, raw, kinds).digest()
-        # what build_manifest reads of a record (the samples only for whether there are any)
-        kept = ("study_id", "original_id", "inputs", "outputs", "listing", "counts", "samples")
-        records.append({key: record[key] for key in kept})
-        records[-1]["samples"] = bool(record["samples"])
+        text, samples = texts[template.patient_id]
+        record = json.loads(_renamed(text, template, link))
+        # the study's folders hold the template's entries (they link to its folders): its
+        # listing is the template's under its own ids (list_study on the first of each)
+        if number < len(templates):
+            listings[template.patient_id] = list_study(link, raw, kinds)
+        record["listing"] = dataclasses.replace(listings[template.patient_id], link=link).digest()
+        record["samples"] = samples
+        records.append(record)
     made["outputs_s"] = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -181,29 +191,16 @@ def make_version(root: Path, studies: int, template_raw: Path, template_work: Pa
     return made
 
 
-def _files_under(folder: Path) -> list[str]:
-    return sorted(
-        (Path(path) / name).relative_to(folder).as_posix()
-        for path, _, names in os.walk(folder)
-        for name in names
-    )
-
-
-def _link_files(source: Path, target: Path, relpaths: list[str]) -> None:
-    made = set()
-    for relpath in relpaths:
-        parent = os.path.dirname(relpath)
-        if parent not in made:
-            os.makedirs(target / parent, exist_ok=True)
-            made.add(parent)
-        os.link(source / relpath, target / relpath)
-
-
 def _renamed(text: str, template: StudyLink, link: StudyLink) -> str:
     """``text`` with the template's ids replaced by the study's (the ids end at a quote, a
     slash or a dot; PH-HF-1 is no prefix of another template's id)."""
-    text = re.sub(rf"{re.escape(template.original_id)}(?=[\"/.])", link.original_id, text)
-    return re.sub(rf"{re.escape(template.patient_id)}(?=[\"/.])", link.patient_id, text)
+    for old, new in (
+        (template.original_id, link.original_id),
+        (template.patient_id, link.patient_id),
+    ):
+        for end in '"/.':
+            text = text.replace(old + end, new + end)
+    return text
 
 
 def synthesize_tables(
@@ -336,15 +333,14 @@ def guard_seconds(workdir: Path, raw: Path, profile: str | None) -> float:
 
 def sample_full_check(version_dir: Path, studies: int) -> tuple[float, int]:
     """verify full over every file of ``studies`` studies: (seconds, files)."""
+    import pyarrow.compute as pc
+
     from loader.manifest import verify_dataset
 
-    manifest = read_manifest(version_dir)
-    wanted = {f"ST{number:06d}" for number in range(studies)}
-    paths = [
-        path
-        for path in manifest["outputs"]
-        if path.count("/") >= 1 and path.split("/")[1].split(".")[0] in wanted
-    ]
+    outputs = manifest_table(version_dir, read_manifest(version_dir), "outputs", ["path"])
+    pattern = rf"^[a-z]+/ST0*({'|'.join(str(number) for number in range(studies))})[/.]"
+    paths = outputs["path"].filter(pc.match_substring_regex(outputs["path"], pattern))
+    paths = paths.to_pylist()
     start = time.perf_counter()
     problems = verify_dataset(version_dir, full=True, only=paths)
     assert not problems, problems[:5]
