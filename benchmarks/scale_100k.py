@@ -361,6 +361,49 @@ def rewrite_as_format_1(version_dir: Path) -> tuple[int, bytes]:
     return len(data), current
 
 
+def unique_digest_tables(studies: int, inputs_per_study: int, outputs_per_study: int) -> None:
+    """The manifest's inputs and outputs tables at ``studies`` with a distinct sha256 per file
+    (the version above repeats its templates' digests, which Parquet's dictionary encoding
+    shrinks to almost nothing): their bytes, and the seconds to read and check one as the
+    immutability check and DatasetIndex do (file bytes, sha256, the columns they use)."""
+    import hashlib
+    import io
+
+    import pyarrow as pa
+
+    from loader.manifest import _section_table
+
+    for section, per_study, columns in (
+        ("inputs", inputs_per_study, ["path", "size", "mtime_ns"]),
+        ("outputs", outputs_per_study, ["path"]),
+    ):
+        count = studies * per_study
+        paths = [f"dicoms/ST{n // per_study:06d}/{n % per_study}.dcm" for n in range(count)]
+        digests = np.frombuffer(os.urandom(32 * count), dtype="S32")
+        table = pa.table(
+            {
+                "path": pa.array(paths, pa.string()),
+                "sha256": pa.array([d.hex() for d in digests.tolist()], pa.string()),
+                "size": pa.array(np.full(count, 133266), pa.int64()),
+            }
+        )
+        if section == "inputs":
+            empty = _section_table("inputs", {})
+            table = table.append_column("mtime_ns", pa.array(np.arange(count), pa.int64()))
+            for name in ("link_target", "config_path"):
+                table = table.append_column(name, pa.nulls(count, empty[name].type))
+        sink = io.BytesIO()
+        pq.write_table(table, sink, compression="zstd")
+        data = sink.getvalue()
+        start = time.perf_counter()
+        hashlib.sha256(data).hexdigest()
+        pq.read_table(pa.BufferReader(data), columns=columns)
+        seconds = time.perf_counter() - start
+        print(f"  {section} table with distinct digests, {count:,} rows: "
+              f"{len(data) / 2**20:.0f} MB, {seconds:.2f} s to hash and read {columns}",
+              flush=True)  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--studies", type=int, default=100_000)
@@ -370,7 +413,16 @@ def main() -> None:
     parser.add_argument("--profile")
     parser.add_argument("--work", type=Path, default=Path("/tmp/wtscale/scale"))
     parser.add_argument("--keep", action="store_true", help="keep the data (default: delete)")
+    parser.add_argument(
+        "--digest-tables-only",
+        action="store_true",
+        help="only measure the manifest tables with distinct digests (30 inputs, 23 outputs "
+        "per study, as the phantom studies have)",
+    )
     args = parser.parse_args()
+    if args.digest_tables_only:
+        unique_digest_tables(args.studies, 30, 23)
+        return
     work = args.work.resolve()
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
