@@ -49,6 +49,7 @@ from loader.manifest import (
     MANIFEST_NAME,
     DatasetVerificationError,
     finished_versions,
+    manifest_table,
     read_manifest,
     verify_dataset,
 )
@@ -344,7 +345,7 @@ def _verify(args: argparse.Namespace) -> int:
             print(problem)
         print(f"{root}: {counted(len(problems), 'problem')} ({kind} checked)")
         return EXIT_PROBLEMS
-    files = len(manifest.get("outputs", {}))
+    files = len(manifest_table(root, manifest, "outputs", ["path"]))
     print(
         f"{root}: ok, version {manifest.get('version')}: {counted(files, 'file')} "
         f"{'matches' if files == 1 else 'match'} the manifest ({kind} checked)"

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
+from loader.manifest import manifest_table
 from workflow_scripts.batches import assign_batches
 from workflow_scripts.config import FOLLOW_SYMLINKS, ConfigError, check_config
 from workflow_scripts.dataset.manifest import config_file_entry, exclusions_entry
@@ -94,7 +95,8 @@ class BuildPlan:
     split_assignment: dict[str, str] | None = None
     #: the version has a manifest, and its config and inputs passed the immutability check
     finished: bool = False
-    #: that manifest's ``outputs`` (relative paths), as the immutability check read them
+    #: that manifest's ``outputs`` directly in the version folder (relative paths: the
+    #: tables), as the immutability check read them (not the ~24 files per study)
     finished_outputs: frozenset[str] = frozenset()
     studies: dict[str, StudyLink] = field(init=False)
     batches: dict[str, tuple[str, ...]] = field(init=False)
@@ -278,9 +280,10 @@ def plan_build(config: dict) -> BuildPlan:
             check_exclusions(path, plan.exclusions, plan.studies, plan.labelled_slices, with_o)
         if config.get("splits_file"):
             plan.split_assignment = study_splits(read_splits_file(config["splits_file"]), links)
-        manifest = check_finished_version(layout, config, links, plan.listing, plan.file_stats)
+        # Its stats are not shared with the fingerprints: a finished version computes none.
+        manifest = check_finished_version(layout, config, links, plan.listing)
         plan.finished = manifest is not None
-        plan.finished_outputs = frozenset(manifest["outputs"]) if manifest else frozenset()
+        plan.finished_outputs = _top_outputs(layout, manifest) if manifest else frozenset()
     except (
         ConfigError,
         LinkTableError,
@@ -290,6 +293,14 @@ def plan_build(config: dict) -> BuildPlan:
     ) as error:
         raise WorkflowError(str(error)) from None
     return plan
+
+
+def _top_outputs(layout: Layout, manifest: dict) -> frozenset[str]:
+    """The manifest's outputs directly in the version folder (``measures.parquet``, ...)."""
+    import pyarrow.compute as pc
+
+    paths = manifest_table(layout.version_dir, manifest, "outputs", ["path"])["path"]
+    return frozenset(paths.filter(pc.invert(pc.match_substring(paths, "/"))).to_pylist())
 
 
 def _refuse_reserved_ids(layout: Layout, links: list[StudyLink]) -> None:

@@ -4,8 +4,9 @@
 
 Every file under the two folders must exist in both and be byte-for-byte equal,
 except the top-level manifest.json (it records built_at and the config, whose
-out_dir differs), of which only the "outputs" table (path -> sha256, size) must
-be equal. Exits 1 naming every difference, 0 when identical.
+out_dir differs), of which only the "outputs" table (path -> sha256, size; in
+manifest format 2 the digest of manifest.outputs.parquet) must be equal. Exits
+1 naming every difference, 0 when identical.
 """
 
 import filecmp
@@ -35,7 +36,10 @@ def main(a: Path, b: Path) -> int:
     problems += [f"differs: {p}" for p in common if not filecmp.cmp(a / p, b / p, shallow=False)]
     ma = json.loads((a / MANIFEST).read_text(encoding="utf-8"))
     mb = json.loads((b / MANIFEST).read_text(encoding="utf-8"))
-    oa, ob = ma.get("outputs"), mb.get("outputs")
+    # format 2 keeps the outputs in manifest.outputs.parquet (compared above as a file): its
+    # digest in manifest.json stands for them
+    oa = ma.get("outputs") or ma.get("tables", {}).get("outputs")
+    ob = mb.get("outputs") or mb.get("tables", {}).get("outputs")
     if not oa:
         problems.append(f"{a / MANIFEST}: no 'outputs'")
     elif oa != ob:

@@ -28,6 +28,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from loader.manifest import MANIFEST_TABLES, manifest_files, read_manifest
 from loader.sample_file import encode_sample
 
 DENSITY = 1.05
@@ -184,10 +185,11 @@ def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
 
 def write_manifest(root: Path, version: str, config: dict | None = None) -> None:
     """manifest.json listing every file under ``root`` with its digest (as the workflow's);
-    an existing manifest keeps its other fields."""
+    an existing manifest keeps its other fields (and its format: a format-2 one is rewritten
+    with its tables)."""
     path = root / "manifest.json"
     manifest = (
-        json.loads(path.read_text())
+        {key: value for key, value in read_manifest(root).items() if key != "tables"}
         if path.is_file()
         else {
             "format": 1,
@@ -202,15 +204,21 @@ def write_manifest(root: Path, version: str, config: dict | None = None) -> None
     )
     if config:
         manifest["config"].update(config)
+    own = {"manifest.json", *MANIFEST_TABLES.values()}
     outputs = {}
-    for file in sorted(p for p in root.rglob("*") if p.is_file() and p.name != "manifest.json"):
+    for file in sorted(p for p in root.rglob("*") if p.is_file() and p.name not in own):
         data = file.read_bytes()
         outputs[file.relative_to(root).as_posix()] = {
             "sha256": hashlib.sha256(data).hexdigest(),
             "size": len(data),
         }
     manifest["outputs"] = outputs
-    path.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    if manifest["format"] == 1:
+        path.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+        return
+    manifest = {key: value for key, value in manifest.items() if key != "format"}
+    for name, data in manifest_files(manifest):
+        (root / name).write_bytes(data)
 
 
 def shoelace(points: np.ndarray) -> float:

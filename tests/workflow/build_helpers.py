@@ -11,12 +11,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-import json
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 
+from loader.manifest import MANIFEST_TABLES, read_whole_manifest
 from workflow_scripts.build_plan import BuildPlan, plan_build
 from workflow_scripts.config import default_config
 from workflow_scripts.dataset.manifest import recorded_config, write_dataset_manifest
@@ -138,10 +138,14 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def tree_digests(folder: Path, exclude: tuple[str, ...] = ("manifest.json",)) -> dict[str, str]:
+MANIFEST_FILES = ("manifest.json", *MANIFEST_TABLES.values())
+
+
+def tree_digests(folder: Path, exclude: tuple[str, ...] = MANIFEST_FILES) -> dict[str, str]:
     """sha256 of every file under ``folder`` by POSIX relative path, but those named in
-    ``exclude`` (a version's manifest: its build time differs) and the empty markers Snakemake
-    puts in directory outputs."""
+    ``exclude`` (a version's manifest and its tables: its build time differs, and the inputs'
+    times where the raw data were copied; compare them with ``read_whole_manifest``) and the
+    empty markers Snakemake puts in directory outputs."""
     return {
         path.relative_to(folder).as_posix(): sha256(path)
         for path in sorted(Path(folder).rglob("*"))
@@ -175,9 +179,7 @@ def assert_same_build(out_dir: Path, reference_out_dir: Path, version: str = "1.
     assert any(name.endswith(".npz") for name in digests)
     different = sorted(set(digests.items()) ^ set(tree_digests(reference).items()))
     assert not different, f"files differ: {different[:10]}"
-    manifests = [
-        json.loads((folder / "manifest.json").read_text()) for folder in (built, reference)
-    ]
+    manifests = [read_whole_manifest(folder / "manifest.json") for folder in (built, reference)]
     for manifest in manifests:
         del manifest["built_at"]
         for entry in manifest["inputs"].values():

@@ -9,7 +9,6 @@ builds the very same dataset from it.
 from __future__ import annotations
 
 import io
-import json
 import os
 import shutil
 from pathlib import Path
@@ -24,6 +23,7 @@ import dicom_factory as make
 from build_helpers import assert_same_build, build_by_calls, sha256
 from conftest import run_workflow
 from dataset_checks import check_accounting
+from loader.manifest import read_whole_manifest
 from loader.sample_file import read_sample
 from workflow_scripts.config import default_config
 from workflow_scripts.raw.phantom import PhantomSpec, contour_text, write_phantom
@@ -247,7 +247,7 @@ def test_clutter_files_are_recorded_not_read(faulty_build):
 
 def test_a_dicom_reached_through_a_link_is_read_and_recorded_with_its_target(faulty_build):
     raw, version_dir, _, _ = faulty_build
-    inputs = json.loads((version_dir / "manifest.json").read_text())["inputs"]
+    inputs = read_whole_manifest(version_dir / "manifest.json")["inputs"]
     outside = raw.parent / "outside.dcm"
     assert inputs[f"dicoms/{S3}/2.dcm"]["link_target"] == str(outside.resolve())
     assert inputs[f"dicoms/{S3}/2.dcm"]["sha256"] == sha256(outside)

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from build_helpers import build_by_calls
+from loader.manifest import read_whole_manifest
 from workflow_scripts.config import default_config
 from workflow_scripts.dataset.tables import copies_between_studies, index_table
 from workflow_scripts.layout import Layout
@@ -178,7 +179,7 @@ def test_a_copy_between_studies_is_flagged_in_the_tables_and_the_review_sheet(ra
     assert "contour_duplicate" in sheet[("PHANTOM0001", 6)]
     assert "contour_duplicate" in sheet[("PHANTOM0003", 2)]
     assert "contour_duplicate" not in sheet[("PHANTOM0003", 4)]
-    manifest = json.loads(layout.manifest.read_text())
+    manifest = read_whole_manifest(layout.manifest)
     assert manifest["counts"]["problems"]["contour_duplicate"] == 2
 
 

@@ -7,7 +7,6 @@ version's identity; and evaluation of a whole-cine prediction made from such a c
 
 from __future__ import annotations
 
-import json
 import shutil
 
 import numpy as np
@@ -18,6 +17,7 @@ from snakemake.exceptions import WorkflowError
 
 from build_helpers import build_by_calls, sha256, tree_digests
 from loader import CineError, DatasetIndex, load_cine
+from loader.manifest import read_whole_manifest
 from loader.sample_file import read_sample
 from workflow_scripts.build_plan import plan_build
 from workflow_scripts.config import default_config
@@ -151,7 +151,7 @@ def test_the_labelled_build_is_the_same_and_has_no_cine(built):
     ]
     assert len(same) == 20  # 14 samples, 4 pairing tables, the index and the measures
     assert all(all_files[name] == labelled_files[name] for name in same)
-    manifest = json.loads((labelled / "manifest.json").read_text())
+    manifest = read_whole_manifest(labelled / "manifest.json")
     assert "frames" not in manifest["build_config"]  # as before the key existed
     with pytest.raises(CineError, match="frames: labelled"):
         load_cine(labelled, "PHANTOM0001")
@@ -159,7 +159,7 @@ def test_the_labelled_build_is_the_same_and_has_no_cine(built):
 
 def test_the_manifest_lists_the_cines_and_the_frames_table(built):
     _, version, _ = built
-    manifest = json.loads((version / "manifest.json").read_text())
+    manifest = read_whole_manifest(version / "manifest.json")
     assert manifest["build_config"]["frames"] == "all"
     for name in ("cines/PHANTOM0001.npy", "frames.parquet"):
         assert manifest["outputs"][name]["sha256"] == sha256(version / name)
@@ -170,7 +170,7 @@ def test_a_rebuild_gives_the_same_bytes(built, tmp_path):
     raw, version, _ = built
     again = build(raw, tmp_path / "again", frames="all")
     assert tree_digests(again) == tree_digests(version)  # every file but the manifest
-    manifests = [json.loads((v / "manifest.json").read_text()) for v in (again, version)]
+    manifests = [read_whole_manifest(v / "manifest.json") for v in (again, version)]
     assert manifests[0]["outputs"] == manifests[1]["outputs"]
     assert manifests[0]["build_config"] == manifests[1]["build_config"]
 

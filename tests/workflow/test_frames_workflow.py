@@ -5,13 +5,12 @@ listed in the manifest, a rerun with nothing to do, another value refused, and
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from build_helpers import build_by_calls, tree_digests
 from conftest import run_workflow
 from loader import load_cine
+from loader.manifest import read_whole_manifest
 from workflow_scripts.config import default_config
 from workflow_scripts.raw.phantom import PhantomSpec, write_phantom
 
@@ -28,7 +27,7 @@ def test_a_frames_all_version_is_built_by_the_rules_recorded_and_guarded(tmp_pat
 
     build("frames=all")
     version = tmp_path / "out" / "1.0.0"
-    manifest = json.loads((version / "manifest.json").read_text())
+    manifest = read_whole_manifest(version / "manifest.json")
     assert manifest["build_config"]["frames"] == "all"
     assert {"frames.parquet", "cines/PHANTOM0001.npy"} <= set(manifest["outputs"])
     images, frames = load_cine(version, "PHANTOM0001")
@@ -45,6 +44,6 @@ def test_a_frames_all_version_is_built_by_the_rules_recorded_and_guarded(tmp_pat
     assert "config frames: 'all' -> 'labelled'" in refused.stdout + refused.stderr
 
     build("from_version=1.0.0", "version=1.0.1")
-    derived = json.loads((tmp_path / "out" / "1.0.1" / "manifest.json").read_text())
+    derived = read_whole_manifest(tmp_path / "out" / "1.0.1" / "manifest.json")
     assert derived["build_config"]["frames"] == "all"
     assert (tmp_path / "out" / "1.0.1" / "cines" / "PHANTOM0003.npy").is_file()

@@ -5,7 +5,6 @@ messages themselves are checked on job_failures in test_job_failures.py.)"""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -16,6 +15,7 @@ import pytest
 
 from build_helpers import assert_same_build, tree_digests
 from conftest import run_workflow, workflow_command
+from loader.manifest import read_whole_manifest
 from workflow_scripts.raw.phantom import PhantomSpec, write_phantom
 
 pytestmark = pytest.mark.workflow
@@ -129,7 +129,7 @@ def test_a_full_disk_says_which_and_after_freeing_space_the_same_command_finishe
     assert (version_dir / "manifest.json").is_file()
     assert tree_digests(version_dir) == tree_digests(clean_out / "1.0.0")
     manifests = [
-        json.loads((out / "1.0.0" / "manifest.json").read_text()) for out in (full_out, clean_out)
+        read_whole_manifest(out / "1.0.0" / "manifest.json") for out in (full_out, clean_out)
     ]
     for manifest in manifests:
         del manifest["built_at"], manifest["config"]["out_dir"]

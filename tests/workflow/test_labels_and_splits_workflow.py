@@ -5,7 +5,6 @@ index step finds the copy between studies from the records the batch jobs wrote.
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 
 import pandas as pd
@@ -13,6 +12,7 @@ import pytest
 
 from conftest import run_workflow
 from dataset_checks import check_accounting
+from loader.manifest import read_whole_manifest
 from workflow_scripts.raw.phantom import PhantomSpec, write_phantom
 
 pytestmark = pytest.mark.workflow
@@ -57,7 +57,7 @@ def test_copies_exclusions_of_an_o_contour_and_a_splits_file_through_snakemake(t
     row = index[(index["study_id"] == "PHANTOM0003") & (index["slice"] == 8)].iloc[0]
     assert not row["has_omask"]
     check_accounting(raw, version, ("i", "o"))
-    manifest = json.loads((version / "manifest.json").read_text())
+    manifest = read_whole_manifest(version / "manifest.json")
     assert (
         manifest["inputs"]["splits.csv"]["sha256"]
         == hashlib.sha256(splits.read_bytes()).hexdigest()

@@ -21,7 +21,7 @@ import snakemake
 from build_helpers import build_by_calls, phantom, tree_digests
 from conftest import REPO
 from dataset_checks import all_contour_files
-from loader.manifest import check_dataset, read_manifest
+from loader.manifest import check_dataset, read_manifest, read_whole_manifest
 from workflow_scripts.config import default_config
 from workflow_scripts.dataset.manifest import (
     build_config,
@@ -45,7 +45,7 @@ def version(tmp_path_factory) -> SimpleNamespace:
         config=config,
         layout=layout,
         started=started,
-        manifest=json.loads(layout.manifest.read_text()),
+        manifest=read_whole_manifest(layout.manifest),
         index=pandas.read_parquet(layout.index_file),
         validation=pandas.read_parquet(layout.validation_file),
     )
@@ -60,7 +60,8 @@ def test_manifest_names_the_version_and_records_the_whole_config(version):
     assert manifest["config"] == {k: v for k, v in version.config.items() if k not in not_recorded}
     assert "studies_per_job" in version.config
     assert manifest["config"]["contours"] == ["i"]
-    assert read_manifest(version.layout.version_dir)["format"] == 1
+    written = read_manifest(version.layout.version_dir)
+    assert written["format"] == 2 and set(written["tables"]) == {"inputs", "outputs", "listing"}
 
 
 def test_build_config_is_what_shapes_the_dataset_not_where_it_lives(version):
@@ -177,7 +178,7 @@ def test_a_phantom_build_records_its_phantom_settings(tmp_path):
         out_dir=str(tmp_path / "out"), phantom={"studies": 2, "slices": 4, "size": 32}
     )
     build_by_calls(config)
-    manifest = json.loads(Layout.from_config(config).manifest.read_text())
+    manifest = read_whole_manifest(Layout.from_config(config).manifest)
     assert manifest["build_config"]["phantom"] == config["phantom"]
     assert manifest["counts"]["studies"] == 3  # two on disk, one listed and absent (a fault)
 

@@ -18,6 +18,7 @@ import pytest
 
 from build_helpers import tree_digests
 from conftest import run_workflow
+from loader.manifest import read_whole_manifest
 from workflow_scripts.raw.phantom import PhantomSpec, write_phantom
 
 pytestmark = pytest.mark.workflow
@@ -55,8 +56,8 @@ def test_the_exclusions_step_after_an_o_contour_build_keeps_the_o_masks(first):
     )  # fmt: skip
     run_workflow(workdir, *command)
     new = workdir / "out" / "1.1.0"
-    manifest = json.loads((new / "manifest.json").read_text())
-    old_manifest = json.loads((old / "manifest.json").read_text())
+    manifest = read_whole_manifest(new / "manifest.json")
+    old_manifest = read_whole_manifest(old / "manifest.json")
     assert manifest["config"]["contours"] == ["i", "o"]
     assert manifest["config"]["data_dir"] == old_manifest["config"]["data_dir"]
     assert "from_version" not in manifest["config"]

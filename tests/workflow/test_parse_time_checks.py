@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from build_helpers import build_by_calls, change_first_digit
+from loader.manifest import read_whole_manifest
 from workflow_scripts.build_plan import plan_build
 from workflow_scripts.config import default_config
 from workflow_scripts.dataset.version_guard import VersionChangedError, check_finished_version
@@ -53,7 +54,7 @@ def check(config: dict, **overrides) -> None:
 
 def a_contour(layout: Layout) -> Path:
     """A contour file that fed a sample (an input the manifest records)."""
-    inputs = json.loads(layout.manifest.read_text())["inputs"]
+    inputs = read_whole_manifest(layout.manifest)["inputs"]
     return layout.data_dir / next(path for path in inputs if path.startswith("contourfiles/"))
 
 
@@ -66,7 +67,7 @@ def test_an_unchanged_version_and_another_batch_size_pass(finished):
 
 def test_manifest_records_no_run_setting_and_inputs_carry_read_time_mtimes(finished):
     _, layout = finished
-    manifest = json.loads(layout.manifest.read_text())
+    manifest = read_whole_manifest(layout.manifest)
     assert "studies_per_job" not in manifest["config"]
     record = json.loads(layout.study_record("PHANTOM0002").read_text())
     for relpath, entry in record["inputs"].items():

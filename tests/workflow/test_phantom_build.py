@@ -5,13 +5,11 @@ direct calls (test_dataset_version.py, test_study_build.py, test_manifest.py, ..
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from build_helpers import assert_same_build, build_by_calls, tree_digests
 from conftest import run_workflow
-from loader.manifest import check_dataset
+from loader.manifest import check_dataset, read_whole_manifest
 from workflow_scripts.config import default_config
 
 pytestmark = pytest.mark.workflow
@@ -62,8 +60,8 @@ def test_same_inputs_and_config_give_byte_identical_datasets_in_two_out_dirs(
     assert any(name.endswith(".png") for name in digests)
     assert any(name.endswith(".parquet") for name in digests)
     assert digests == tree_digests(b)
-    manifest_a = json.loads((a / "manifest.json").read_text())
-    manifest_b = json.loads((b / "manifest.json").read_text())
+    manifest_a = read_whole_manifest(a / "manifest.json")
+    manifest_b = read_whole_manifest(b / "manifest.json")
     assert manifest_a["outputs"] == manifest_b["outputs"]
     assert {k: v["sha256"] for k, v in manifest_a["inputs"].items()} == {
         k: v["sha256"] for k, v in manifest_b["inputs"].items()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-import json
 import os
 import shutil
 from pathlib import Path
@@ -21,6 +20,7 @@ import pytest
 
 from conftest import run_workflow
 from dataset_checks import check_accounting
+from loader.manifest import read_whole_manifest
 from workflow_scripts.raw.phantom import PhantomSpec, write_phantom
 
 pytestmark = [pytest.mark.workflow, pytest.mark.browser]
@@ -277,7 +277,7 @@ def test_next_version_built_with_the_exclusions_leaves_out_exactly_those_slices(
         for study, number, reason in DECISIONS
     ]
     check_accounting(raw, new, ("i", "o"))
-    manifest = json.loads((new / "manifest.json").read_text())
+    manifest = read_whole_manifest(new / "manifest.json")
     entry = manifest["inputs"]["exclusions.csv"]
     assert entry["sha256"] == hashlib.sha256(downloaded.read_bytes()).hexdigest()
     assert entry["path"] == manifest["config"]["exclusions"] == str(downloaded)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from conftest import run_workflow
+from loader.manifest import read_whole_manifest
 from loader.sample_file import read_sample
 from workflow_scripts.raw.phantom import PhantomSpec, write_phantom
 
@@ -38,7 +38,7 @@ def test_a_resampled_version_is_built_recorded_and_guarded(tmp_path, raw_data):
     assert set(index.image_dtype) == {"float32"}
     arrays = read_sample(version_dir / index.npz[0])
     assert arrays["image"].shape == arrays["mask"].shape == (128, 128)
-    manifest = json.loads((version_dir / "manifest.json").read_text())
+    manifest = read_whole_manifest(version_dir / "manifest.json")
     assert manifest["build_config"]["resample"] == {"spacing_mm": 1.0, "shape": [128, 128]}
 
     again = build(tmp_path, raw_data, GRID, "--dry-run")
@@ -51,7 +51,7 @@ def test_a_resampled_version_is_built_recorded_and_guarded(tmp_path, raw_data):
 
     native = build(tmp_path, raw_data, "version=native")
     assert native.returncode == 0
-    manifest = json.loads((tmp_path / "out" / "native" / "manifest.json").read_text())
+    manifest = read_whole_manifest(tmp_path / "out" / "native" / "manifest.json")
     assert "resample" not in manifest["build_config"]
 
 

@@ -1,5 +1,4 @@
 import hashlib
-import json
 from collections import Counter
 from pathlib import Path
 
@@ -9,6 +8,7 @@ from snakemake.exceptions import WorkflowError
 
 from build_helpers import build_by_calls
 from conftest import REPO
+from loader.manifest import read_whole_manifest
 from workflow_scripts.build_plan import plan_build
 from workflow_scripts.config import check_config, default_config
 from workflow_scripts.dataset.splits import (
@@ -190,7 +190,7 @@ def test_a_build_with_a_splits_file_assigns_its_splits_and_records_the_file(tmp_
     index = pq.read_table(plan.layout.index_file, columns=["study_id", "split"]).to_pylist()
     assert {row["study_id"] for row in index} == {"PHANTOM0001", "PHANTOM0002", "PHANTOM0003"}
     assert all(row["split"] == CHOSEN[row["study_id"]] for row in index)
-    manifest = json.loads(plan.layout.manifest.read_text())
+    manifest = read_whole_manifest(plan.layout.manifest)
     entry = manifest["inputs"]["splits.csv"]
     assert entry["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
     assert entry["path"] == str(path) and manifest["config"]["splits_file"] == str(path)

@@ -20,6 +20,7 @@ import pytest
 from build_helpers import build_by_calls, phantom, sha256, tree_digests
 from conftest import run_workflow
 from dataset_checks import check_accounting, check_samples_match_raw
+from loader.manifest import read_whole_manifest
 from workflow_scripts.build_plan import plan_build
 from workflow_scripts.config import default_config
 from workflow_scripts.raw.listing import list_study
@@ -106,7 +107,7 @@ def linked_build(archive_build):
 
 
 def manifest(root: Path, out: str) -> dict:
-    return json.loads((root / out / "1.0.0" / "manifest.json").read_text())
+    return read_whole_manifest(root / out / "1.0.0" / "manifest.json")
 
 
 def test_a_linked_data_folder_builds_the_same_bytes_as_its_archive(linked_build):
@@ -240,7 +241,7 @@ def test_a_version_built_before_follow_symlinks_existed(finished_linked):
     manifest_path = Path(config["out_dir"]) / "1.0.0" / "manifest.json"
 
     def make_it_old() -> None:
-        recorded = json.loads(manifest_path.read_text())
+        recorded = read_whole_manifest(manifest_path)
         recorded["build_config"].pop("follow_symlinks", None)
         plan = plan_build({**config, "version": "another"})
         recorded["listing"]["studies"] = {
@@ -373,7 +374,7 @@ def test_snakemake_builds_a_linked_data_folder_by_the_configured_rule(archive_bu
     link_into(archive, data)
     result = run_workflow(tmp_path, "--config", f"data_dir={data}", "out_dir=out")
     assert tree_digests(tmp_path / "out" / "1.0.0") == tree_digests(root / "reference" / "1.0.0")
-    inputs = json.loads((tmp_path / "out" / "1.0.0" / "manifest.json").read_text())["inputs"]
+    inputs = read_whole_manifest(tmp_path / "out" / "1.0.0" / "manifest.json")["inputs"]
     assert inputs[f"dicoms/{S1}/2.dcm"]["link_target"] == str(archive / "dicoms" / S1 / "2.dcm")
     rerun = run_workflow(tmp_path, "--config", f"data_dir={data}", "out_dir=out")
     assert "Nothing to be done" in rerun.stdout + rerun.stderr, result.stdout[-2000:]

@@ -20,7 +20,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from loader.manifest import MANIFEST_NAME, file_digest, manifest_bytes
+from loader.manifest import MANIFEST_NAME, MANIFEST_TABLES, file_digest, manifest_files
 from workflow_scripts.dataset.stale_records import (
     StaleRecordsError,
     find_stale_records,
@@ -46,6 +46,7 @@ __all__ = [
     "top_listing",
     "unlisted_contour_files",
     "write_dataset_manifest",
+    "write_manifest_files",
 ]
 
 #: Libraries whose versions can change the bytes of a build.
@@ -193,7 +194,8 @@ def build_manifest(
         inputs[SPLITS_INPUT] = dict(splits_file)
     for path in top_outputs:
         outputs[layout.in_version(Path(path))] = file_digest(path)
-    outputs.pop(MANIFEST_NAME, None)
+    for name in (MANIFEST_NAME, *MANIFEST_TABLES.values()):  # the manifest's own files
+        outputs.pop(name, None)
     by_code = Counter(problem["code"] for problem in problems)
     by_severity = Counter(problem["severity"] for problem in problems)
     manifest = {
@@ -340,9 +342,20 @@ def write_dataset_manifest(
         splits_file=splits_file,
         derived_from=derived_from,
     )
-    flush_to_disk()
-    write_bytes_atomic(layout.manifest, manifest_bytes(manifest))
+    write_manifest_files(layout, manifest)
     return layout.manifest
+
+
+def write_manifest_files(layout: Layout, manifest: Mapping[str, Any]) -> None:
+    """Write ``manifest`` (as :func:`build_manifest` returns it) in the current format: its
+    tables first, each atomically, then everything written so far is flushed to disk, then
+    ``manifest.json``, which names the tables' digests: the version's commit point (see
+    :func:`loader.manifest.manifest_files`)."""
+    *tables, (name, data) = manifest_files(manifest)
+    for table_name, table_data in tables:
+        write_bytes_atomic(layout.version_dir / table_name, table_data)
+    flush_to_disk()
+    write_bytes_atomic(layout.version_dir / name, data)
 
 
 def _files(paths: Iterable[str | Path]) -> list[Path]:
