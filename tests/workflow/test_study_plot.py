@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import io
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -199,3 +201,13 @@ def test_a_real_studys_plot_shows_its_phases_flags_and_volumes(tmp_path):
     for flag in data.flagged:
         x, y = data.pixel(flag.position, flag.area)
         assert colour_near(written, x, y - 7, AMBER) and colour_near(written, x, y + 7, AMBER)
+
+
+def test_a_build_job_imports_no_matplotlib():
+    """The study plot needs no matplotlib: a batch job's process does not import it (~0.5 s
+    per job, before its studies start)."""
+    code = "import sys, workflow_scripts.study.batch; print('matplotlib' in sys.modules)"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "False"
