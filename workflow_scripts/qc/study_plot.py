@@ -35,8 +35,17 @@ from PIL import Image, ImageDraw, ImageFont
 
 from workflow_scripts.qc.overlays import encode_png
 
-__all__ = ["SIZE", "Curve", "FlaggedPoint", "StudyPlotData", "draw_study_plot", "study_plot",
-           "study_plot_data", "study_title"]  # fmt: skip
+__all__ = [
+    "AXES",
+    "SIZE",
+    "Curve",
+    "FlaggedPoint",
+    "StudyPlotData",
+    "draw_study_plot",
+    "study_plot",
+    "study_plot_data",
+    "study_title",
+]
 
 #: The picture's size in pixels (width, height), as the matplotlib plot it replaces.
 SIZE = (700, 320)
