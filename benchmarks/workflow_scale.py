@@ -7,6 +7,12 @@ Full builds (``--sizes``, default 10 100 1000), each against baselines of the sa
   process, or a pool of 2 as a batch job with 2 threads), then the aggregate steps in the
   workflow's order: the tables (``index_dataset``), the version's QC (``plot_qc``), the manifest
   (``write_manifest``) and the report material (``summarize_qc``), each timed;
+- plain loop (issue 22, target 1): the same npz and one overlay PNG per contoured slice, on a
+  pool of 2, with the project's reading, masking and overlay functions and nothing else (no
+  checks, QC plot, contact sheet, report page or record); once reading every DICOM's header as
+  the build does for the cine (``plain 2p``), once only the contoured slices' DICOMs
+  (``plain i``, the loop as the issue measured it); the workflow's full build is given as a
+  multiple of each;
 - workflow: ``snakemake --cores 2`` from scratch (for each ``--studies-per-job``, default the
   config's), the job graph (a dry run of the fresh build), a no-op rerun in the build's own
   folder (best of 3, as the floor), a rerun after touching one contour file (same content),
@@ -31,7 +37,7 @@ copies, so touching one changes one study only).
 
     python benchmarks/workflow_scale.py [--sizes 10 100 1000] [--studies-per-job 25 ...]
         [--graph-sizes 20000] [--finished-noop STUDIES_PER_JOB] [--source real|phantom]
-        [--work DIR]
+        [--skip-direct-1] [--work DIR]
 """
 
 from __future__ import annotations
@@ -163,6 +169,83 @@ def direct_build(raw: Path, out_dir: Path, processes: int) -> tuple[float, dict[
     elapsed = time.perf_counter() - start
     steps["report"] = report_material(layout.work_dir)
     return elapsed, steps
+
+
+# ----------------------------------------------------------------------------- plain loop
+
+
+def plain_loop(raw: Path, out_dir: Path, processes: int, cine_headers: bool) -> float:
+    """Seconds for the plain loop the full build is measured against (issue 22, target 1): on
+    a pool of ``processes`` (forked), each study's contoured slices read (contour files and
+    DICOM), masked and written as the same npz plus one overlay PNG per slice, with the
+    project's own functions (pairing, ``parse_contour``, ``read_dicom_slice``,
+    ``contour_to_mask``, ``encode_sample``, ``window_image``/``render_overlay``/``encode_png``;
+    the caption without codes). No checks, no QC plot, contact sheet or report page, no
+    records, no digests. ``cine_headers``: also read every DICOM of the study and parse its
+    header (``read_dicom_header``), as the build does to place each slice in its cine (the
+    index's position, phase and ED/ES: data, not QC); without, only the contoured slices'
+    DICOMs are read (the loop as issue 22 measured it, before the cine existed)."""
+    links = read_link_table(raw / "link.csv")
+    jobs = [(link, raw, out_dir, cine_headers) for link in links]
+    start = time.perf_counter()
+    if processes > 1:
+        import multiprocessing
+
+        with multiprocessing.get_context("fork").Pool(processes) as pool:
+            for _ in pool.imap_unordered(_plain_study, jobs):
+                pass
+    else:
+        for job in jobs:
+            _plain_study(job)
+    return time.perf_counter() - start
+
+
+def _plain_study(job) -> int:
+    """One study of :func:`plain_loop`; the number of samples written."""
+    import warnings
+
+    # The project's own reading, masking, sample and overlay functions (imported here: the
+    # plain loop's code stays in one place).
+    from loader.sample_file import encode_sample
+    from workflow_scripts.qc.overlays import encode_png, render_overlay, window_image
+    from workflow_scripts.raw.contours import parse_contour
+    from workflow_scripts.raw.dicom_slice import read_dicom_header, read_dicom_slice
+    from workflow_scripts.raw.listing import list_study
+    from workflow_scripts.raw.pairing import pair_listing
+    from workflow_scripts.study.masks import contour_to_mask
+
+    link, raw, out_dir, cine_headers = job
+    pairing = pair_listing(list_study(link, raw, ("i",)))
+    data: dict[str, bytes] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom's invalid-UID warnings on the real data
+        if cine_headers:
+            for pair in pairing.slices:
+                if pair.dicom is not None:
+                    data[pair.dicom] = (raw / pair.dicom).read_bytes()
+                    read_dicom_header(data[pair.dicom])
+        slices_dir = out_dir / "slices" / link.patient_id
+        qc_dir = out_dir / "qc" / link.patient_id
+        slices_dir.mkdir(parents=True)
+        qc_dir.mkdir(parents=True)
+        written = 0
+        for pair in pairing.slices:
+            if "i" not in pair.contours or pair.dicom is None:
+                continue
+            points = parse_contour((raw / pair.contours["i"]).read_text())
+            dicom_bytes = data.pop(pair.dicom, None) or (raw / pair.dicom).read_bytes()
+            dicom = read_dicom_slice(dicom_bytes, 2**26)
+            mask = contour_to_mask(points, dicom.pixels.shape)
+            name = f"{pair.slice:04d}"
+            (slices_dir / f"{name}.npz").write_bytes(
+                encode_sample({"image": dicom.pixels, "mask": mask})
+            )
+            grey = window_image(dicom.pixels, dicom.window)
+            caption = [f"{link.patient_id} slice {pair.slice}"]
+            overlay = render_overlay(grey, {"i": mask}, {"i": points}, caption)
+            (qc_dir / f"{name}.png").write_bytes(encode_png(overlay))
+            written += 1
+    return written
 
 
 # ----------------------------------------------------------------------------- workflow
@@ -302,7 +385,12 @@ def measure_floor(work: Path, source: str) -> float:
 
 
 def measure(
-    studies: int, source: str, work: Path, per_job: list[int | None], direct: bool = True
+    studies: int,
+    source: str,
+    work: Path,
+    per_job: list[int | None],
+    direct: bool = True,
+    skip_direct_1: bool = False,
 ) -> list[dict]:
     root = work / f"n{studies}"
     shutil.rmtree(root, ignore_errors=True)
@@ -310,10 +398,15 @@ def measure(
     contours = sum(1 for _ in (raw / "contourfiles").rglob("*-icontour-manual.txt"))
     base = {"studies": studies, "contours": contours}
     if direct:
-        base["direct_1"], base["steps_1"] = direct_build(raw, root / "direct1", 1)
-        shutil.rmtree(root / "direct1")
+        base["direct_1"], base["steps_1"] = (None, None) if skip_direct_1 else (
+            direct_build(raw, root / "direct1", 1)
+        )  # fmt: skip
+        shutil.rmtree(root / "direct1", ignore_errors=True)
         base["direct_2"], base["steps_2"] = direct_build(raw, root / "direct2", 2)
         shutil.rmtree(root / "direct2")
+        for name, cine_headers in (("plain", True), ("plain_labelled", False)):
+            base[name] = plain_loop(raw, root / name, 2, cine_headers)
+            shutil.rmtree(root / name)
 
     results = []
     for size in per_job:
@@ -426,6 +519,10 @@ def print_touch_one(r: dict, floor: float) -> None:
         )
 
 
+def _seconds(value: float | None, width: int) -> str:
+    return f"{value:{width - 1}.1f}s" if value is not None else f"{'-':>{width}}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="*", default=[10, 100, 1000])
@@ -438,6 +535,9 @@ def main() -> None:
         type=int,
         metavar="STUDIES_PER_JOB",
         help="also build a finished phantom version of each graph size and time a no-op",
+    )
+    parser.add_argument(
+        "--skip-direct-1", action="store_true", help="leave out the 1-process direct limit"
     )
     parser.add_argument("--source", choices=["real", "phantom"], default=None)
     parser.add_argument(
@@ -456,7 +556,8 @@ def main() -> None:
     if args.sizes:
         print(
             f"{'N':>5} {'i-cont.':>7} {'per job':>7} {'jobs':>5} {'direct 1p':>9} "
-            f"{'direct 2p':>9} {'workflow':>8} {'ratio':>6} {'DAG':>6} {'no-op':>6} "
+            f"{'direct 2p':>9} {'workflow':>8} {'ratio':>6} {'plain 2p':>8} {'wf/pl.':>6} "
+            f"{'plain i':>7} {'wf/pl.i':>7} {'DAG':>6} {'no-op':>6} "
             f"{'x floor':>7} {'touch*':>6} {'x floor':>7} {'redone':>6} {'same':>4} "
             f"{'smk MB':>6} {'job MB':>6} {'metadata':>13}"
         )
@@ -467,12 +568,16 @@ def main() -> None:
                 print_touch_one(r, floor)
         args.sizes = []
     for size in args.sizes:
-        for r in measure(size, source, work, args.studies_per_job):
+        for r in measure(
+            size, source, work, args.studies_per_job, skip_direct_1=args.skip_direct_1
+        ):
             files, nbytes = r["metadata"]
             print(
                 f"{r['studies']:5d} {r['contours']:7d} {r['per_job']:7d} {r['jobs']:5d} "
-                f"{r['direct_1']:8.1f}s {r['direct_2']:8.1f}s {r['full']:7.1f}s "
-                f"{r['full'] / r['direct_2']:5.2f}x {r['dag']:5.1f}s {r['noop']:5.1f}s "
+                f"{_seconds(r['direct_1'], 9)} {r['direct_2']:8.1f}s {r['full']:7.1f}s "
+                f"{r['full'] / r['direct_2']:5.2f}x {r['plain']:7.1f}s "
+                f"{r['full'] / r['plain']:5.2f}x {r['plain_labelled']:6.1f}s "
+                f"{r['full'] / r['plain_labelled']:6.2f}x {r['dag']:5.1f}s {r['noop']:5.1f}s "
                 f"{r['noop'] / floor:6.2f}x {r['touch']:5.1f}s {r['touch'] / floor:6.2f}x "
                 f"{r['touch_batches']:6d} {'yes' if r['touch_identical'] else 'NO':>4} "
                 f"{r['snakemake_mb']:6.0f} {r['jobs_mb']:6.0f} "
@@ -493,13 +598,15 @@ def main() -> None:
         )
     for r in touch_rules:
         for processes in (1, 2):
+            if r[f"steps_{processes}"] is None:
+                continue
             steps = dict(r[f"steps_{processes}"])
             steps.pop("report")
             parts = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in steps.items())
             print(f"direct {processes}p at {r['studies']} studies, "
                   f"{r[f'direct_{processes}']:.1f} s: {parts}")  # fmt: skip
         for who, (files, held, copied, pages) in (
-            ("direct 1p", r["steps_1"]["report"]),
+            ("direct 2p", r["steps_2"]["report"]),
             ("workflow", r["report"]),
         ):
             print(f"{who}'s report material at {r['studies']} studies: {files} files holding "
@@ -524,7 +631,11 @@ def main() -> None:
                 flush=True,
             )
     print(
-        "\nratio: workflow full build / direct 2-process limit. DAG: dry run of the fresh build."
+        "\nratio: workflow full build / direct 2-process limit. plain 2p: the plain loop (2"
+        " processes: every DICOM's header read for the cine, each contoured slice's npz and"
+        " overlay PNG, no QC plot, sheet, page or record); wf/pl.: workflow / plain loop."
+        " plain i, wf/pl.i: the same loop reading only the contoured slices' DICOMs."
+        "\nDAG: dry run of the fresh build."
         "\nx floor: against the no-op of a 5-study dataset. touch*: touching one contour file"
         " of the version made unfinished (its manifest removed); redone: batch jobs rerun then;"
         " same: dataset byte-identical after it. (In the finished version the same touch runs"

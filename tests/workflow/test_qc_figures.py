@@ -1,16 +1,14 @@
 """The label figures and plots, on small synthetic tables: units (mm² with a known pixel
-spacing, pixels without), ratios, intensity percentiles, and deterministic PNG bytes (the study
-plot's also when its figure is reused from plot to plot)."""
+spacing, pixels without), ratios, intensity percentiles, and the dataset plots' deterministic
+PNG bytes (each study's own plot: test_study_plot.py)."""
 
 from __future__ import annotations
 
-import io
 import math
 
 import numpy as np
 import pandas as pd
 import pytest
-from PIL import Image
 
 from workflow_scripts.qc import plots
 from workflow_scripts.qc.figures import (
@@ -126,62 +124,11 @@ def test_intensity_percentiles_of_an_image_are_its_pixel_values_percentiles():
     assert all(type(value) is float for value in values.values())
 
 
-MEASURES = {"edv_ml": 191.32, "esv_ml": 141.27, "ef_percent": 26.16}
-
-
-@pytest.mark.parametrize(("spacing", "label"), [(None, "area (px)"), ((1.5, 2.0), "area (mm²)")])
-def test_study_plot_is_labelled_in_the_studys_unit_and_marks_flags_and_exclusions(spacing, label):
-    frame = index(None if spacing is None else {"A": spacing, "B": spacing})
-    samples = sample_figures(frame).query("study_id == 'B'")
-    figure = plots.study_plot.figure("B", samples, [1], MEASURES)
-    axes = figure.axes[0]
-    assert axes.get_ylabel() == label
-    assert "position" in axes.get_xlabel() and "base → apex" in axes.get_xlabel()
-    assert axes.get_title() == "B: EDV 191.3 mL, ESV 141.3 mL, EF 26.2%"
-    texts = [text.get_text() for text in axes.texts]
-    assert "#30 mask_area_outlier" in texts and "excluded" in texts
-    legend = [text.get_text() for text in axes.get_legend().get_texts()]
-    assert legend[0] == "i-contour ED (phase 3)" and legend[-1] == "flagged"
-
-
-def test_study_plot_draws_one_curve_per_phase_against_position():
-    frame = index().assign(
-        phase=[1, 3, 1, 3, 1, 3], cardiac_phase=["ES", "ED"] * 3, position=[0, 0, 1, 1, 2, 2]
-    )
-    samples = sample_figures(frame).query("study_id == 'A'")  # ES 100, 300 at 0, 1; ED 200
-    axes = plots.study_plot.figure("A", samples, [], None).axes[0]
-    curves = {line.get_label(): line.get_xydata().tolist() for line in axes.get_lines()}
-    assert curves["i-contour ED (phase 3)"] == [[0.0, 200.0]]
-    assert curves["i-contour ES (phase 1)"] == [[0.0, 100.0], [1.0, 300.0]]
-    assert "no ED/ES volumes" in axes.get_title()
-
-
-def test_plots_are_deterministic_pngs():
+def test_dataset_plots_are_deterministic_pngs():
     figures = sample_figures(index({"A": (1.5, 2.0), "B": (0.5, 0.5)}))
-    samples = figures.query("study_id == 'A'")
-    first = plots.study_plot("A", samples, [], MEASURES)
-    assert first == plots.study_plot("A", samples, [], MEASURES)
-    assert Image.open(io.BytesIO(first)).size == (700, 320)
+    first = plots.ratio_distribution_plot(figures, 4.0)
+    assert first == plots.ratio_distribution_plot(figures, 4.0)
     assert b"Software" not in first and b"matplotlib" not in first
-    assert plots.ratio_distribution_plot(figures, 4.0) == plots.ratio_distribution_plot(
-        figures, 4.0
-    )
-
-
-def test_a_study_plot_on_the_reused_figure_is_the_plot_on_a_new_one(monkeypatch):
-    """Each process draws its study plots on one figure, cleared between plots: whatever was
-    drawn before (other studies, flags, exclusions, o-contours, no samples at all), a plot's
-    bytes are those of the same plot drawn first on a new figure."""
-    figures = sample_figures(index({"A": (1.5, 2.0), "B": (0.5, 0.5)}))
-    a, b = (figures.query(f"study_id == '{study}'") for study in "AB")
-    plots_in_order = [("A", a, []), ("B", b, [1, 2]), ("E", a.iloc[0:0], [0]), ("A", a, [])]
-    fresh = []
-    for args in plots_in_order:
-        monkeypatch.setattr(plots, "_study_canvas", None)  # a new figure for each
-        fresh.append(plots.study_plot(*args, MEASURES))
-    reused = [plots.study_plot(*args, MEASURES) for args in plots_in_order]
-    assert reused == fresh
-    assert fresh[0] == fresh[3] and len(set(fresh)) == 3
 
 
 def test_dataset_plots_label_their_outliers_by_study_and_slice():

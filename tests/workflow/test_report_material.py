@@ -16,8 +16,8 @@ import pytest
 
 from build_helpers import build_by_calls, report_paths
 from workflow_scripts.config import default_config
-from workflow_scripts.qc import plots
 from workflow_scripts.qc.figures import sample_figures
+from workflow_scripts.qc.study_plot import study_plot
 from workflow_scripts.raw.phantom import PhantomSpec, write_phantom
 
 TINY = "47.0 47.0\n49.0 47.0\n49.0 49.0\n47.0 49.0\n"  # a 2x2 square: a mask area outlier
@@ -58,7 +58,7 @@ def test_a_studys_plot_is_what_the_versions_tables_give_for_it(version):
         pairs = pd.read_parquet(plan.layout.pairs_file(study)).set_index("slice")
         positions = sorted(pairs.loc[excluded["slice"].astype(int), "position"].astype(int))
         row = measures.loc[study].to_dict() if study in measures.index else None
-        expected = plots.study_plot(study, figures[figures["study_id"] == study], positions, row)
+        expected = study_plot(study, figures[figures["study_id"] == study], positions, row)
         assert plan.layout.study_plot(study).read_bytes() == expected, study
     assert list(excluded["slice"]) == [6] and positions == [1]
 

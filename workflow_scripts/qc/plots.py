@@ -1,5 +1,5 @@
-"""The QC plots: per study, mask areas against slice position, one curve per phase; for the
-dataset, distributions with their outliers labelled by study and slice.
+"""The dataset's QC plots: distributions with their outliers labelled by study and slice (each
+study's own plot, drawn by every study's build, is :mod:`workflow_scripts.qc.study_plot`).
 
 Made with matplotlib (the Agg renderer, no pyplot state): it is the ecosystem's default, draws
 the same pixels for the same inputs, and writes PNGs without a timestamp once the ``Software``
@@ -11,8 +11,6 @@ bundled default style, so a user's ``matplotlibrc`` cannot change the dataset's 
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable, Mapping
-from typing import Any
 
 import matplotlib.style
 import numpy as np
@@ -22,7 +20,6 @@ from matplotlib.collections import LineCollection, PathCollection
 from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
 from matplotlib.patches import Rectangle
-from matplotlib.ticker import MaxNLocator
 from matplotlib.transforms import Bbox
 
 from workflow_scripts.qc.figures import INTENSITY_COLUMNS, dataset_unit
@@ -32,7 +29,6 @@ __all__ = [
     "area_distribution_plot",
     "intensity_plot",
     "ratio_distribution_plot",
-    "study_plot",
 ]
 
 #: A slice whose 99th intensity percentile is beyond this factor of its study's median (of the
@@ -41,15 +37,6 @@ INTENSITY_OUTLIER_FACTOR = 2.0
 _LABELLED = 12  # most outliers labelled by name on a plot; the rest are counted
 _I, _O, _FLAG, _GREY = "#d62728", "#2ca02c", "#ff9f00", "#7f7f7f"
 _DPI = 100
-
-
-#: The study plot's size in inches, and its axes' place in it (left, bottom, width, height, as
-#: fractions of the figure): fixed, with room for six-digit tick labels (matplotlib writes
-#: larger numbers with an exponent), the axis labels and the title, so that it needs no layout
-#: engine (constrained layout took half its drawing time).
-_STUDY_SIZE = (7.0, 3.2)
-_STUDY_AXES = (0.095, 0.14, 0.885, 0.77)
-_study_canvas: FigureCanvasAgg | None = None  # the process's study-plot figure's canvas
 
 
 def _png(figure: Figure) -> bytes:
@@ -63,19 +50,6 @@ def _png(figure: Figure) -> bytes:
 
 def _figure(width: float, height: float) -> Figure:
     return Figure(figsize=(width, height), dpi=_DPI, layout="constrained")
-
-
-def _study_axes():
-    """New axes on the process's study-plot figure, cleared. A build draws a plot per study,
-    so the figure and its canvas (with the renderer's pixel buffer) are made once per process.
-    A cleared figure draws the same bytes as a new one (tested); cleared axes would not (their
-    data limits outlive ``Axes.clear``), so the axes are made anew."""
-    global _study_canvas
-    if _study_canvas is None:
-        _study_canvas = FigureCanvasAgg(Figure(figsize=_STUDY_SIZE, dpi=_DPI))
-    figure = _study_canvas.figure
-    figure.clear()
-    return figure.add_axes(_STUDY_AXES)
 
 
 def _styled(draw):
@@ -94,96 +68,6 @@ def _styled(draw):
     wrapper.__doc__, wrapper.__name__ = draw.__doc__, draw.__name__
     wrapper.figure = figure
     return wrapper
-
-
-#: The study plot's curves: the two phases the volumes come from, then any other.
-_PHASE_STYLE = {"ED": (_I, "o-"), "ES": ("#1f77b4", "o-")}
-
-
-@_styled
-def study_plot(
-    study: str,
-    samples: pd.DataFrame,
-    excluded: Iterable[float],
-    measures: Mapping[str, Any] | None = None,
-) -> bytes:
-    """PNG of one study: i-mask area against slice position (base to apex), one curve per
-    phase (ED, ES, any other contoured phase in grey), the o-mask areas at ED, and the study's
-    EDV, ESV and EF in the title.
-
-    ``samples``: the study's rows of :func:`~workflow_scripts.qc.figures.sample_figures`
-    (with the index's ``position``, ``phase`` and ``cardiac_phase``; samples without a known
-    position are counted in the title, not drawn). ``excluded``: positions of slices excluded
-    by review, drawn as dashed grey lines. ``measures``: the study's row of measures.parquet,
-    or None. Flagged samples are ringed in amber with their codes.
-    """
-    axes = _study_axes()
-    axes.yaxis.set_major_locator(MaxNLocator(nbins=5))  # fewer ticks: a tenth of the time
-    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-    unit = str(samples["unit"].iloc[0]) if len(samples) else "px"
-    for position in sorted(set(excluded)):
-        axes.axvline(position, color=_GREY, linestyle="--", linewidth=1)
-        axes.annotate("excluded", (position, 1.0), xycoords=("data", "axes fraction"),
-                      rotation=90, va="top", ha="right", fontsize=7, color=_GREY)  # fmt: skip
-    placed = samples[samples["position"].notna()] if "position" in samples else samples[:0]
-    if len(placed):
-        for (phase, cardiac), curve in _phase_curves(placed):
-            colour, style = _PHASE_STYLE.get(cardiac, (_GREY, "o--"))
-            label = f"{cardiac} (phase {phase})" if cardiac else f"phase {phase}"
-            axes.plot(curve["position"], curve["area"], style, color=colour, markersize=4,
-                      linewidth=1, label=f"i-contour {label}")  # fmt: skip
-        outer = placed[placed["oarea"].notna()]
-        if len(outer):
-            axes.plot(outer["position"], outer["oarea"], "s", color=_O, markersize=4,
-                      label="o-contour (outer wall)")  # fmt: skip
-        flagged = placed[placed["flags"] != ""]
-        if len(flagged):
-            axes.scatter(flagged["position"], flagged["area"], s=110, facecolors="none",
-                         edgecolors=_FLAG, linewidths=2, label="flagged", zorder=3)  # fmt: skip
-        # Neighbouring flags (apical slices often come in runs) get staggered labels; those
-        # in the right part of the plot are written leftwards, so that they stay inside it.
-        first, last = placed["position"].min(), placed["position"].max()
-        for rank, row in enumerate(flagged.itertuples()):
-            left = row.position - first > 0.6 * (last - first)
-            text = f"#{row.slice} " + row.flags.replace(",", "\n")
-            axes.annotate(text, (row.position, row.area), fontsize=7,
-                          xytext=(-6 if left else 6, 6 + 11 * (rank % 3)),
-                          textcoords="offset points", ha="right" if left else "left",
-                          color="#8a5a00")  # fmt: skip
-        axes.legend(fontsize=7, loc="upper right")
-        axes.set_ylim(bottom=0)
-    else:
-        axes.text(0.5, 0.5, "no samples with a position", transform=axes.transAxes,
-                  ha="center")  # fmt: skip
-    axes.set_title(_study_title(study, measures, len(samples) - len(placed)), fontsize=10)
-    axes.set_xlabel("slice position (0 = base → apex)", fontsize=8)
-    axes.set_ylabel(f"area ({unit})", fontsize=8)
-    axes.tick_params(labelsize=7)
-    return axes.figure
-
-
-def _phase_curves(samples: pd.DataFrame):
-    """((phase, cardiac phase), its samples by position) per contoured phase: ED, ES, then
-    the others by phase; samples without a phase form one group of their own."""
-    cardiac = samples["cardiac_phase"].fillna("") if "cardiac_phase" in samples else ""
-    frame = samples.assign(cardiac=cardiac, phase_key=samples["phase"].fillna(-1).astype(int))
-    groups = []
-    for (phase, label), curve in frame.groupby(["phase_key", "cardiac"], sort=True):
-        order = {"ED": 0, "ES": 1}.get(label, 2)
-        groups.append((order, phase, label, curve.sort_values("position")))
-    return [((p if p >= 0 else "?", label), curve) for _, p, label, curve in sorted(
-        groups, key=lambda group: group[:3])]  # fmt: skip
-
-
-def _study_title(study: str, measures: Mapping[str, Any] | None, unplaced: int) -> str:
-    if measures:
-        title = (f"{study}: EDV {measures['edv_ml']:.1f} mL, ESV {measures['esv_ml']:.1f} mL, "
-                 f"EF {measures['ef_percent']:.1f}%")  # fmt: skip
-    else:
-        title = f"{study}: mask area by position (no ED/ES volumes)"
-    if unplaced:
-        title += f"; {unplaced} sample(s) without position not drawn"
-    return title
 
 
 def _label_points(axes, points: pd.DataFrame, x: str, y: str, text: str) -> None:

@@ -2,7 +2,7 @@
 
 - its plot of mask areas against slice position, one curve per phase, EDV/ESV/EF in its title
   (``qc/{study}/mask_areas.png``, in the version),
-  drawn by :func:`workflow_scripts.qc.plots.study_plot`;
+  drawn by :func:`workflow_scripts.qc.study_plot.study_plot` (with Pillow, in a few ms);
 - its report entry (``work/{version}/studies/{study}.html``, outside the version), made by
   :func:`workflow_scripts.qc.summary.study_page`: numbers, plot and contact sheet together.
 
@@ -20,8 +20,8 @@ from typing import Any
 import pandas as pd
 
 from workflow_scripts.dataset.tables import INDEX_SCHEMA, VALIDATION_SCHEMA
-from workflow_scripts.qc import plots
 from workflow_scripts.qc.figures import StudyFigures, sample_figures
+from workflow_scripts.qc.study_plot import study_plot
 
 __all__ = ["study_figures_of", "study_plot_png"]
 
@@ -47,4 +47,4 @@ def study_plot_png(
     """The study's mask-area plot (PNG bytes): areas by position, a curve per phase, its
     measures (a row of measures.parquet, or None) in the title, and the positions of its
     slices excluded by review."""
-    return plots.study_plot(figures.study_id, figures.samples, excluded_positions, measures)
+    return study_plot(figures.study_id, figures.samples, excluded_positions, measures)
