@@ -24,7 +24,6 @@ blocks that stay in the CPU cache, 3 to 5 times faster than numpy's pixel-by-pix
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
 from loader.sampler import STREAM_AUGMENT, splitmix64
@@ -54,14 +53,14 @@ _SPLIT = (
     (0, True),
     (2, False),
 )
-# code -> the OpenCV calls that make it, in order: ("rotate", flag), ("flip", flip_code) or
+# code -> the OpenCV calls that make it, in order: ("rotate", flag name), ("flip", flip_code) or
 # ("transpose",). np.rot90(a)[:, ::-1] == a.T[::-1, ::-1] (code 5) and
 # np.rot90(a, 3)[:, ::-1] == a.T (code 7).
 _OPENCV_STEPS = (
     (),
-    (("rotate", cv2.ROTATE_90_COUNTERCLOCKWISE),),
-    (("rotate", cv2.ROTATE_180),),
-    (("rotate", cv2.ROTATE_90_CLOCKWISE),),
+    (("rotate", "ROTATE_90_COUNTERCLOCKWISE"),),
+    (("rotate", "ROTATE_180"),),
+    (("rotate", "ROTATE_90_CLOCKWISE"),),
     (("flip", 1),),
     (("transpose",), ("flip", -1)),
     (("flip", 0),),
@@ -140,9 +139,14 @@ def transformed_copy(array: np.ndarray, code: int) -> np.ndarray:
     work = array.view(np.uint8) if as_bytes else array
     if work.dtype not in _OPENCV_DTYPES:
         return np.ascontiguousarray(transformed_view(array, code))
+    # Imported here, not with the loader: only augmented reads from files need it, and OpenCV's
+    # native threads can abort a process at exit ("terminate called without an active exception")
+    # that never used it.
+    import cv2
+
     for step in steps:
         if step[0] == "rotate":
-            work = cv2.rotate(work, step[1])
+            work = cv2.rotate(work, getattr(cv2, step[1]))
         elif step[0] == "flip":
             work = cv2.flip(work, step[1])
         else:

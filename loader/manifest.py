@@ -250,7 +250,10 @@ def _read_table(version_dir: Path, manifest: Mapping[str, Any], section: str) ->
             version_dir,
             [f"{name}: content changed (sha256 differs from the one {MANIFEST_NAME} records)"],
         )
-    return pq.read_table(pa.BufferReader(data))
+    # ParquetFile, not read_table: read_table scans through pyarrow.dataset, whose background
+    # threads can outlive the interpreter's teardown and abort the process at exit
+    # ("terminate called without an active exception", apache/arrow#34314).
+    return pq.ParquetFile(pa.BufferReader(data)).read()
 
 
 def _section_table(section: str, entries: Mapping[str, Any]) -> pa.Table:
