@@ -106,8 +106,12 @@ def _link_tree(source: Path, target: Path) -> int:
     return count
 
 
-def make_version(root: Path, studies: int, template_raw: Path, template_work: Path) -> dict:
-    """The N-study raw folder, and its finished version in ``root / "work" / "out"``."""
+def make_version(
+    root: Path, studies: int, template_raw: Path, template_work: Path, real_slices: bool = False
+) -> dict:
+    """The N-study raw folder, and its finished version in ``root / "work" / "out"``;
+    ``real_slices``: each study's ``slices/`` a folder of its own holding hard links to the
+    template's files (what ``DatasetIndex``'s fast open lists), not a symbolic link."""
     started = time.perf_counter()
     templates = read_link_table(template_raw / "link.csv")
     raw, workdir = root / "raw", root / "work"
@@ -155,6 +159,10 @@ def make_version(root: Path, studies: int, template_raw: Path, template_work: Pa
         template = templates[number % len(templates)]
         for folder in ("slices", "qc"):
             (layout.version_dir / folder).mkdir(exist_ok=True)
+            if real_slices and folder == "slices":
+                _link_tree(source.version_dir / folder / template.patient_id,
+                           layout.version_dir / folder / link.patient_id)  # fmt: skip
+                continue
             os.symlink(source.version_dir / folder / template.patient_id,
                        layout.version_dir / folder / link.patient_id)  # fmt: skip
         os.link(source.version_dir / "pairs" / f"{template.patient_id}.parquet",
@@ -414,6 +422,17 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/wtscale/scale"))
     parser.add_argument("--keep", action="store_true", help="keep the data (default: delete)")
     parser.add_argument(
+        "--real-sample-folders",
+        action="store_true",
+        help="each study's slices/ a real folder of hard links, not a symbolic link",
+    )
+    parser.add_argument(
+        "--open-only",
+        action="store_true",
+        help="skip the no-ops and the immutability check: the manifest, DatasetIndex open, "
+        "verify full on a sample, loader memory",
+    )
+    parser.add_argument(
         "--digest-tables-only",
         action="store_true",
         help="only measure the manifest tables with distinct digests (30 inputs, 23 outputs "
@@ -432,7 +451,13 @@ def main() -> None:
         floor_run = (work / "floor", REAL_DATA if source == "real" else work / "floor" / "raw")
         print(f"floor (no-op of 5 {source} studies, best of 3): {floor:.2f} s", flush=True)
         template_raw, template_work = build_templates(work, args.templates)
-        made = make_version(work / f"n{args.studies}", args.studies, template_raw, template_work)
+        made = make_version(
+            work / f"n{args.studies}",
+            args.studies,
+            template_raw,
+            template_work,
+            real_slices=args.real_sample_folders,
+        )
         print("made: " + ", ".join(f"{k} {v:.0f}" for k, v in made.items()), flush=True)
         root = work / f"n{args.studies}"
         raw, workdir = root / "raw", root / "work"
@@ -443,13 +468,14 @@ def main() -> None:
         files, size = metadata_size(workdir)
         print(f"snakemake metadata: {files} files, {size / 2**20:.2f} MB")
 
-        elapsed, rss, near = noop(workdir, raw, args.repeats, floor_run)
-        floor = min(floor, near)
-        print(f"no-op over the finished version: {elapsed:.1f} s = {elapsed / floor:.2f}x "
-              f"floor (best floor so far {floor:.2f} s), Snakemake peak RSS {rss:.0f} MB",
-              flush=True)  # fmt: skip
-        guard = guard_seconds(workdir, raw, args.profile)
-        print(f"  of which check_finished_version (in-process): {guard:.1f} s", flush=True)
+        if not args.open_only:
+            elapsed, rss, near = noop(workdir, raw, args.repeats, floor_run)
+            floor = min(floor, near)
+            print(f"no-op over the finished version: {elapsed:.1f} s = {elapsed / floor:.2f}x "
+                  f"floor (best floor so far {floor:.2f} s), Snakemake peak RSS {rss:.0f} MB",
+                  flush=True)  # fmt: skip
+            guard = guard_seconds(workdir, raw, args.profile)
+            print(f"  of which check_finished_version (in-process): {guard:.1f} s", flush=True)
         for mode in ("none", "fast"):
             seconds, samples, peak = python(
                 _OPEN.format(repo=str(REPO), path=str(version_dir), mode=mode)
