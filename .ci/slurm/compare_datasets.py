@@ -4,9 +4,11 @@
 
 Every file under the two folders must exist in both and be byte-for-byte equal,
 except the top-level manifest.json (it records built_at and the config, whose
-out_dir differs), of which only the "outputs" table (path -> sha256, size; in
-manifest format 2 the digest of manifest.outputs.parquet) must be equal. Exits
-1 naming every difference, 0 when identical.
+out_dir differs) and, in manifest format 2, its inputs table (the inputs'
+modification times differ between two builds of the phantom, which each run
+generates); of the manifest only the "outputs" table (path -> sha256, size;
+in format 2 manifest.outputs.parquet, compared as a file, and its digest) must
+be equal. Exits 1 naming every difference, 0 when identical.
 """
 
 import filecmp
@@ -15,6 +17,8 @@ import sys
 from pathlib import Path
 
 MANIFEST = "manifest.json"
+# the part of the manifest (format 2) that records when the inputs were last changed
+MANIFEST_INPUT_TABLES = {"manifest.inputs.parquet"}
 
 
 def files(root: Path) -> set[str]:
@@ -29,7 +33,8 @@ def main(a: Path, b: Path) -> int:
     if problems:
         print("\n".join(problems))
         return 1
-    fa, fb = files(a) - {MANIFEST}, files(b) - {MANIFEST}
+    skipped = {MANIFEST, *MANIFEST_INPUT_TABLES}
+    fa, fb = files(a) - skipped, files(b) - skipped
     problems += [f"only in {a}: {p}" for p in sorted(fa - fb)]
     problems += [f"only in {b}: {p}" for p in sorted(fb - fa)]
     common = sorted(fa & fb)
