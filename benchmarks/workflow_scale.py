@@ -59,6 +59,7 @@ REPO = Path(__file__).resolve().parent.parent
 REAL_DATA = REPO.parent / "shared" / "data" / "sunnybrook"
 sys.path.insert(0, str(REPO))
 
+from loader.manifest import MANIFEST_TABLES  # noqa: E402
 from workflow_scripts.config import default_config  # noqa: E402
 from workflow_scripts.dataset.manifest import write_dataset_manifest  # noqa: E402
 from workflow_scripts.dataset.tables import write_dataset_tables  # noqa: E402
@@ -364,10 +365,15 @@ def metadata_size(workdir: Path) -> tuple[int, int]:
     return len(files), sum(p.stat().st_size for p in files)
 
 
+# What a touch may change: the manifest (its build time) and, in format 2, its inputs table
+# (the touched file's modification time, which format 1 kept inside manifest.json).
+NOT_COMPARED = {"manifest.json", MANIFEST_TABLES["inputs"]}
+
+
 def tree_digest(version_dir: Path) -> str:
     digest = hashlib.sha256()
     for path in sorted(version_dir.rglob("*")):
-        if path.is_file() and path.name != "manifest.json":
+        if path.is_file() and path.relative_to(version_dir).as_posix() not in NOT_COMPARED:
             digest.update(path.relative_to(version_dir).as_posix().encode())
             digest.update(hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()
