@@ -52,7 +52,7 @@ from loader.manifest import file_digest
 from workflow_scripts.files import folder_names, write_bytes_atomic
 from workflow_scripts.layout import Layout, RawLayout
 from workflow_scripts.raw.links import StudyLink
-from workflow_scripts.raw.listing import list_study, read_file_stats
+from workflow_scripts.raw.listing import input_changed, list_study, read_file_stats
 
 __all__ = [
     "LIBRARIES",
@@ -196,13 +196,14 @@ def _inputs_changed(
         now = stats.get(relpath)
         if now is None:
             return f"{relpath} gone", False
-        size, mtime_ns = now
-        if size != entry["size"]:
+        path = data_dir / relpath
+        # the parse-time rule: another size, or another time and another content
+        if input_changed(path, entry, now):
             return f"{relpath} changed", False
+        mtime_ns = now[1]
         if mtime_ns == entry["mtime_ns"]:
             continue
-        path = data_dir / relpath
-        if os.path.islink(path) or file_digest(path)["sha256"] != entry["sha256"]:
+        if os.path.islink(path):  # touched, and now reached through a link
             return f"{relpath} changed", False
         # the time of the bytes just hashed: a change since would have another time
         if os.stat(path).st_mtime_ns != mtime_ns:
