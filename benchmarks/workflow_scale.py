@@ -161,7 +161,7 @@ def direct_build(raw: Path, out_dir: Path, processes: int) -> tuple[float, dict[
     factor = config["checks"]["area_outlier_factor"]
     write_version_qc(layout, index, validation, [], factor)
     step("plot_qc")
-    write_dataset_manifest(layout, config, records, index, validation, layout.version_qc)
+    write_dataset_manifest(layout, config, [record], index, validation, layout.version_qc)
     step("write_manifest")
     report = layout.report_dir
     ids = [link.patient_id for link in links]

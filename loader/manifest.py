@@ -69,6 +69,7 @@ __all__ = [
     "manifest_bytes",
     "manifest_files",
     "manifest_problems",
+    "manifest_section_table",
     "manifest_table",
     "read_manifest",
     "read_whole_manifest",
@@ -289,6 +290,36 @@ def _section_table(section: str, entries: Mapping[str, Any]) -> pa.Table:
     return pa.table(columns)
 
 
+def manifest_section_table(
+    section: str,
+    table: pa.Table,
+    more: Mapping[str, Any] | None = None,
+    leave_out: tuple[str, ...] = (),
+) -> pa.Table:
+    """The manifest's ``inputs`` or ``outputs`` table (``section``) of the files in ``table``
+    (a ``path`` column and any of the section's other columns) and in ``more`` (path -> entry,
+    as format 1 records it), without the paths in ``leave_out``, sorted by path: the table
+    format 1's mapping of all of them gives (:func:`_section_table`), built by columns."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    extra = _section_table(section, more or {})
+    columns = [
+        table.column(field.name).cast(field.type)
+        if field.name in table.column_names
+        else pa.nulls(table.num_rows, field.type)
+        for field in extra.schema
+    ]
+    combined = pa.concat_tables([pa.table(columns, schema=extra.schema), extra])
+    if leave_out:
+        combined = combined.filter(pc.invert(pc.is_in(combined["path"], pa.array(leave_out))))
+    if pc.count_distinct(combined["path"]).as_py() != combined.num_rows:
+        # a path given twice: the mapping's rule (the last entry stands), row by row
+        return _section_table(section, _section_entries(section, combined))
+    order = pc.sort_indices(combined, [("path", "ascending")])
+    return combined.take(order).combine_chunks()
+
+
 def _section_entries(section: str, table: pa.Table) -> dict[str, Any]:
     """A section's table back as format 1's mapping."""
     columns = table.to_pydict()
@@ -476,15 +507,18 @@ def manifest_bytes(manifest: Mapping[str, Any]) -> bytes:
 
 def manifest_files(manifest: Mapping[str, Any]) -> list[tuple[str, bytes]]:
     """The files of a format-2 manifest for ``manifest`` (format 1's shape: ``inputs``,
-    ``outputs`` and ``listing`` as mappings), as (name in the version folder, bytes), in the
-    order to write them: the three tables, then ``manifest.json``, which names their digests
-    and so must come last (the version's commit point). The same manifest gives the same
-    bytes (with the same pyarrow)."""
+    ``outputs`` and ``listing`` as mappings, or as their tables), as (name in the version
+    folder, bytes), in the order to write them: the three tables, then ``manifest.json``,
+    which names their digests and so must come last (the version's commit point). The same
+    manifest gives the same bytes (with the same pyarrow)."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     files, tables = [], {}
     for section, name in MANIFEST_TABLES.items():
-        table = _section_table(section, manifest.get(section, {}))
+        table = manifest.get(section, {})
+        if not isinstance(table, pa.Table):
+            table = _section_table(section, table)
         sink = io.BytesIO()
         pq.write_table(table, sink, compression="zstd")
         data = sink.getvalue()

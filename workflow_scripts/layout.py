@@ -248,6 +248,11 @@ class Layout:
         """The batch's record, written last by its job: the studies it built."""
         return self.work_dir / "batches" / f"{batch}.json"
 
+    def batch_table(self, batch: str, name: str) -> Path:
+        """The batch's share of the manifest's table ``name``, written by its job before its
+        record (:mod:`workflow_scripts.dataset.batch_tables`)."""
+        return self.work_dir / "batches" / f"{batch}.{name}.parquet"
+
     def batch_log(self, batch: str) -> Path:
         return self.log_dir / "build_studies" / f"{batch}.log"
 

@@ -112,7 +112,7 @@ def build_by_calls(config: dict, workdir: Path | None = None) -> BuildPlan:
         write_dataset_manifest(
             layout,
             recorded_config(config),
-            records,
+            [layout.batch_record(batch) for batch in plan.batches],
             *tables,
             qc_outputs=layout.version_qc,
             exclusions=plan.exclusions_input,

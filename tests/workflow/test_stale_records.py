@@ -15,9 +15,9 @@ import pytest
 from build_helpers import build_by_calls, change_first_digit, phantom
 from workflow_scripts.build_plan import plan_build
 from workflow_scripts.config import default_config
+from workflow_scripts.dataset.batch_tables import read_version_tables
 from workflow_scripts.dataset.manifest import write_dataset_manifest
 from workflow_scripts.dataset.stale_records import StaleRecordsError, find_stale_records
-from workflow_scripts.dataset.tables import load_records
 
 S1, S2 = "PHANTOM0001", "PHANTOM0002"
 
@@ -42,19 +42,19 @@ def unfinished(built, tmp_path) -> SimpleNamespace:
     config = default_config(data_dir=str(raw), out_dir=str(tmp_path / "out"), studies_per_job=1)
     plan = plan_build(config)
     plan.layout.manifest.unlink()
-    records = [plan.layout.study_record(study) for study in sorted(plan.studies)]
+    batches = [plan.layout.batch_record(batch) for batch in plan.batches]
     inputs = {
         study: json.loads(plan.layout.study_record(study).read_text())["inputs"]
         for study in plan.studies
     }
-    return SimpleNamespace(raw=raw, config=config, plan=plan, records=records, inputs=inputs)
+    return SimpleNamespace(raw=raw, config=config, plan=plan, batches=batches, inputs=inputs)
 
 
 def finish(build: SimpleNamespace) -> Path:
     """Write the manifest as rule write_manifest does."""
     layout = build.plan.layout
     return write_dataset_manifest(
-        layout, build.config, build.records, layout.index_file, layout.validation_file,
+        layout, build.config, build.batches, layout.index_file, layout.validation_file,
         layout.version_qc,
     )  # fmt: skip
 
@@ -121,8 +121,8 @@ def test_every_changed_study_is_found_and_each_counts_its_files(unfinished):
             if "i-contours" in relpath:
                 (unfinished.raw / relpath).write_text("1 1\n5 1\n5 5\n")
     layout = unfinished.plan.layout
-    records = load_records(unfinished.records)
-    stale = find_stale_records(layout, unfinished.config, records)
+    tables = read_version_tables(layout, unfinished.batches)
+    stale = find_stale_records(layout, unfinished.config, tables)
     assert [item.study_id for item in stale] == [S1, S2]
     for item in stale:
         contours = sorted(p for p in unfinished.inputs[item.study_id] if "i-contours" in p)

@@ -8,7 +8,6 @@ input and output, the file listings the immutability check compares
 
 from __future__ import annotations
 
-import os
 import platform
 import subprocess
 from collections import Counter
@@ -18,19 +17,25 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
-from loader.manifest import MANIFEST_NAME, MANIFEST_TABLES, file_digest, manifest_files
+from loader.manifest import (
+    MANIFEST_NAME,
+    MANIFEST_TABLES,
+    file_digest,
+    manifest_files,
+    manifest_section_table,
+)
+from workflow_scripts.dataset.batch_tables import input_entry, read_version_tables
 from workflow_scripts.dataset.stale_records import (
     StaleRecordsError,
     find_stale_records,
     stale_records_message,
 )
-from workflow_scripts.dataset.tables import load_records
 from workflow_scripts.files import flush_to_disk, folder_names, write_bytes_atomic
 from workflow_scripts.layout import Layout, RawLayout
 from workflow_scripts.raw.contours import CONTOUR_KINDS
-from workflow_scripts.raw.listing import open_input
 from workflow_scripts.study.frames import FRAMES_LABELLED
 from workflow_scripts.study.resample import ResampleGrid
 
@@ -157,21 +162,23 @@ def unlisted_contour_files(
 def build_manifest(
     layout: Layout,
     config: Mapping[str, Any],
-    records: list[dict],
+    tables: Mapping[str, pa.Table],
     problems: list[Mapping[str, Any]],
     top_outputs: Iterable[str | Path],
     exclusions: Mapping[str, Any] | None = None,
     splits_file: Mapping[str, Any] | None = None,
     derived_from: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Assemble the manifest of a finished build.
+    """Assemble the manifest of a finished build; its ``inputs`` and ``outputs`` are tables
+    (:func:`loader.manifest.manifest_files` writes them as they are), the rest mappings.
 
     Args:
         layout: the build's folders.
         config: the full configuration (recorded but for :data:`RUN_KEYS`; ``build_config``
             of it is what a rebuild must match).
-        records: the study records, which carry the digests of the inputs they read and the
-            outputs they wrote.
+        tables: the study records' ``inputs``, ``outputs`` and ``studies`` tables
+            (:mod:`~workflow_scripts.dataset.batch_tables`), which carry the digests of the
+            files the studies read and wrote.
         problems: every row of validation.parquet, for the counts.
         top_outputs: the version-level files written after the studies (index, validation,
             the version's QC files).
@@ -182,20 +189,13 @@ def build_manifest(
         derived_from: for a version made from another, :func:`derived_from_entry`; the
             manifest has ``derived_from`` only then.
     """
-    inputs = {RawLayout.LINK_CSV: _input_entry(layout.data_dir, RawLayout.LINK_CSV, None)}
-    outputs = {}
-    for record in records:
-        for relpath, digest in record["inputs"].items():
-            inputs[relpath] = _input_entry(layout.data_dir, relpath, digest)
-        outputs.update(record["outputs"])
+    more_inputs = {RawLayout.LINK_CSV: input_entry(layout.data_dir, RawLayout.LINK_CSV, None)}
     if exclusions is not None:
-        inputs[EXCLUSIONS_INPUT] = dict(exclusions)
+        more_inputs[EXCLUSIONS_INPUT] = dict(exclusions)
     if splits_file is not None:
-        inputs[SPLITS_INPUT] = dict(splits_file)
-    for path in top_outputs:
-        outputs[layout.in_version(Path(path))] = file_digest(path)
-    for name in (MANIFEST_NAME, *MANIFEST_TABLES.values()):  # the manifest's own files
-        outputs.pop(name, None)
+        more_inputs[SPLITS_INPUT] = dict(splits_file)
+    more_outputs = {layout.in_version(Path(path)): file_digest(path) for path in top_outputs}
+    studies = tables["studies"].to_pydict()
     by_code = Counter(problem["code"] for problem in problems)
     by_severity = Counter(problem["severity"] for problem in problems)
     manifest = {
@@ -205,24 +205,31 @@ def build_manifest(
         "build_config": build_config(config, layout.phantom),
         "code": _code_revision(),
         "software": _software_versions(),
-        "inputs": dict(sorted(inputs.items())),
-        "outputs": dict(sorted(outputs.items())),
+        "inputs": manifest_section_table(
+            "inputs", tables["inputs"].drop_columns(["study_id"]), more_inputs
+        ),
+        "outputs": manifest_section_table(
+            "outputs",
+            tables["outputs"].drop_columns(["study_id"]),
+            more_outputs,
+            leave_out=(MANIFEST_NAME, *MANIFEST_TABLES.values()),  # the manifest's own files
+        ),
         "listing": {
             "top": top_listing(layout.data_dir),
-            "studies": {record["study_id"]: record["listing"] for record in records},
+            "studies": dict(zip(studies["study_id"], studies["listing"], strict=True)),
             "unlisted_contours": unlisted_contour_files(
-                layout.data_dir,
-                {record["original_id"] for record in records},
-                tuple(config["contours"]),
+                layout.data_dir, set(studies["original_id"]), tuple(config["contours"])
             ),
         },
         "counts": {
-            "studies": len(records),
-            "studies_with_samples": sum(1 for record in records if record["samples"]),
-            "dicoms": sum(record["counts"]["dicoms"] for record in records),
-            "contour_files": sum(record["counts"]["contour_files"] for record in records),
-            "contour_files_not_used": _contour_files_not_used(layout, config, records),
-            "samples": sum(record["counts"]["samples"] for record in records),
+            "studies": len(studies["study_id"]),
+            "studies_with_samples": sum(1 for count in studies["samples"] if count),
+            "dicoms": sum(studies["dicoms"]),
+            "contour_files": sum(studies["contour_files"]),
+            "contour_files_not_used": _contour_files_not_used(
+                layout, config, studies["original_id"]
+            ),
+            "samples": sum(studies["samples"]),
             "problems": dict(sorted(by_code.items())),
             "problems_by_severity": dict(sorted(by_severity.items())),
         },
@@ -233,34 +240,21 @@ def build_manifest(
 
 
 def _contour_files_not_used(
-    layout: Layout, config: Mapping[str, Any], records: list[dict]
+    layout: Layout, config: Mapping[str, Any], original_ids: list[str]
 ) -> dict[str, int]:
     """Per contour kind the configuration leaves out (``o`` with ``contours: [i]``), how many
-    such files the listed studies have: a build should say what it did not use."""
+    such files the listed studies (``original_ids``) have: a build should say what it did not
+    use."""
     unused = {}
     for kind in (kind for kind in CONTOUR_KINDS if kind not in config["contours"]):
         unused[kind] = sum(
             not name.startswith(".")
-            for record in records
+            for original_id in original_ids
             for name in folder_names(
-                layout.raw.path(RawLayout.contour_kind_relpath(record["original_id"], kind))
+                layout.raw.path(RawLayout.contour_kind_relpath(original_id, kind))
             )
         )
     return unused
-
-
-def _input_entry(data_dir: Path, relpath: str, digest: Mapping[str, Any] | None) -> dict:
-    """Digest entry of an input, with its modification time for the quick check: the one the
-    study's build saw when it read the file (its record's ``mtime_ns``), else the file's now;
-    and, for a file reached through a symbolic link, ``link_target``: the file read."""
-    if digest is not None and "mtime_ns" in digest:
-        keys = ("sha256", "size", "mtime_ns", "link_target")
-        return {key: digest[key] for key in keys if key in digest}
-    path, link_target = open_input(data_dir, relpath)
-    entry = {**(digest or file_digest(path)), "mtime_ns": os.stat(path).st_mtime_ns}
-    if link_target is not None:
-        entry["link_target"] = link_target
-    return entry
 
 
 def _software_versions() -> dict[str, str]:
@@ -301,7 +295,7 @@ def _git(root: Path, *args: str) -> str | None:
 def write_dataset_manifest(
     layout: Layout,
     config: Mapping[str, Any],
-    record_paths: Iterable[str | Path],
+    batch_records: Iterable[str | Path],
     index_path: str | Path,
     validation_path: str | Path,
     qc_outputs: Iterable[str | Path] = (),
@@ -313,6 +307,8 @@ def write_dataset_manifest(
 ) -> Path:
     """Assemble and atomically write the manifest of a finished build; return its path.
 
+    ``batch_records``: the record files of every batch (rule ``build_studies``), whose tables
+    hold their studies' files (:func:`~workflow_scripts.dataset.batch_tables.read_version_tables`);
     ``qc_outputs``: the version's own QC files and folders (review sheet, plots), written
     after the tables; ``exclusions``, ``splits_file``, ``derived_from``: see
     :func:`build_manifest`; ``measures_path``: measures.parquet, and ``frames_path``:
@@ -325,17 +321,16 @@ def write_dataset_manifest(
     Everything written before is flushed to disk first (see :mod:`workflow_scripts.files`):
     the manifest is the version's commit point.
     """
-    records = load_records(record_paths)
-    if stale := find_stale_records(layout, config, records):
+    tables = read_version_tables(layout, batch_records)
+    if stale := find_stale_records(layout, config, tables):
         raise StaleRecordsError(stale_records_message(layout, stale))
-    problems = pq.read_table(validation_path).to_pylist()
+    problems = pq.read_table(validation_path, columns=["code", "severity"]).to_pylist()
     optional = [path for path in (measures_path, frames_path) if path]
-    tables = [index_path, validation_path, *optional]
-    top_outputs = [*tables, *_files(qc_outputs)]
+    top_outputs = [index_path, validation_path, *optional, *_files(qc_outputs)]
     manifest = build_manifest(
         layout,
         config,
-        records,
+        tables,
         problems,
         top_outputs,
         exclusions=exclusions,

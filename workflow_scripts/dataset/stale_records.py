@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
 from workflow_scripts.config import FOLLOW_SYMLINKS
 from workflow_scripts.layout import Layout
 from workflow_scripts.raw.links import StudyLink
@@ -50,35 +52,43 @@ class StaleRecord:
 
 
 def find_stale_records(
-    layout: Layout, config: Mapping[str, Any], records: list[dict]
+    layout: Layout, config: Mapping[str, Any], tables: Mapping[str, pa.Table]
 ) -> list[StaleRecord]:
-    """The studies whose record was built from other files than those now on disk, in
-    record order (see the module's docstring). ``config``: the build's validated configuration
-    (its ``contours`` and ``follow_symlinks`` list the study folders as the build did)."""
+    """The studies whose record was built from other files than those now on disk, by study
+    id (see the module's docstring). ``config``: the build's validated configuration (its
+    ``contours`` and ``follow_symlinks`` list the study folders as the build did); ``tables``:
+    the records' ``inputs`` and ``studies`` tables
+    (:func:`~workflow_scripts.dataset.batch_tables.read_version_tables`)."""
     root = str(layout.data_dir)
     kinds = tuple(config["contours"])
     follow = bool(config.get("follow_symlinks", FOLLOW_SYMLINKS))
+    inputs = tables["inputs"].select(["study_id", "path", "sha256", "size", "mtime_ns"])
+    changed: dict[str, list[str]] = {}
+    stats = read_file_stats(layout.data_dir, inputs.column("path").to_pylist())
+    for study, relpath, sha256, size, mtime_ns in zip(
+        *(column.to_pylist() for column in inputs.columns), strict=True
+    ):
+        entry = {"sha256": sha256, "size": size, "mtime_ns": mtime_ns}
+        if input_changed(f"{root}/{relpath}", entry, stats.get(relpath)):
+            changed.setdefault(study, []).append(relpath)
     stale = []
-    for record in records:
-        inputs = record["inputs"]
-        stats = read_file_stats(layout.data_dir, list(inputs))
-        changed = [
-            relpath
-            for relpath, entry in sorted(inputs.items())
-            if input_changed(f"{root}/{relpath}", entry, stats.get(relpath))
-        ]
-        if changed:
-            what = "gone" if changed[0] not in stats else "changed"
-            more = f" (and {len(changed) - 1} more input(s))" if len(changed) > 1 else ""
-            stale.append(StaleRecord(record["study_id"], changed[0], what + more))
+    studies = tables["studies"]
+    for study, original_id, digest in zip(
+        *(studies.column(name).to_pylist() for name in ("study_id", "original_id", "listing")),
+        strict=True,
+    ):
+        if study in changed:
+            paths = sorted(changed[study])
+            what = "gone" if paths[0] not in stats else "changed"
+            more = f" (and {len(paths) - 1} more input(s))" if len(paths) > 1 else ""
+            stale.append(StaleRecord(study, paths[0], what + more))
             continue
-        link = StudyLink(record["study_id"], record["original_id"])
-        listing = list_study(link, layout.data_dir, kinds, follow)
-        if listing.digest() != record["listing"]:
+        listing = list_study(StudyLink(study, original_id), layout.data_dir, kinds, follow)
+        if listing.digest() != digest:
             folders = f"{listing.dicom_dir}/, {listing.contour_dir}/"
             change = "files added, removed or renamed"
-            stale.append(StaleRecord(record["study_id"], folders, change))
-    return stale
+            stale.append(StaleRecord(study, folders, change))
+    return sorted(stale, key=lambda item: item.study_id)
 
 
 def stale_records_message(layout: Layout, stale: list[StaleRecord]) -> str:

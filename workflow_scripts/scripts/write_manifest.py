@@ -7,7 +7,6 @@ sys.stderr = open(snakemake.log[0], "w")
 # The repository's packages, also where the project is not installed (the rules' conda env).
 sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1]))
 
-from workflow_scripts.batches import read_batch_studies
 from workflow_scripts.dataset.manifest import (
     config_file_entry,
     derived_from_entry,
@@ -24,7 +23,7 @@ with job_failures(snakemake.rule, layout.out_dir):
     write_dataset_manifest(
         layout=layout,
         config=config,
-        record_paths=[layout.study_record(s) for s in read_batch_studies(snakemake.input.batches)],
+        batch_records=snakemake.input.batches,
         index_path=snakemake.input.index,
         validation_path=snakemake.input.validation,
         measures_path=snakemake.input.get("measures"),

@@ -2,7 +2,8 @@
 
 One job builds several studies (which ones: :mod:`workflow_scripts.batches`), each exactly as
 :func:`~workflow_scripts.study.build.build_study` alone would, to the same files; the batch adds
-only a small *batch record* listing its studies, written last (the job's tracked output).
+its studies' share of the manifest as tables (:mod:`workflow_scripts.dataset.batch_tables`) and
+a small *batch record* listing its studies, written last (the job's tracked output).
 
 With ``workers`` > 1 the studies go to a pool of that many worker processes (the job's
 ``threads``); with 1 they run in the job's own process. The pool's workers are forked from the
@@ -33,6 +34,7 @@ from pathlib import Path
 from typing import TextIO
 
 from workflow_scripts.config import FOLLOW_SYMLINKS
+from workflow_scripts.dataset.batch_tables import write_batch_tables
 from workflow_scripts.files import write_bytes_atomic
 from workflow_scripts.job_failures import workers_ignore_interrupts
 from workflow_scripts.layout import Layout
@@ -106,6 +108,7 @@ def build_batch(
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
     ids = [link.patient_id for link, *_ in jobs]
+    write_batch_tables(layout, batch, ids)
     record = {"batch": batch, "studies": ids}
     write_bytes_atomic(record_path, json.dumps(record, indent=1).encode())
     return ids
