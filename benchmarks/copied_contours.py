@@ -25,6 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from workflow_scripts.dataset.batch_tables import batch_tables
 from workflow_scripts.dataset.tables import (
     INDEX_SCHEMA,
     copies_between_studies,
@@ -86,8 +87,9 @@ def main() -> None:
     contours = sum(len(record["contour_digests"]) for record in records)
     print(f"{args.studies} studies, {args.studies * args.samples} samples, {contours} contours")
 
-    index = best(lambda: index_table(records, "1", FRACTIONS, 0), args.rounds)
-    copies = best(lambda: copies_between_studies(records), args.rounds)
+    tables = batch_tables(Path("."), records)
+    index = best(lambda: index_table(tables["samples"], "1", FRACTIONS, 0), args.rounds)
+    copies = best(lambda: copies_between_studies(tables["contours"]), args.rounds)
     print(f"index_table            {index:7.2f} s  (baseline)")
     print(f"copies_between_studies {copies:7.2f} s  {copies / index:.3f} x the baseline")
 

@@ -61,6 +61,7 @@ sys.path.insert(0, str(REPO))
 
 from loader.manifest import MANIFEST_TABLES  # noqa: E402
 from workflow_scripts.config import default_config  # noqa: E402
+from workflow_scripts.dataset.batch_tables import read_version_tables  # noqa: E402
 from workflow_scripts.dataset.manifest import write_dataset_manifest  # noqa: E402
 from workflow_scripts.dataset.tables import write_dataset_tables  # noqa: E402
 from workflow_scripts.layout import Layout  # noqa: E402
@@ -152,11 +153,11 @@ def direct_build(raw: Path, out_dir: Path, processes: int) -> tuple[float, dict[
     record = layout.work_dir / "batches" / "direct.json"
     build_batch("direct", studies, layout, options, processes, record, log=io.StringIO())
     step("build_studies")
-    records = [layout.study_record(link.patient_id) for link in links]
     index, validation = layout.index_file, layout.validation_file
     write_dataset_tables(
-        records, links, raw, ("i",), "1.0.0", config["splits"], 0, index, validation
-    )
+        read_version_tables(layout, [record]), links, raw, ("i",), "1.0.0", config["splits"], 0,
+        index, validation,
+    )  # fmt: skip
     step("index_dataset")
     factor = config["checks"]["area_outlier_factor"]
     write_version_qc(layout, index, validation, [], factor)

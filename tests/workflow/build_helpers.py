@@ -19,6 +19,7 @@ import numpy as np
 from loader.manifest import MANIFEST_TABLES, read_whole_manifest
 from workflow_scripts.build_plan import BuildPlan, plan_build
 from workflow_scripts.config import default_config
+from workflow_scripts.dataset.batch_tables import read_version_tables
 from workflow_scripts.dataset.manifest import recorded_config, write_dataset_manifest
 from workflow_scripts.dataset.tables import write_dataset_tables
 from workflow_scripts.layout import Layout
@@ -86,9 +87,9 @@ def build_by_calls(config: dict, workdir: Path | None = None) -> BuildPlan:
                 exclusions=plan.batch_exclusions(batch),
                 log=io.StringIO(),
             )
-        records = [layout.study_record(study) for study in sorted(plan.studies)]
+        batch_records = [layout.batch_record(batch) for batch in plan.batches]
         write_dataset_tables(
-            record_paths=records,
+            tables=read_version_tables(layout, batch_records),
             links=read_link_json(layout.link_table),
             data_dir=layout.data_dir,
             contour_kinds=plan.contour_kinds,
@@ -112,7 +113,7 @@ def build_by_calls(config: dict, workdir: Path | None = None) -> BuildPlan:
         write_dataset_manifest(
             layout,
             recorded_config(config),
-            [layout.batch_record(batch) for batch in plan.batches],
+            batch_records,
             *tables,
             qc_outputs=layout.version_qc,
             exclusions=plan.exclusions_input,

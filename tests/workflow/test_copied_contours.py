@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,6 +18,7 @@ import pytest
 from build_helpers import build_by_calls
 from loader.manifest import read_whole_manifest
 from workflow_scripts.config import default_config
+from workflow_scripts.dataset.batch_tables import batch_tables
 from workflow_scripts.dataset.tables import copies_between_studies, index_table
 from workflow_scripts.layout import Layout
 from workflow_scripts.raw.contours import copies_message, parse_contour, points_digest
@@ -136,7 +138,8 @@ def test_copies_between_studies_name_the_other_studies_files_only():
                      "contourfiles/b/i-contours/IM-0001-0014-icontour-manual.txt": "d3"}),
         {"study_id": "C", "samples": [], "problems": []},  # a record without digests
     ]  # fmt: skip
-    rows = {(p.study_id, p.path): p for p in copies_between_studies(records)}
+    tables = batch_tables(Path("."), records)
+    rows = {(p.study_id, p.path): p for p in copies_between_studies(tables["contours"])}
     a2, a4 = (f"contourfiles/a/i-contours/IM-0001-000{n}-icontour-manual.txt" for n in (2, 4))
     b12 = "contourfiles/b/i-contours/IM-0001-0012-icontour-manual.txt"
     assert set(rows) == {("A", a2), ("A", a4), ("B", b12)}
@@ -144,7 +147,7 @@ def test_copies_between_studies_name_the_other_studies_files_only():
     assert rows[("B", b12)].message == f"its points equal those of {a2}, {a4}"
     assert rows[("B", b12)].slice == 12 and rows[("B", b12)].code == "contour_duplicate"
     copied = {p.path for p in rows.values()}
-    index = index_table(records, "1", FRACTIONS, 0, copied=copied).to_pydict()
+    index = index_table(tables["samples"], "1", FRACTIONS, 0, copied=copied).to_pydict()
     flagged = {path for path, f in zip(index["icontour"], index["flags"], strict=True) if f}
     assert flagged == copied
     assert set(index["flags"]) == {"", "contour_duplicate"}

@@ -10,6 +10,7 @@ import pytest
 
 from loader.index_columns import INDEX_COLUMNS as SOURCE_COLUMNS
 from workflow_scripts.config import default_config
+from workflow_scripts.dataset.batch_tables import batch_tables
 from workflow_scripts.dataset.splits import assign_split
 from workflow_scripts.dataset.tables import (
     find_unlisted_studies,
@@ -99,8 +100,9 @@ def write_tables(tmp_path, records, links=(), fractions=SPLITS, data_dir=None, k
     paths = write_records(tmp_path / "records", *records)
     index, validation = tmp_path / "v" / "index.parquet", tmp_path / "v" / "validation.parquet"
     data_dir = data_dir or tmp_path / "raw"
+    tables = batch_tables(data_dir, load_records(paths))
     write_dataset_tables(
-        paths, list(links), data_dir, kinds, "7.0", fractions, 0, index, validation
+        tables, list(links), data_dir, kinds, "7.0", fractions, 0, index, validation
     )
     return pq.read_table(index), pq.read_table(validation)
 
@@ -151,7 +153,8 @@ def test_the_split_is_the_one_the_fractions_leave(tmp_path, fractions, split):
 
 def test_every_sample_of_a_study_gets_the_studys_split(tmp_path):
     records = [record(f"S{n}", [sample(f"S{n}", k) for k in (1, 2, 3)]) for n in range(30)]
-    rows = index_table(load_records(write_records(tmp_path, *records)), "1", SPLITS, 5).to_pylist()
+    samples = batch_tables(tmp_path, load_records(write_records(tmp_path, *records)))["samples"]
+    rows = index_table(samples, "1", SPLITS, 5).to_pylist()
     by_study = {}
     for row in rows:
         by_study.setdefault(row["study_id"], set()).add(row["split"])

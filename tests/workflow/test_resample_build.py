@@ -18,6 +18,7 @@ from snakemake.exceptions import WorkflowError
 import dicom_factory as make
 from loader.sample_file import read_sample
 from workflow_scripts.config import check_config, default_config
+from workflow_scripts.dataset.batch_tables import batch_tables
 from workflow_scripts.dataset.manifest import build_config
 from workflow_scripts.dataset.tables import write_dataset_tables
 from workflow_scripts.layout import STUDY_PLOT, Layout
@@ -59,7 +60,7 @@ def build(root: Path, out: Path, resample=None, contours=("i",)):
         layout.version_dir / "validation.parquet",
     )
     write_dataset_tables(
-        [layout.study_record(link.patient_id) for link in links],
+        batch_tables(root, records),
         links,
         root,
         tuple(contours),

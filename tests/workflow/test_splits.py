@@ -11,6 +11,7 @@ from conftest import REPO
 from loader.manifest import read_whole_manifest
 from workflow_scripts.build_plan import plan_build
 from workflow_scripts.config import check_config, default_config
+from workflow_scripts.dataset.batch_tables import batch_tables
 from workflow_scripts.dataset.splits import (
     SplitsFileError,
     SplitsTable,
@@ -134,12 +135,13 @@ def test_index_takes_the_assigned_splits_instead_of_the_hash():
         for study in ("A", "B", "C")
     ]
     assigned = {"A": "test", "B": "test", "C": "val"}
-    table = index_table(records, "1", FRACTIONS, 0, assigned).to_pydict()
+    samples = batch_tables(Path("."), records)["samples"]
+    table = index_table(samples, "1", FRACTIONS, 0, assigned).to_pydict()
     assert table["split"] == ["test", "test", "val"]
-    hashed = index_table(records, "1", FRACTIONS, 0).to_pydict()["split"]
+    hashed = index_table(samples, "1", FRACTIONS, 0).to_pydict()["split"]
     assert hashed == [assign_split(s, FRACTIONS, 0) for s in ("A", "B", "C")]
     with pytest.raises(ValueError, match="study 'C' has a record but no split"):
-        index_table(records, "1", FRACTIONS, 0, {"A": "val", "B": "val"})
+        index_table(samples, "1", FRACTIONS, 0, {"A": "val", "B": "val"})
 
 
 def test_the_challenge_file_holds_its_45_studies_15_per_part():

@@ -20,7 +20,8 @@ import pytest
 
 from build_helpers import change_first_digit, phantom, tree_digests
 from workflow_scripts.config import default_config
-from workflow_scripts.dataset.tables import write_dataset_tables
+from workflow_scripts.dataset.batch_tables import batch_tables
+from workflow_scripts.dataset.tables import load_records, write_dataset_tables
 from workflow_scripts.layout import Layout
 from workflow_scripts.qc import plots, version_qc
 from workflow_scripts.qc.version_qc import write_version_qc
@@ -208,7 +209,7 @@ def test_the_version_qc_files_are_put_back_when_their_tables_did_not_change(
     links = read_link_table(raw / "link.csv")
     tables = (layout.index_file, layout.validation_file, layout.measures_file)
     write_dataset_tables(
-        [layout.study_record(study) for study in built.studies],
+        batch_tables(raw, load_records(layout.study_record(study) for study in built.studies)),
         links,
         raw,
         ("i", "o"),

@@ -1,20 +1,26 @@
-"""A batch's share of the manifest, as tables: what ``write_manifest`` combines instead of
-reading every study record again.
+"""A batch's share of the version's tables: what ``index_dataset`` and ``write_manifest``
+combine instead of reading every study record again.
 
 The manifest lists every input and output of every study (about 270 rows per real study:
-its cine's DICOMs, contour files and outputs). Assembling that from the study records, one
-JSON file and a dict per file each, costs seconds per 1,000 studies, and a rerun for one
-touched input paid it in full. So each batch job (rule ``build_studies``), once its studies
-are built or reused, writes its studies' rows as three Parquet tables beside its batch record
-(:meth:`~workflow_scripts.layout.Layout.batch_table`), and ``write_manifest`` concatenates
-the batches' tables (:func:`read_version_tables`):
+its cine's DICOMs, contour files and outputs), and the index every sample. Assembling them
+from the study records, one JSON file and a dict per row each, cost seconds per 1,000 studies
+in each of those steps, and a rerun for one touched input paid it in full. So each batch job
+(rule ``build_studies``), once its studies are built or reused, writes its studies' rows as
+Parquet tables beside its batch record (:meth:`~workflow_scripts.layout.Layout.batch_table`),
+and the version's steps concatenate the batches' tables (:func:`read_version_tables`):
 
 - ``inputs``: one row per input file a study read (``study_id``, ``path`` relative to
   data_dir, ``sha256``, ``size``, ``mtime_ns``: the time the build saw, ``link_target``);
 - ``outputs``: one row per file a study wrote (``study_id``, ``path`` relative to the version
   folder, ``sha256``, ``size``);
 - ``studies``: one row per study (``study_id``, ``original_id``, ``listing``: the digest of its
-  folders' listing, and the counts of ``dicoms``, ``contour_files`` and ``samples``).
+  folders' listing, and the counts of ``dicoms``, ``contour_files`` and ``samples``);
+- ``samples``: the studies' index rows (all columns but ``version`` and ``split``);
+- ``problems``: their rows of validation.parquet;
+- ``measures``: their ED/ES measures (a row per study that has them);
+- ``frames``: their rows of frames.parquet (``frames: all``), without ``index_row``;
+- ``contours``: the points digest of each contour file a study's samples use (``study_id``,
+  ``path``, ``digest``), for the copies between studies.
 
 The tables hold exactly what the records say, so a batch whose tables are missing (built by
 an older version of the code) or do not list the batch's studies is read from its records
@@ -33,9 +39,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from loader.manifest import file_digest
+from workflow_scripts.dataset.schemas import SAMPLE_SCHEMA, VALIDATION_SCHEMA
 from workflow_scripts.files import parquet_bytes, write_bytes_atomic
 from workflow_scripts.layout import Layout
 from workflow_scripts.raw.listing import open_input
+from workflow_scripts.study.frames import FRAMES_SCHEMA
+from workflow_scripts.study.measures import MEASURES_SCHEMA
 
 __all__ = [
     "BATCH_TABLE_SCHEMAS",
@@ -74,6 +83,13 @@ BATCH_TABLE_SCHEMAS = {
             ("samples", pa.int64()),
         ]
     ),
+    "samples": SAMPLE_SCHEMA,
+    "problems": VALIDATION_SCHEMA,
+    "measures": MEASURES_SCHEMA,
+    "frames": pa.schema([field for field in FRAMES_SCHEMA if field.name != "index_row"]),
+    "contours": pa.schema(
+        [("study_id", pa.string()), ("path", pa.string()), ("digest", pa.string())]
+    ),
 }
 
 
@@ -92,34 +108,40 @@ def input_entry(data_dir: Path, relpath: str, digest: Mapping[str, Any] | None) 
 
 
 def batch_tables(data_dir: Path, records: Iterable[Mapping[str, Any]]) -> dict[str, pa.Table]:
-    """The ``inputs``, ``outputs`` and ``studies`` tables of ``records`` (study records), in
-    record order, each file in the order its record lists it (see the module's docstring)."""
-    columns: dict[str, dict[str, list]] = {
-        name: {field: [] for field in schema.names} for name, schema in BATCH_TABLE_SCHEMAS.items()
-    }
-    inputs, outputs, studies = columns["inputs"], columns["outputs"], columns["studies"]
+    """The tables of :data:`BATCH_TABLE_SCHEMAS` of ``records`` (study records), in record
+    order, each study's rows in the order its record lists them (see the module's
+    docstring); what a record lacks (a record written before the key existed, or a test's
+    partial record) gives no rows."""
+    rows: dict[str, list[dict]] = {name: [] for name in BATCH_TABLE_SCHEMAS}
     for record in records:
         study = record["study_id"]
-        for relpath, digest in record["inputs"].items():
+        for relpath, digest in record.get("inputs", {}).items():
             entry = input_entry(data_dir, relpath, digest)
-            inputs["study_id"].append(study)
-            inputs["path"].append(relpath)
-            inputs["sha256"].append(entry["sha256"])
-            inputs["size"].append(entry["size"])
-            inputs["mtime_ns"].append(entry["mtime_ns"])
-            inputs["link_target"].append(entry.get("link_target"))
-        for relpath, digest in record["outputs"].items():
-            outputs["study_id"].append(study)
-            outputs["path"].append(relpath)
-            outputs["sha256"].append(digest["sha256"])
-            outputs["size"].append(digest["size"])
-        studies["study_id"].append(study)
-        studies["original_id"].append(record["original_id"])
-        studies["listing"].append(record["listing"])
-        for count in ("dicoms", "contour_files", "samples"):
-            studies[count].append(record["counts"][count])
+            rows["inputs"].append({"study_id": study, "path": relpath, **entry})
+        for relpath, digest in record.get("outputs", {}).items():
+            rows["outputs"].append({"study_id": study, "path": relpath, **digest})
+        if "listing" in record:
+            counts = record["counts"]
+            rows["studies"].append(
+                {
+                    "study_id": study,
+                    "original_id": record["original_id"],
+                    "listing": record["listing"],
+                    **{count: counts[count] for count in ("dicoms", "contour_files", "samples")},
+                }
+            )
+        rows["samples"] += sorted(record.get("samples", []), key=lambda sample: sample["slice"])
+        rows["problems"] += record.get("problems", [])
+        if record.get("measures"):
+            rows["measures"].append(record["measures"])
+        rows["frames"] += record.get("frames", [])
+        rows["contours"] += [
+            {"study_id": study, "path": path, "digest": digest}
+            for path, digest in record.get("contour_digests", {}).items()
+        ]
     return {
-        name: pa.table(columns[name], schema=schema) for name, schema in BATCH_TABLE_SCHEMAS.items()
+        name: pa.Table.from_pylist(rows[name], schema=schema)
+        for name, schema in BATCH_TABLE_SCHEMAS.items()
     }
 
 

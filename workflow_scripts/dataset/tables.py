@@ -1,11 +1,12 @@
 """The dataset's tables: ``index.parquet`` (one row per sample) and ``validation.parquet``
-(one row per problem), assembled from the study records.
+(one row per problem), and measures.parquet and frames.parquet, assembled from the studies'
+tables (:mod:`workflow_scripts.dataset.batch_tables`: the batch jobs' share of them).
 
 It also looks for what the per-study jobs cannot see: folders under ``dicoms/`` and
 ``contourfiles/`` that link.csv does not list (their contour files are accounted for one by one,
 so that every contour file in the input appears in one of the two tables), and contour files
 copied from one study into another (:func:`copies_between_studies`, from the points digests the
-study records carry, without reading any contour file again).
+studies' builds recorded, without reading any contour file again).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from loader.index_columns import INDEX_COLUMNS
+from workflow_scripts.dataset.schemas import INDEX_SCHEMA, VALIDATION_SCHEMA
 from workflow_scripts.dataset.splits import assign_split
 from workflow_scripts.files import folder_names, parquet_bytes, write_bytes_atomic
 from workflow_scripts.layout import RawLayout
@@ -27,7 +28,6 @@ from workflow_scripts.raw.listing import LINK_CODES, broken_folder_link
 from workflow_scripts.raw.pairing import FOLDER_LINK_MESSAGES
 from workflow_scripts.raw.problems import Problem
 from workflow_scripts.study.frames import FRAMES_SCHEMA
-from workflow_scripts.study.measures import MEASURES_SCHEMA
 
 __all__ = [
     "INDEX_SCHEMA",
@@ -42,37 +42,6 @@ __all__ = [
 ]
 
 
-def _arrow_type(kind: str) -> pa.DataType:
-    """The Arrow type of a type name of :data:`loader.index_columns.INDEX_COLUMNS`."""
-    if kind.startswith("float64["):
-        return pa.list_(pa.float64(), int(kind[len("float64[") : -1]))
-    return {
-        "string": pa.string(),
-        "int32": pa.int32(),
-        "int64": pa.int64(),
-        "bool": pa.bool_(),
-        "float64": pa.float64(),
-    }[kind]
-
-
-#: index.parquet's schema, from the one list of its columns and their meaning
-#: (:data:`loader.index_columns.INDEX_COLUMNS`; ``docs/index-columns.md``).
-INDEX_SCHEMA = pa.schema([(name, _arrow_type(kind)) for name, (kind, _) in INDEX_COLUMNS.items()])
-
-VALIDATION_SCHEMA = pa.schema(
-    [
-        ("study_id", pa.string()),
-        ("slice", pa.int32()),
-        ("path", pa.string()),
-        ("contour", pa.string()),
-        ("code", pa.string()),
-        ("severity", pa.string()),
-        ("message", pa.string()),
-        ("value", pa.float64()),
-    ]
-)
-
-
 def load_records(paths: Iterable[str | Path]) -> list[dict]:
     """Read study records (JSON), sorted by study id."""
     records = [json.loads(Path(path).read_text(encoding="utf-8")) for path in paths]
@@ -80,47 +49,66 @@ def load_records(paths: Iterable[str | Path]) -> list[dict]:
 
 
 def index_table(
-    records: list[dict],
+    samples: pa.Table,
     version: str,
     fractions: Mapping[str, float],
     seed: int,
     assigned: Mapping[str, str] | None = None,
     copied: frozenset[str] | set[str] = frozenset(),
 ) -> pa.Table:
-    """One row per sample, sorted by (study_id, slice), with the version and the study's split:
-    from ``assigned`` (study id -> split, config ``splits_file``) when given, else by hash of
-    ``fractions`` and ``seed`` (:mod:`workflow_scripts.dataset.splits`). A sample whose
-    i- or o-contour file is among ``copied`` (relative paths) gets ``contour_duplicate`` in its
-    ``flags``."""
-    rows = []
-    for record in records:
-        study = record["study_id"]
+    """index.parquet: the studies' ``samples`` (columns of
+    :data:`~workflow_scripts.dataset.schemas.SAMPLE_SCHEMA`) sorted by (study_id, slice), with
+    the version and each study's split: from ``assigned`` (study id -> split, config
+    ``splits_file``) when given, else by hash of ``fractions`` and ``seed``
+    (:mod:`workflow_scripts.dataset.splits`). A sample whose i- or o-contour file is among
+    ``copied`` (relative paths) gets ``contour_duplicate`` in its ``flags``."""
+    samples = samples.sort_by([("study_id", "ascending"), ("slice", "ascending")])
+    studies = samples.column("study_id").to_pylist()
+    split_of = {}
+    for study in dict.fromkeys(studies):
         if assigned is None:
-            split = assign_split(study, fractions, seed)
+            split_of[study] = assign_split(study, fractions, seed)
         elif study in assigned:
-            split = assigned[study]
+            split_of[study] = assigned[study]
         else:  # the build plan checked the table against link.csv: a record of another build
             raise ValueError(f"study {study!r} has a record but no split in splits_file")
-        for sample in sorted(record["samples"], key=lambda sample: sample["slice"]):
-            row = {**sample, "version": version, "split": split}
-            if {sample.get("icontour"), sample.get("ocontour")} & copied:
-                codes = {code for code in (sample.get("flags") or "").split(",") if code}
-                row["flags"] = ",".join(sorted(codes | {"contour_duplicate"}))
-            rows.append(row)
-    return pa.Table.from_pylist(rows, schema=INDEX_SCHEMA)
+    columns = {name: samples.column(name) for name in samples.column_names}
+    columns["version"] = pa.array([version] * samples.num_rows, pa.string())
+    columns["split"] = pa.array([split_of[study] for study in studies], pa.string())
+    if copied:
+        columns["flags"] = pa.array(_with_duplicate_flag(samples, copied), pa.string())
+    return pa.table(
+        [columns[field.name] for field in INDEX_SCHEMA], schema=INDEX_SCHEMA
+    ).combine_chunks()
 
 
-def copies_between_studies(records: Iterable[Mapping]) -> list[Problem]:
+def _with_duplicate_flag(samples: pa.Table, copied: frozenset[str] | set[str]) -> list:
+    """The ``flags`` of ``samples``, with ``contour_duplicate`` added where a contour file is
+    among ``copied``."""
+    flags = samples.column("flags").to_pylist()
+    contours = zip(
+        samples.column("icontour").to_pylist(), samples.column("ocontour").to_pylist(), strict=True
+    )
+    for row, pair in enumerate(contours):
+        if set(pair) & copied:
+            codes = {code for code in (flags[row] or "").split(",") if code}
+            flags[row] = ",".join(sorted(codes | {"contour_duplicate"}))
+    return flags
+
+
+def copies_between_studies(contours: pa.Table) -> list[Problem]:
     """``contour_duplicate`` rows for contour files whose points equal those of a contour file
-    of another study, found from the records' ``contour_digests`` (the points digest of each
-    contour file a study's samples put into the dataset; records written before they existed
-    have none). Each file of such a group gets one row naming the other studies' files; copies
-    within one study are its build's rows
+    of another study, found from the studies' ``contours`` table (``study_id``, ``path``,
+    ``digest``: the points digest of each contour file a study's samples put into the dataset;
+    :mod:`~workflow_scripts.dataset.batch_tables`). Each file of such a group gets one row
+    naming the other studies' files; copies within one study are its build's rows
     (:func:`~workflow_scripts.study.checks.flag_copied_contours`)."""
     groups: dict[str, list[tuple[str, str]]] = defaultdict(list)
-    for record in records:
-        for path, digest in record.get("contour_digests", {}).items():
-            groups[digest].append((record["study_id"], path))
+    for study, path, digest in zip(
+        *(contours.column(name).to_pylist() for name in ("study_id", "path", "digest")),
+        strict=True,
+    ):
+        groups[digest].append((study, path))
     problems = []
     for group in groups.values():
         if len(group) < 2 or len({study for study, _ in group}) < 2:
@@ -194,30 +182,36 @@ def find_unlisted_studies(
     return problems
 
 
-def measures_table(records: list[dict]) -> pa.Table:
-    """One row per study that has ED/ES measures (``measures`` of its record), by study id;
-    records written before measures existed have none."""
-    rows = [record["measures"] for record in records if record.get("measures")]
-    return pa.Table.from_pylist(rows, schema=MEASURES_SCHEMA)
+def measures_table(measures: pa.Table) -> pa.Table:
+    """measures.parquet: the studies' ``measures`` rows (those with ED/ES measures), by study
+    id."""
+    return measures.sort_by([("study_id", "ascending")]).combine_chunks()
 
 
-def frames_table(records: list[dict], index: pa.Table) -> pa.Table:
-    """With ``frames: all``: one row per (study, position, phase), from the records' ``frames``
-    (:func:`~workflow_scripts.study.frames.frame_rows`), by study id, position and phase, each
+def frames_table(frames: pa.Table, index: pa.Table) -> pa.Table:
+    """With ``frames: all``: frames.parquet, the studies' ``frames`` rows (one per (study,
+    position, phase), without ``index_row``;
+    :func:`~workflow_scripts.study.frames.frame_rows`) by study id, position and phase, each
     frame that is a sample with its ``index_row`` (its row number in ``index``)."""
+    frames = frames.sort_by(
+        [("study_id", "ascending"), ("position", "ascending"), ("phase", "ascending")]
+    )
     studies, slices = index.column("study_id").to_pylist(), index.column("slice").to_pylist()
     pairs = zip(studies, slices, strict=True)
     row_of = {(study, number): row for row, (study, number) in enumerate(pairs)}
-    rows = []
-    for record in records:
-        for frame in record.get("frames", []):
-            key = (record["study_id"], frame["slice"])
-            rows.append({**frame, "index_row": row_of.get(key) if frame["npz"] else None})
-    return pa.Table.from_pylist(rows, schema=FRAMES_SCHEMA)
+    keys = zip(
+        *(frames.column(name).to_pylist() for name in ("study_id", "slice", "npz")), strict=True
+    )
+    index_rows = [row_of.get((study, number)) if npz else None for study, number, npz in keys]
+    columns = {name: frames.column(name) for name in frames.column_names}
+    columns["index_row"] = pa.array(index_rows, pa.int64())
+    return pa.table(
+        [columns[field.name] for field in FRAMES_SCHEMA], schema=FRAMES_SCHEMA
+    ).combine_chunks()
 
 
 def write_dataset_tables(
-    record_paths: Iterable[str | Path],
+    tables: Mapping[str, pa.Table],
     links: list[StudyLink],
     data_dir: str | Path,
     contour_kinds: tuple[str, ...],
@@ -231,21 +225,21 @@ def write_dataset_tables(
     frames_path: str | Path | None = None,
 ) -> None:
     """Write index.parquet, validation.parquet and (given their paths) measures.parquet and
-    frames.parquet (``frames: all``), each atomically, from the study records, adding the
-    problems of study folders that link.csv does not list. ``assigned``: each study's split
-    from config ``splits_file`` (see :func:`index_table`)."""
-    records = load_records(record_paths)
-    problems = [row for record in records for row in record["problems"]]
-    copies = copies_between_studies(records)
+    frames.parquet (``frames: all``), each atomically, from the studies' ``tables``
+    (:func:`~workflow_scripts.dataset.batch_tables.read_version_tables`), adding the problems
+    of study folders that link.csv does not list. ``assigned``: each study's split from config
+    ``splits_file`` (see :func:`index_table`)."""
+    problems = tables["problems"].to_pylist()
+    copies = copies_between_studies(tables["contours"])
     problems += [problem.as_row() for problem in copies]
     problems += [
         problem.as_row() for problem in find_unlisted_studies(data_dir, links, contour_kinds)
     ]
     copied = {problem.path for problem in copies}
-    index = index_table(records, version, fractions, seed, assigned, copied)
+    index = index_table(tables["samples"], version, fractions, seed, assigned, copied)
     write_bytes_atomic(index_path, parquet_bytes(index))
     write_bytes_atomic(validation_path, parquet_bytes(validation_table(problems)))
     if measures_path is not None:
-        write_bytes_atomic(measures_path, parquet_bytes(measures_table(records)))
+        write_bytes_atomic(measures_path, parquet_bytes(measures_table(tables["measures"])))
     if frames_path is not None:
-        write_bytes_atomic(frames_path, parquet_bytes(frames_table(records, index)))
+        write_bytes_atomic(frames_path, parquet_bytes(frames_table(tables["frames"], index)))

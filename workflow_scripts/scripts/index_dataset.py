@@ -1,4 +1,5 @@
-"""Snakemake script: index.parquet and validation.parquet from the study records."""
+"""Snakemake script: index.parquet, validation.parquet, measures.parquet and frames.parquet
+from the batches' tables."""
 
 import sys
 from pathlib import Path
@@ -7,7 +8,7 @@ sys.stderr = open(snakemake.log[0], "w")
 # The repository's packages, also where the project is not installed (the rules' conda env).
 sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1]))
 
-from workflow_scripts.batches import read_batch_studies
+from workflow_scripts.dataset.batch_tables import read_version_tables
 from workflow_scripts.dataset.tables import write_dataset_tables
 from workflow_scripts.job_failures import job_failures
 from workflow_scripts.layout import Layout
@@ -16,7 +17,7 @@ from workflow_scripts.raw.links import read_link_json
 layout = Layout.from_config(snakemake.config)
 with job_failures(snakemake.rule, layout.out_dir):
     write_dataset_tables(
-        record_paths=[layout.study_record(s) for s in read_batch_studies(snakemake.input.batches)],
+        tables=read_version_tables(layout, snakemake.input.batches),
         links=read_link_json(snakemake.input.links),
         data_dir=layout.data_dir,
         contour_kinds=tuple(snakemake.params.contours),

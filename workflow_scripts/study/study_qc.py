@@ -19,14 +19,11 @@ from typing import Any
 
 import pandas as pd
 
-from workflow_scripts.dataset.tables import INDEX_SCHEMA, VALIDATION_SCHEMA
+from workflow_scripts.dataset.schemas import SAMPLE_SCHEMA, VALIDATION_SCHEMA
 from workflow_scripts.qc.figures import StudyFigures, sample_figures
 from workflow_scripts.qc.study_plot import study_plot
 
 __all__ = ["study_figures_of", "study_plot_png"]
-
-#: The index columns a study's build fills (the index adds version and split).
-_ROW_COLUMNS = [name for name in INDEX_SCHEMA.names if name not in ("version", "split")]
 
 
 def study_figures_of(
@@ -34,7 +31,7 @@ def study_figures_of(
 ) -> StudyFigures:
     """The study's :class:`~workflow_scripts.qc.figures.StudyFigures` from its index rows
     (without version and split) and its problem rows (``validation.parquet``'s columns)."""
-    samples = pd.DataFrame(list(rows), columns=_ROW_COLUMNS)
+    samples = pd.DataFrame(list(rows), columns=SAMPLE_SCHEMA.names)
     table = pd.DataFrame(list(problems), columns=VALIDATION_SCHEMA.names)
     return StudyFigures(study_id, sample_figures(samples), table)
 
