@@ -37,7 +37,7 @@ copies, so touching one changes one study only).
 
     python benchmarks/workflow_scale.py [--sizes 10 100 1000] [--studies-per-job 25 ...]
         [--graph-sizes 20000] [--finished-noop STUDIES_PER_JOB] [--source real|phantom]
-        [--skip-direct-1] [--work DIR]
+        [--skip-direct-1 | --skip-direct] [--work DIR]
 """
 
 from __future__ import annotations
@@ -398,6 +398,7 @@ def measure(
     per_job: list[int | None],
     direct: bool = True,
     skip_direct_1: bool = False,
+    skip_direct_2: bool = False,
 ) -> list[dict]:
     root = work / f"n{studies}"
     shutil.rmtree(root, ignore_errors=True)
@@ -409,8 +410,10 @@ def measure(
             direct_build(raw, root / "direct1", 1)
         )  # fmt: skip
         shutil.rmtree(root / "direct1", ignore_errors=True)
-        base["direct_2"], base["steps_2"] = direct_build(raw, root / "direct2", 2)
-        shutil.rmtree(root / "direct2")
+        base["direct_2"], base["steps_2"] = (None, None) if skip_direct_2 else (
+            direct_build(raw, root / "direct2", 2)
+        )  # fmt: skip
+        shutil.rmtree(root / "direct2", ignore_errors=True)
         for name, cine_headers in (("plain", True), ("plain_labelled", False)):
             base[name] = plain_loop(raw, root / name, 2, cine_headers)
             shutil.rmtree(root / name)
@@ -530,6 +533,10 @@ def _seconds(value: float | None, width: int) -> str:
     return f"{value:{width - 1}.1f}s" if value is not None else f"{'-':>{width}}"
 
 
+def _ratio(value: float, baseline: float | None) -> str:
+    return f"{value / baseline:5.2f}x" if baseline is not None else f"{'-':>6}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="*", default=[10, 100, 1000])
@@ -545,6 +552,11 @@ def main() -> None:
     )
     parser.add_argument(
         "--skip-direct-1", action="store_true", help="leave out the 1-process direct limit"
+    )
+    parser.add_argument(
+        "--skip-direct",
+        action="store_true",
+        help="leave out both direct limits (the plain loops and the workflow only)",
     )
     parser.add_argument("--source", choices=["real", "phantom"], default=None)
     parser.add_argument(
@@ -576,13 +588,18 @@ def main() -> None:
         args.sizes = []
     for size in args.sizes:
         for r in measure(
-            size, source, work, args.studies_per_job, skip_direct_1=args.skip_direct_1
+            size,
+            source,
+            work,
+            args.studies_per_job,
+            skip_direct_1=args.skip_direct_1 or args.skip_direct,
+            skip_direct_2=args.skip_direct,
         ):
             files, nbytes = r["metadata"]
             print(
                 f"{r['studies']:5d} {r['contours']:7d} {r['per_job']:7d} {r['jobs']:5d} "
-                f"{_seconds(r['direct_1'], 9)} {r['direct_2']:8.1f}s {r['full']:7.1f}s "
-                f"{r['full'] / r['direct_2']:5.2f}x {r['plain']:7.1f}s "
+                f"{_seconds(r['direct_1'], 9)} {_seconds(r['direct_2'], 9)} {r['full']:7.1f}s "
+                f"{_ratio(r['full'], r['direct_2'])} {r['plain']:7.1f}s "
                 f"{r['full'] / r['plain']:5.2f}x {r['plain_labelled']:6.1f}s "
                 f"{r['full'] / r['plain_labelled']:6.2f}x {r['dag']:5.1f}s {r['noop']:5.1f}s "
                 f"{r['noop'] / floor:6.2f}x {r['touch']:5.1f}s {r['touch'] / floor:6.2f}x "
@@ -612,10 +629,10 @@ def main() -> None:
             parts = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in steps.items())
             print(f"direct {processes}p at {r['studies']} studies, "
                   f"{r[f'direct_{processes}']:.1f} s: {parts}")  # fmt: skip
-        for who, (files, held, copied, pages) in (
-            ("direct 2p", r["steps_2"]["report"]),
-            ("workflow", r["report"]),
-        ):
+        reports = [("workflow", r["report"])]
+        if r["steps_2"] is not None:
+            reports.insert(0, ("direct 2p", r["steps_2"]["report"]))
+        for who, (files, held, copied, pages) in reports:
             print(f"{who}'s report material at {r['studies']} studies: {files} files holding "
                   f"{held:.0f} MB, {copied:.0f} MB of them copies; study pages written by the "
                   f"builds {pages:.0f} MB")  # fmt: skip
