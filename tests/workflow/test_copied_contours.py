@@ -224,3 +224,27 @@ def test_a_reviewer_drops_a_copied_o_contour_and_keeps_the_slices_i_contour(raw,
         {"slice": 8, "reason": "o-contour copied from slice 4", "reviewer": "Ann",
          "date": "2024-05-02", "contour": "o"}
     ]  # fmt: skip
+
+
+def test_a_large_group_of_copies_names_the_first_three_others_and_counts_the_rest():
+    # one drawing copied into four studies, twice into study B: each file's row names the
+    # first three of the other studies' files (sorted) and counts the others
+    paths = {
+        "A": ["contourfiles/a/i-contours/IM-0001-0002-icontour-manual.txt"],
+        "B": [
+            "contourfiles/b/i-contours/IM-0001-0002-icontour-manual.txt",
+            "contourfiles/b/i-contours/IM-0001-0004-icontour-manual.txt",
+        ],
+        "C": ["contourfiles/c/i-contours/IM-0001-0002-icontour-manual.txt"],
+        "D": ["contourfiles/d/i-contours/IM-0001-0002-icontour-manual.txt"],
+    }
+    records = [record(study, dict.fromkeys(files, "same")) for study, files in paths.items()]
+    rows = copies_between_studies(batch_tables(Path("."), records)["contours"])
+    messages = {(p.study_id, p.path): p.message for p in rows}
+    assert len(messages) == 5
+    a, (b2, b4), c, d = paths["A"][0], paths["B"], paths["C"][0], paths["D"][0]
+    # A's others: b2, b4, c, d (4): three named, one more
+    assert messages[("A", a)] == f"its points equal those of {b2}, {b4}, {c} and 1 more"
+    # B's others: a, c, d (3): all named
+    assert messages[("B", b4)] == f"its points equal those of {a}, {c}, {d}"
+    assert messages[("D", d)] == f"its points equal those of {a}, {b2}, {b4} and 1 more"

@@ -12,8 +12,9 @@ studies' builds recorded, without reading any contour file again).
 from __future__ import annotations
 
 import json
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
+from itertools import islice
 from pathlib import Path
 
 import pyarrow as pa
@@ -22,7 +23,7 @@ from workflow_scripts.dataset.schemas import INDEX_SCHEMA, VALIDATION_SCHEMA
 from workflow_scripts.dataset.splits import assign_split
 from workflow_scripts.files import folder_names, parquet_bytes, write_bytes_atomic
 from workflow_scripts.layout import RawLayout
-from workflow_scripts.raw.contours import copies_message, parse_contour_name
+from workflow_scripts.raw.contours import SHOWN_COPIES, copies_message, parse_contour_name
 from workflow_scripts.raw.links import StudyLink
 from workflow_scripts.raw.listing import LINK_CODES, broken_folder_link
 from workflow_scripts.raw.pairing import FOLDER_LINK_MESSAGES
@@ -113,13 +114,18 @@ def copies_between_studies(contours: pa.Table) -> list[Problem]:
     for group in groups.values():
         if len(group) < 2 or len({study for study, _ in group}) < 2:
             continue  # (the first test alone: most contours have no copy)
+        # the message names the first few others and counts the rest: a group of n copies
+        # costs n rows, not n * n names (copied studies can share every contour)
+        by_path = sorted(group, key=lambda member: member[1])
+        per_study = Counter(study for study, _ in group)
         for study, path in group:
-            others = sorted(other for other_study, other in group if other_study != study)
+            others = (other for other_study, other in by_path if other_study != study)
+            message = copies_message(
+                list(islice(others, SHOWN_COPIES)), len(group) - per_study[study]
+            )
             parsed = parse_contour_name(path.rsplit("/", 1)[-1])
             number = parsed[0] if parsed else None
-            problems.append(
-                Problem(study, path, "contour_duplicate", copies_message(others), number)
-            )
+            problems.append(Problem(study, path, "contour_duplicate", message, number))
     return problems
 
 

@@ -22,6 +22,7 @@ from workflow_scripts.raw.problems import InputProblem
 
 __all__ = [
     "CONTOUR_KINDS",
+    "SHOWN_COPIES",
     "copies_message",
     "parse_contour",
     "parse_contour_name",
@@ -92,12 +93,15 @@ def points_digest(points: np.ndarray) -> str:
     return hashlib.sha256(data).hexdigest()[:32]
 
 
-_SHOWN_COPIES = 3
+#: How many of the other copies a ``contour_duplicate`` message names.
+SHOWN_COPIES = 3
 
 
-def copies_message(others: Sequence[str]) -> str:
+def copies_message(others: Sequence[str], count: int | None = None) -> str:
     """The message of a ``contour_duplicate`` row: the file's points equal those of ``others``
-    (contour files, relative paths, sorted; the first few are named)."""
-    shown = ", ".join(others[:_SHOWN_COPIES])
-    more = f" and {len(others) - _SHOWN_COPIES} more" if len(others) > _SHOWN_COPIES else ""
+    (contour files, relative paths, sorted; the first few are named), ``count`` files in all
+    (default: all of ``others``, which may then hold only the first few)."""
+    count = len(others) if count is None else count
+    shown = ", ".join(others[:SHOWN_COPIES])
+    more = f" and {count - SHOWN_COPIES} more" if count > SHOWN_COPIES else ""
     return f"its points equal those of {shown}{more}"
