@@ -313,3 +313,33 @@ def test_a_study_reached_through_links_lists_like_its_copy_and_reads_their_targe
     # the data folder itself reached through a link is not a link inside it
     (tmp_path / "data-link").symlink_to(data_dir)
     assert open_input(tmp_path / "data-link", unlinked)[1] is None
+
+
+def test_file_stats_by_folder_equal_os_stat_by_path(tmp_path):
+    """read_file_stats stats each file relative to its opened folder: the same (size, time)
+    as os.stat of the path, through links to files and folders; what cannot be stat'ed
+    (missing, a broken link, a folder that is missing or a file) is left out."""
+    root = tmp_path / "data"
+    (root / "a").mkdir(parents=True)
+    (root / "elsewhere").mkdir()
+    (root / "a" / "1.dcm").write_bytes(b"x" * 3)
+    (root / "a" / "2.dcm").write_bytes(b"y" * 5)
+    (root / "elsewhere" / "3.dcm").write_bytes(b"z" * 7)
+    (root / "a" / "link.dcm").symlink_to(root / "elsewhere" / "3.dcm")
+    (root / "a" / "broken.dcm").symlink_to(root / "nowhere.dcm")
+    (root / "b").symlink_to(root / "elsewhere", target_is_directory=True)
+    (root / "top.csv").write_text("t")
+    relpaths = [
+        "a/1.dcm", "a/2.dcm", "a/broken.dcm", "a/gone.dcm", "a/link.dcm", "b/3.dcm",
+        "missing/4.dcm", "top.csv", "top.csv/5.dcm",
+    ]  # fmt: skip
+    expected = {}
+    for relpath in relpaths:
+        try:
+            status = os.stat(root / relpath)
+        except OSError:
+            continue
+        expected[relpath] = (status.st_size, status.st_mtime_ns)
+    assert set(expected) == {"a/1.dcm", "a/2.dcm", "a/link.dcm", "b/3.dcm", "top.csv"}
+    assert read_file_stats(root, relpaths) == expected
+    assert read_file_stats(root, relpaths)["a/link.dcm"][0] == 7

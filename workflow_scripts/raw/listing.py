@@ -25,6 +25,7 @@ resolves the link's whole path (to see whether it stays inside).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -152,8 +153,9 @@ class StudyListing:
         contours = self.contour_files()
         read = [path for _, _, path in contours]
         if contours and isinstance(self.dicoms, tuple):
+            folder = self.dicom_dir
             read += [
-                f"{self.dicom_dir}/{name}"
+                f"{folder}/{name}"
                 for name, entry_kind in self.dicoms
                 if entry_kind == FILE and DICOM_NAME.match(name)
             ]
@@ -187,16 +189,41 @@ def list_study(
 
 def read_file_stats(data_dir: str | Path, relpaths: list[str]) -> dict[str, tuple[int, int]]:
     """(size in bytes, modification time in ns) of each file, by relative path, through any
-    symbolic link (the file it leads to); a file that cannot be stat'ed is left out."""
+    symbolic link (the file it leads to), as ``os.stat`` of its path gives; a file that cannot
+    be stat'ed is left out.
+
+    Each folder is opened once and its files stat'ed relative to it (``fstatat``): the kernel
+    resolves the folder's path once, not once per file, which halves the cost of the ~250
+    files of a study's cine. Files of one folder should be neighbours in ``relpaths`` (sorted
+    paths are); where a folder cannot be opened so, its files are stat'ed by their paths."""
     root = str(data_dir)
     stats = {}
-    for relpath in relpaths:
-        try:
-            result = os.stat(f"{root}/{relpath}")
-        except OSError:
-            continue
-        stats[relpath] = (result.st_size, result.st_mtime_ns)
+    folder, handle = None, None
+    try:
+        for relpath in relpaths:
+            parent, _, name = relpath.rpartition("/")
+            if parent != folder:
+                if handle is not None:
+                    os.close(handle)
+                folder, handle = parent, None
+                with contextlib.suppress(OSError):
+                    handle = os.open(f"{root}/{parent}", _FOLDER_FLAGS)
+            try:
+                if handle is None:
+                    result = os.stat(f"{root}/{relpath}")
+                else:
+                    result = os.stat(name, dir_fd=handle)
+            except OSError:
+                continue
+            stats[relpath] = (result.st_size, result.st_mtime_ns)
+    finally:
+        if handle is not None:
+            os.close(handle)
     return stats
+
+
+#: Opens a folder only to stat the files in it (no read permission needed, as for ``stat``).
+_FOLDER_FLAGS = getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY
 
 
 def input_changed(path: str | Path, entry: dict, stat_now: tuple[int, int] | None) -> bool:
