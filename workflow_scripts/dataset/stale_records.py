@@ -24,12 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from workflow_scripts.config import FOLLOW_SYMLINKS
 from workflow_scripts.layout import Layout
 from workflow_scripts.raw.links import StudyLink
-from workflow_scripts.raw.listing import input_changed, list_study, read_file_stats
+from workflow_scripts.raw.listing import file_stat_arrays, input_changed, list_study
 
 __all__ = ["StaleRecord", "StaleRecordsError", "find_stale_records", "stale_records_message"]
 
@@ -62,15 +63,21 @@ def find_stale_records(
     root = str(layout.data_dir)
     kinds = tuple(config["contours"])
     follow = bool(config.get("follow_symlinks", FOLLOW_SYMLINKS))
-    inputs = tables["inputs"].select(["study_id", "path", "sha256", "size", "mtime_ns"])
+    inputs = tables["inputs"]
+    relpaths = inputs["path"].to_pylist()
+    sizes, times = file_stat_arrays(layout.data_dir, relpaths)
+    # compared as arrays; only a file whose time differs at the same size is looked at again
+    suspects = (sizes != inputs["size"].to_numpy()) | (times != inputs["mtime_ns"].to_numpy())
     changed: dict[str, list[str]] = {}
-    stats = read_file_stats(layout.data_dir, inputs.column("path").to_pylist())
-    for study, relpath, sha256, size, mtime_ns in zip(
-        *(column.to_pylist() for column in inputs.columns), strict=True
-    ):
-        entry = {"sha256": sha256, "size": size, "mtime_ns": mtime_ns}
-        if input_changed(f"{root}/{relpath}", entry, stats.get(relpath)):
-            changed.setdefault(study, []).append(relpath)
+    gone: set[str] = set()
+    for row in np.flatnonzero(suspects).tolist():
+        relpath = relpaths[row]
+        entry = {key: inputs[key][row].as_py() for key in ("sha256", "size", "mtime_ns")}
+        now = None if sizes[row] < 0 else (int(sizes[row]), int(times[row]))
+        if input_changed(f"{root}/{relpath}", entry, now):
+            changed.setdefault(inputs["study_id"][row].as_py(), []).append(relpath)
+            if now is None:
+                gone.add(relpath)
     stale = []
     studies = tables["studies"]
     for study, original_id, digest in zip(
@@ -79,7 +86,7 @@ def find_stale_records(
     ):
         if study in changed:
             paths = sorted(changed[study])
-            what = "gone" if paths[0] not in stats else "changed"
+            what = "gone" if paths[0] in gone else "changed"
             more = f" (and {len(paths) - 1} more input(s))" if len(paths) > 1 else ""
             stale.append(StaleRecord(study, paths[0], what + more))
             continue

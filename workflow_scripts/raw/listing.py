@@ -35,6 +35,8 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+import numpy as np
+
 from loader.manifest import file_digest
 from workflow_scripts.config import FOLLOW_SYMLINKS
 from workflow_scripts.layout import RawLayout
@@ -52,6 +54,7 @@ __all__ = [
     "WRONG_TYPE",
     "StudyListing",
     "broken_folder_link",
+    "file_stat_arrays",
     "input_changed",
     "list_study",
     "open_input",
@@ -190,17 +193,30 @@ def list_study(
 def read_file_stats(data_dir: str | Path, relpaths: list[str]) -> dict[str, tuple[int, int]]:
     """(size in bytes, modification time in ns) of each file, by relative path, through any
     symbolic link (the file it leads to), as ``os.stat`` of its path gives; a file that cannot
-    be stat'ed is left out.
+    be stat'ed is left out (see :func:`file_stat_arrays`)."""
+    sizes, times = file_stat_arrays(data_dir, relpaths)
+    return {
+        relpath: (size, time)
+        for relpath, size, time in zip(relpaths, sizes.tolist(), times.tolist(), strict=True)
+        if size >= 0
+    }
+
+
+def file_stat_arrays(data_dir: str | Path, relpaths: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(size in bytes, modification time in ns) of each file of ``relpaths`` (relative to
+    ``data_dir``) as two int64 arrays in their order, -1 where a file cannot be stat'ed;
+    through any symbolic link (the file it leads to), as ``os.stat`` of its path gives.
 
     Each folder is opened once and its files stat'ed relative to it (``fstatat``): the kernel
-    resolves the folder's path once, not once per file, which halves the cost of the ~250
-    files of a study's cine. Files of one folder should be neighbours in ``relpaths`` (sorted
-    paths are); where a folder cannot be opened so, its files are stat'ed by their paths."""
+    resolves the folder's path once, not once per file (a study's cine has ~250 files in one
+    folder). Files of one folder should be neighbours in ``relpaths`` (sorted paths are);
+    where a folder cannot be opened so, its files are stat'ed by their paths."""
     root = str(data_dir)
-    stats = {}
+    sizes = np.full(len(relpaths), -1, dtype=np.int64)
+    times = np.full(len(relpaths), -1, dtype=np.int64)
     folder, handle = None, None
     try:
-        for relpath in relpaths:
+        for row, relpath in enumerate(relpaths):
             parent, _, name = relpath.rpartition("/")
             if parent != folder:
                 if handle is not None:
@@ -215,11 +231,12 @@ def read_file_stats(data_dir: str | Path, relpaths: list[str]) -> dict[str, tupl
                     result = os.stat(name, dir_fd=handle)
             except OSError:
                 continue
-            stats[relpath] = (result.st_size, result.st_mtime_ns)
+            sizes[row] = result.st_size
+            times[row] = result.st_mtime_ns
     finally:
         if handle is not None:
             os.close(handle)
-    return stats
+    return sizes, times
 
 
 #: Opens a folder only to stat the files in it (no read permission needed, as for ``stat``).
