@@ -147,8 +147,7 @@ def transform_into(
         ValueError: ``out`` does not have the transformed shape.
     """
     orientation, reversed_rows = _SPLIT[code]
-    # (Lean checks: this runs 2 to 4 times per sample, and its Python once cost a fifth of the
-    # transform itself.)
+    # (This runs 2 to 4 times per sample: its checks are kept to a few attribute reads.)
     shape = array.shape if orientation < 2 else array.shape[::-1]
     if out.shape != shape:
         raise ValueError(f"out has shape {out.shape}; code {code} turns {array.shape} into {shape}")
@@ -184,7 +183,7 @@ def _opencv_transform(source: np.ndarray, code: int, target: np.ndarray) -> None
     """Write ``source`` transformed by ``code`` (1..5 or 7) into ``target`` (C-contiguous, of
     ``source``'s dtype and the transformed shape) with OpenCV, one blocked pass (two for code 5:
     the second a flip in place, in the CPU cache)."""
-    cv2 = _opencv()
+    cv2 = _cv2 or _opencv()
     if code == 1:  # np.rot90(a) == a.T[::-1]
         result = cv2.rotate(source, cv2.ROTATE_90_COUNTERCLOCKWISE, target)
     elif code == 2:  # half turn: both flips

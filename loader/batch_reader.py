@@ -140,7 +140,7 @@ class BatchReader:
                 self._read(position, into=[out[slot] for out in outs])
         elif cache is None:
             # One-sample buffers for the whole batch, held here so that no other thread gets them
-            scratch: dict[str, np.ndarray] = {}
+            scratch: dict[np.dtype | str, np.ndarray] = {}
             for slot, position in enumerate(positions.tolist()):
                 into = [out[slot] for out in outs]
                 self._read_transformed(position, into, codes[slot], scratch)
@@ -231,7 +231,11 @@ class BatchReader:
         write_sample(arrays, self.targets, into)
 
     def _read_transformed(
-        self, position: int, into: list[np.ndarray], code: int, scratch: dict[str, np.ndarray]
+        self,
+        position: int,
+        into: list[np.ndarray],
+        code: int,
+        scratch: dict[np.dtype | str, np.ndarray],
     ) -> None:
         """Read one sample's file, check it, and write its image and targets transformed by
         augmentation ``code`` into the batch slots ``into`` (``loader.augment.transform_into``:
@@ -245,13 +249,10 @@ class BatchReader:
         arrays = read_sample(path)
         stored_dtype = self._stored_dtypes[position]
         check_sample(arrays, path, self.image_shape, stored_dtype, self.targets)
-        image = arrays["image"]
-        buffer = None
-        if stored_dtype != self.dtype:
-            buffer = scratch.get(stored_dtype.str)
-            if buffer is None:
-                buffer = scratch[stored_dtype.str] = self._buffers(stored_dtype).take()
-        transform_into(image, code, into[0], buffer)
+        buffer = scratch.get(stored_dtype)  # (keyed by the dtype itself: dtype.str costs 0.3 us)
+        if buffer is None and stored_dtype != self.dtype:
+            buffer = scratch[stored_dtype] = self._buffers(stored_dtype).take()
+        transform_into(arrays["image"], code, into[0], buffer)
         for name, out in zip(self.targets, into[1:], strict=True):
             if name == "labels":
                 labels = scratch.get("labels")
