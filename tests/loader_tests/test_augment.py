@@ -9,6 +9,7 @@ a pure-Python SplitMix64, independently of the loader's row-copy orientations an
 
 from __future__ import annotations
 
+import sys
 import warnings
 
 import numpy as np
@@ -135,7 +136,8 @@ def test_transform_into_copies_what_opencv_returns_when_it_does_not_write_the_de
                 return attribute
             return lambda *args: attribute(*args[:-1])
 
-    monkeypatch.setattr(loader.augment, "_cv2", IgnoresDestination())
+    monkeypatch.setitem(sys.modules, "cv2", IgnoresDestination())
+    monkeypatch.setattr(loader.augment, "_opencv_calls", None)  # made again, from the stand-in
     for dtype in (np.int16, np.bool_):
         array = distinct_values((6, 6), dtype)
         for code in range(8):
