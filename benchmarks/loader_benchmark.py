@@ -32,7 +32,10 @@ dataset sizes, to show that memory does not grow with the dataset.
 
 Augmentation (``--augment-only`` runs just this part): plain and ``augment=True`` epochs, cached
 and uncached (``prefetch=0``: the reading and transforming work itself), as ratios augmented /
-plain measured in the same interleaved rounds and as back-to-back pairs; with ``--before REV``
+plain measured in the same interleaved rounds and as back-to-back pairs, and the uncached pairs
+again over ``--instances`` identical loaders of each kind, beside plain / plain of two identical
+loaders (two identical loaders differ by up to ~10%: that spread is the noise floor of one
+pair of loaders); with ``--before REV``
 (e.g. ``5fe20e6``) the same rows for the loader of that git revision (``git archive`` into the
 work folder, imported as ``loader_before``), so before and after share the run. ``--source real``
 builds the data from copies of the real studies (``../shared/data/sunnybrook``) with the
@@ -172,6 +175,9 @@ def main() -> int:
     )
     parser.add_argument(
         "--before", metavar="REV", help="also measure the augmentation rows of this revision"
+    )
+    parser.add_argument(
+        "--instances", type=int, default=3, help="uncached loaders per augmentation row (3)"
     )
     parser.add_argument(
         "--source", choices=["synthetic", "real"], default="synthetic", help="data (synthetic)"
@@ -393,27 +399,33 @@ def augmentation(dataset: Path, args: argparse.Namespace, before) -> None:
     if before is not None:
         packages = {"before": before, **packages}
     rows: dict[str, Callable[[int], int]] = {}
+    # Uncached rows also as --instances identical loaders: two identical loaders differ by up to
+    # ~10% (their batch arrays sit at other addresses relative to the read buffers), a bias that
+    # one pair of loaders carries into every ratio; cycling the pairs over instances averages it.
+    instances: dict[str, list[Callable[[int], int]]] = {}
     fills: dict[str, float] = {}
     for name, package in packages.items():
         index = package.DatasetIndex(dataset)
         for cache in (False, True):
             for augment in (False, True):
-                loader = package.BatchLoader(
-                    index, args.batch_size, seed=0, prefetch=0, cache=cache, augment=augment
-                )
                 label = (
                     f"{name}: {'cached' if cache else 'uncached'}, "
                     f"{'augment=True' if augment else 'plain'}"
                 )
-                if cache:  # the first epoch fills the cache
-                    start = time.perf_counter()
-                    filled = sum(len(images) for images, *_ in loader)
-                    fills[label] = filled / (time.perf_counter() - start)
+                for _ in range(1 if cache else args.instances):
+                    loader = package.BatchLoader(
+                        index, args.batch_size, seed=0, prefetch=0, cache=cache, augment=augment
+                    )
+                    if cache:  # the first epoch fills the cache
+                        start = time.perf_counter()
+                        filled = sum(len(images) for images, *_ in loader)
+                        fills[label] = filled / (time.perf_counter() - start)
 
-                def run_epoch(epoch: int, loader=loader) -> int:
-                    return sum(len(images) for images, *_ in loader)
+                    def run_epoch(epoch: int, loader=loader) -> int:
+                        return sum(len(images) for images, *_ in loader)
 
-                rows[label] = run_epoch
+                    instances.setdefault(label, []).append(run_epoch)
+                rows[label] = instances[label][0]
     results: dict[str, list[float]] = {name: [] for name in rows}
     for _ in range(args.rounds):
         for name, run_epoch in rows.items():
@@ -440,6 +452,23 @@ def augmentation(dataset: Path, args: argparse.Namespace, before) -> None:
                 f"  {name:6} {kind:8} {best[augmented] / best[plain]:5.2f}; "
                 f"{median:.2f} [{low:.2f}, {high:.2f}] (target >= {target}: {verdict})"
             )
+    print(
+        f"uncached over {args.instances} instances of each loader (pair i: instance i mod "
+        f"{args.instances}), median [quartiles] of {args.pairs} pairs:"
+    )
+    for name in packages:
+        plains = instances[f"{name}: uncached, plain"]
+        others = plains[1:] + plains[:1]  # another instance of the same plain loader
+        for label, numerators, denominators in (
+            ("augment=True / plain", instances[f"{name}: uncached, augment=True"], plains),
+            ("plain / plain (another instance)", plains, others),
+        ):
+            pairs = [
+                paired_ratios(numerators[i % len(plains)], denominators[i % len(plains)], 1)[0]
+                for i in range(args.pairs)
+            ]
+            low, median, high = np.percentile(pairs, [25, 50, 75])
+            print(f"  {name:6} {label:34} {median:.2f} [{low:.2f}, {high:.2f}]")
     if before is not None:
         print("after / before, augment=True: best rounds; median of pairs")
         for kind in ("cached", "uncached"):

@@ -17,9 +17,11 @@ the orientations that move pixels within rows (a left-right flip) or across them
 copy pixel by pixel, 10 to 20 times slower than a row copy with numpy. The in-memory cache
 therefore keeps each sample in all the orientations that its codes need (``loader.cache``), and a
 transformed sample is then one row copy. Without the cache, a sample read from its file is
-transformed by OpenCV (:func:`transformed_copy`): its transpose, flips and rotations copy in
-blocks that stay in the CPU cache, 3 to 5 times faster than numpy's pixel-by-pixel strided copy
-(numpy has no blocked transpose), and that is what makes augmented uncached epochs cheap.
+written straight into its batch slot by :func:`transform_into`: OpenCV's transpose, flips and
+rotations copy in blocks that stay in the CPU cache, 3 to 5 times faster than numpy's
+pixel-by-pixel strided copy (numpy has no blocked transpose), in the stored dtype into a reused
+one-sample buffer, which is then cast into the slot in one contiguous pass (or into the slot
+itself when the dtypes match: masks, labels, ``dtype=int16``).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ __all__ = [
     "orientations_needed",
     "split_code",
     "transform_codes",
-    "transformed_copy",
+    "transform_into",
     "transformed_view",
 ]
 
@@ -53,23 +55,13 @@ _SPLIT = (
     (0, True),
     (2, False),
 )
-# code -> the OpenCV calls that make it, in order: ("rotate", flag name), ("flip", flip_code) or
-# ("transpose",). np.rot90(a)[:, ::-1] == a.T[::-1, ::-1] (code 5) and
-# np.rot90(a, 3)[:, ::-1] == a.T (code 7).
-_OPENCV_STEPS = (
-    (),
-    (("rotate", "ROTATE_90_COUNTERCLOCKWISE"),),
-    (("rotate", "ROTATE_180"),),
-    (("rotate", "ROTATE_90_CLOCKWISE"),),
-    (("flip", 1),),
-    (("transpose",), ("flip", -1)),
-    (("flip", 0),),
-    (("transpose",),),
-)
-# The dtypes OpenCV's transpose, flip and rotate take as they are (bool goes through uint8).
-_OPENCV_DTYPES = frozenset(
-    np.dtype(name) for name in ("uint8", "int8", "uint16", "int16", "int32", "float32", "float64")
-)
+# dtype -> the dtype OpenCV's transpose, flip and rotate take it as: the dtypes they take as they
+# are, and bool by its bytes.
+_OPENCV_DTYPES = {
+    np.dtype(name): np.dtype(name)
+    for name in ("uint8", "int8", "uint16", "int16", "int32", "float32", "float64")
+} | {np.dtype(np.bool_): np.dtype(np.uint8)}
+_opencv_calls: tuple | None = None  # made on first use (see _load_opencv)
 
 
 def transform_codes(seed: int, epoch: int, samples: np.ndarray, square: bool = True) -> np.ndarray:
@@ -128,27 +120,96 @@ def transformed_view(array: np.ndarray, code: int) -> np.ndarray:
     return view[::-1] if reversed_rows else view
 
 
-def transformed_copy(array: np.ndarray, code: int) -> np.ndarray:
-    """``array`` (2D) transformed by ``code``, as a new C-contiguous array of the same dtype:
-    equal to :func:`apply_transform`'s view, made by OpenCV where it takes the dtype (bool by its
-    bytes), else by numpy. Code 0 returns ``array`` itself."""
-    steps = _OPENCV_STEPS[code]
-    if not steps:
-        return array
-    as_bytes = array.dtype == np.bool_
-    work = array.view(np.uint8) if as_bytes else array
-    if work.dtype not in _OPENCV_DTYPES:
-        return np.ascontiguousarray(transformed_view(array, code))
-    # Imported here, not with the loader: only augmented reads from files need it, and OpenCV's
-    # native threads can abort a process at exit ("terminate called without an active exception")
-    # that never used it.
+def transform_into(
+    array: np.ndarray, code: int, out: np.ndarray, scratch: np.ndarray | None = None
+) -> np.ndarray:
+    """Write ``array`` (2D) transformed by ``code`` into ``out`` and return ``out``: the values
+    of :func:`apply_transform`'s view, cast to ``out``'s dtype as ``out[...] = view`` casts.
+
+    Code 0 and the up-down flip (code 6) are one numpy copy (whole rows, in order or reversed).
+    The others are made by OpenCV (``cv2.flip``, ``cv2.transpose``, ``cv2.rotate``: blocked
+    copies, 3 to 5 times numpy's pixel-by-pixel strided copy), straight into ``out`` when it is
+    C-contiguous and of ``array``'s dtype (bool by its bytes), else into ``scratch`` and then
+    cast into ``out`` in one contiguous pass: transforming in the stored dtype (int16) and casting
+    once is cheaper than the reverse, which moves twice the bytes through the transpose. Dtypes
+    OpenCV does not take (e.g. int64) are copied by numpy from :func:`transformed_view`.
+
+    Args:
+        array: the 2D sample array (any dtype; read-only is fine).
+        code: the transform code, 0..7.
+        out: the destination, of the transformed shape (the shape reversed for the codes with a
+            quarter turn), e.g. a slot of a batch array.
+        scratch: a C-contiguous array of ``array``'s dtype and ``out``'s shape to transform in
+            when ``out`` cannot take OpenCV's result directly; one reused for a whole batch
+            stays in the CPU cache. Allocated when None or unfit.
+
+    Raises:
+        ValueError: ``out`` does not have the transformed shape.
+    """
+    # (This runs 2 to 4 times per sample: checks are a few attribute reads, the OpenCV call is
+    # looked up in a table, positional arguments only: cv2 parses a keyword ``dst=`` in ~0.7 us.)
+    shape = array.shape[::-1] if code & 1 else array.shape  # odd codes have a quarter turn
+    if out.shape != shape:
+        raise ValueError(f"out has shape {out.shape}; code {code} turns {array.shape} into {shape}")
+    if code == 0:
+        out[...] = array
+        return out
+    if code == 6:  # up-down flip: whole rows in reverse order
+        out[...] = array[::-1]
+        return out
+    dtype = array.dtype
+    opencv_dtype = _OPENCV_DTYPES.get(dtype)
+    if opencv_dtype is None:
+        out[...] = transformed_view(array, code)
+        return out
+    direct = out.dtype == dtype and out.flags.c_contiguous
+    if direct:
+        buffer = out
+    elif (
+        scratch is None
+        or scratch.dtype != dtype
+        or scratch.shape != shape
+        or not scratch.flags.c_contiguous
+    ):
+        buffer = np.empty(shape, dtype=dtype)
+    else:
+        buffer = scratch
+    source, target = array, buffer
+    if opencv_dtype is not dtype:  # bool, by its bytes
+        source, target = array.view(opencv_dtype), buffer.view(opencv_dtype)
+    result = (_opencv_calls or _load_opencv())[code](source, target)
+    if result is not target:
+        # OpenCV allocated its own result instead of writing into target (it does so when the
+        # destination does not fit); never seen with the arrays passed here, but exactness comes
+        # first.
+        target[...] = result
+    if not direct:
+        out[...] = buffer
+    return out
+
+
+def _load_opencv() -> tuple:
+    """Import OpenCV and make :data:`_opencv_calls`: code -> ``call(source, target)`` writing the
+    transform of ``source`` into ``target`` (C-contiguous, of the source's dtype and the
+    transformed shape) and returning OpenCV's result; one blocked pass (two for code 5, the
+    second a flip in place, in the CPU cache). Codes 0 and 6 are numpy's (None).
+
+    Imported on first use, not with the loader: only augmented reads from files need it, and
+    OpenCV's native threads can abort a process at exit ("terminate called without an active
+    exception") that never used it."""
+    global _opencv_calls
     import cv2
 
-    for step in steps:
-        if step[0] == "rotate":
-            work = cv2.rotate(work, getattr(cv2, step[1]))
-        elif step[0] == "flip":
-            work = cv2.flip(work, step[1])
-        else:
-            work = cv2.transpose(work)
-    return work.view(np.bool_) if as_bytes else work
+    rotate, flip, transpose = cv2.rotate, cv2.flip, cv2.transpose
+    counter_clockwise, clockwise = cv2.ROTATE_90_COUNTERCLOCKWISE, cv2.ROTATE_90_CLOCKWISE
+    _opencv_calls = (
+        None,
+        lambda source, target: rotate(source, counter_clockwise, target),  # a.T[::-1]
+        lambda source, target: flip(source, -1, target),  # half turn: both flips
+        lambda source, target: rotate(source, clockwise, target),  # a.T[:, ::-1]
+        lambda source, target: flip(source, 1, target),  # left-right
+        lambda source, target: flip(transpose(source, target), -1, target),  # a.T[::-1, ::-1]
+        None,
+        transpose,  # np.rot90(a, 3)[:, ::-1] == a.T
+    )
+    return _opencv_calls

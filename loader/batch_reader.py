@@ -4,8 +4,8 @@ from the reuse pools.
 
 Augmentation is cheap both ways: a cached sample is copied into its batch slot from the cached
 orientation its code needs, whole rows in order or reversed (``loader.augment.split_code``), and
-a sample read from its file is transformed by OpenCV (``loader.augment.transformed_copy``) before
-it is written into its slot.
+a sample read from its file is transformed by OpenCV straight into its slot, or through a reused
+one-sample buffer when it is also cast (``loader.augment.transform_into``).
 
 ``BatchReader`` knows what a batch holds (image dtype, targets, rows); it does not know which
 samples go into which batch or epoch: ``loader.batch_loader`` decides that.
@@ -24,14 +24,14 @@ from loader.augment import (
     orientations_needed,
     split_code,
     transform_codes,
-    transformed_copy,
+    transform_into,
 )
 from loader.buffers import ArrayPool
 from loader.cache import SampleCache
 from loader.index import DatasetIndex
 from loader.index_columns import DatasetIndexError
 from loader.sample_file import read_sample
-from loader.targets import TARGET_DTYPES, check_sample, write_sample
+from loader.targets import TARGET_DTYPES, check_sample, write_labels, write_sample
 
 __all__ = ["Batch", "BatchReader"]
 
@@ -92,8 +92,6 @@ class BatchReader:
                 )
         self.rows = rows
         self.targets = tuple(targets)
-        # the sample file's arrays the image and targets are made from (labels: mask and omask)
-        self._sources = {"image", *(("mask", "omask") if "labels" in targets else targets)}
         self.with_rows = with_rows
         self.augment = augment
         self.seed = seed
@@ -137,10 +135,15 @@ class BatchReader:
             outs = [np.empty((count, *self.image_shape), dtype=dtype) for dtype in self._dtypes]
         codes = self._codes(epoch)[positions].tolist() if self.augment else None
         cache = self._cache
-        if cache is None:
+        if cache is None and codes is None:
             for slot, position in enumerate(positions.tolist()):
-                code = 0 if codes is None else codes[slot]
-                self._read(position, into=[out[slot] for out in outs], code=code)
+                self._read(position, into=[out[slot] for out in outs])
+        elif cache is None:
+            # One-sample buffers for the whole batch, held here so that no other thread gets them
+            scratch: dict[np.dtype | str, np.ndarray] = {}
+            for slot, position in enumerate(positions.tolist()):
+                into = [out[slot] for out in outs]
+                self._read_transformed(position, into, codes[slot], scratch)
         else:
             for position in positions.tolist():
                 if not cache.filled[position]:
@@ -210,27 +213,55 @@ class BatchReader:
                     buffer[...] = sample[::-1]
                     out[slot] = buffer
 
-    def _buffers(self, dtype: np.dtype) -> ArrayPool:
-        """The pool of one-sample arrays of ``dtype`` (for :meth:`_gather_transformed`)."""
-        pool = self._sample_buffers.get(dtype)
+    def _buffers(self, dtype: np.dtype, use: str = "cast") -> ArrayPool:
+        """The pool of one-sample arrays of ``dtype`` for ``use`` ("cast": the transformed
+        sample before its cast, "labels": the labels before their transform)."""
+        pool = self._sample_buffers.get((use, dtype))
         if pool is None:
-            # Two: the prefetch thread and the caller's thread may both gather (first epoch).
-            pool = self._sample_buffers[dtype] = ArrayPool(self.image_shape, dtype, 2)
+            # Two: the prefetch thread and the caller's thread may both load (first epoch).
+            pool = self._sample_buffers[use, dtype] = ArrayPool(self.image_shape, dtype, 2)
         return pool
 
-    def _read(self, position: int, into: list[np.ndarray], code: int = 0) -> None:
-        """Read one sample's file, check it against the index, and write its image and targets,
-        transformed by augmentation ``code`` (0: as stored), into ``into`` (2D destinations:
-        batch slots, cache slots or scratch arrays)."""
+    def _read(self, position: int, into: list[np.ndarray]) -> None:
+        """Read one sample's file, check it against the index, and write its image and targets
+        as stored into ``into`` (2D destinations: batch slots, cache slots)."""
         path = self._paths[position]
         arrays = read_sample(path)
         check_sample(arrays, path, self.image_shape, self._stored_dtypes[position], self.targets)
-        if code:
-            arrays = {
-                name: transformed_copy(array, code) if name in self._sources else array
-                for name, array in arrays.items()
-            }
         write_sample(arrays, self.targets, into)
+
+    def _read_transformed(
+        self,
+        position: int,
+        into: list[np.ndarray],
+        code: int,
+        scratch: dict[np.dtype | str, np.ndarray],
+    ) -> None:
+        """Read one sample's file, check it, and write its image and targets transformed by
+        augmentation ``code`` into the batch slots ``into`` (``loader.augment.transform_into``:
+        one pass per array, straight into the slot or through a one-sample buffer of
+        ``scratch``, the batch's buffers by use, taken from the pools when first needed).
+
+        The labels are made from the stored mask and omask, then transformed: one transform
+        instead of two (the labels of a transformed pair are the transformed labels, pixel by
+        pixel)."""
+        path = self._paths[position]
+        arrays = read_sample(path)
+        stored_dtype = self._stored_dtypes[position]
+        check_sample(arrays, path, self.image_shape, stored_dtype, self.targets)
+        buffer = scratch.get(stored_dtype)  # (keyed by the dtype itself: dtype.str costs 0.3 us)
+        if buffer is None and stored_dtype != self.dtype:
+            buffer = scratch[stored_dtype] = self._buffers(stored_dtype).take()
+        transform_into(arrays["image"], code, into[0], buffer)
+        for name, out in zip(self.targets, into[1:], strict=True):
+            if name == "labels":
+                labels = scratch.get("labels")
+                if labels is None:
+                    labels = scratch["labels"] = self._buffers(out.dtype, "labels").take()
+                write_labels(arrays["mask"], arrays["omask"], labels)
+                transform_into(labels, code, out)
+            else:
+                transform_into(arrays[name], code, out)
 
 
 def _mixed_shapes_message(index: DatasetIndex, rows: np.ndarray) -> str:

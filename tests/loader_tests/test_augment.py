@@ -9,15 +9,17 @@ a pure-Python SplitMix64, independently of the loader's row-copy orientations an
 
 from __future__ import annotations
 
+import sys
 import warnings
 
 import numpy as np
 import pytest
 from loader_helpers import build_dataset
 
+import loader.augment
 import loader.cache
 from loader import BatchLoader
-from loader.augment import transform_codes, transformed_copy, transformed_view
+from loader.augment import transform_codes, transform_into, transformed_view
 from loader.sampler import STREAM_AUGMENT
 
 TARGETS = ("mask", "omask", "labels")
@@ -55,19 +57,94 @@ def expected_labels(mask: np.ndarray, omask: np.ndarray) -> np.ndarray:
 # ------------------------------------------------------------------------------ the transforms
 
 
-@pytest.mark.parametrize("shape", [(6, 6), (5, 7), (4, 9)])
-@pytest.mark.parametrize(
-    "dtype", [np.int16, np.uint16, np.float32, np.float64, np.bool_, np.uint8, np.int64]
-)
-def test_views_and_copies_give_the_documented_transform_for_every_code(shape, dtype):
-    values = np.arange(np.prod(shape)).reshape(shape)  # all distinct: any misplaced pixel shows
+DTYPES = [np.int16, np.uint16, np.float32, np.float64, np.bool_, np.uint8, np.int64]
+
+
+def distinct_values(shape, dtype) -> np.ndarray:
+    """A read-only array of ``shape``: distinct values (any misplaced pixel shows), a pattern for
+    bool; read-only as the arrays of a sample file are."""
+    values = np.arange(np.prod(shape)).reshape(shape)
     array = (values % 7 > 2) if dtype == np.bool_ else values.astype(dtype)
+    array.flags.writeable = False
+    return array
+
+
+@pytest.mark.parametrize("shape", [(6, 6), (5, 7), (4, 9)])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_views_give_the_documented_transform_for_every_code(shape, dtype):
+    array = distinct_values(shape, dtype)
     for code in range(8):
-        want = reference(array, code)
-        np.testing.assert_array_equal(transformed_view(array, code), want)
-        copy = transformed_copy(array, code)  # how uncached samples are transformed (OpenCV)
-        assert copy.dtype == array.dtype and copy.flags.c_contiguous
-        np.testing.assert_array_equal(copy, want)
+        np.testing.assert_array_equal(transformed_view(array, code), reference(array, code))
+
+
+@pytest.mark.parametrize("shape", [(6, 6), (5, 7), (4, 9)])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("out_dtype", ["same", np.float32, np.float64, np.int32])
+@pytest.mark.parametrize("scratch", ["none", "fit", "unfit"])
+def test_transform_into_writes_the_documented_transform_cast_into_any_slot(
+    shape, dtype, out_dtype, scratch
+):
+    """How uncached samples are transformed: into a slot of a batch array (C-contiguous, same
+    dtype: straight from OpenCV; another dtype: through the scratch buffer, then cast), with a
+    fitting buffer, an unfit one (wrong dtype) or none."""
+    array = distinct_values(shape, dtype)
+    out_dtype = array.dtype if out_dtype == "same" else np.dtype(out_dtype)
+    for code in range(8):
+        want = reference(array, code).astype(out_dtype)  # the cast as numpy makes it
+        batch = np.full((3, *want.shape), 99, dtype=out_dtype)  # the middle slot is written
+        buffer = {
+            "none": None,
+            "fit": np.full(want.shape, 7, dtype=array.dtype),
+            "unfit": np.zeros(want.shape, dtype=np.int8 if dtype != np.int8 else np.int16),
+        }[scratch]
+        slot = batch[1]
+        assert transform_into(array, code, slot, buffer) is slot
+        np.testing.assert_array_equal(slot, want)
+        assert (batch[[0, 2]] == np.asarray(99).astype(out_dtype)).all()  # neighbours untouched
+
+
+@pytest.mark.parametrize("dtype", [np.int16, np.bool_, np.float32])
+def test_transform_into_a_strided_destination(dtype):
+    """A destination that is not C-contiguous (a column-major view) cannot take OpenCV's result
+    directly: the transform goes through the buffer and lands right."""
+    array = distinct_values((6, 6), dtype)
+    for code in range(8):
+        out = np.zeros((6, 6), dtype=dtype, order="F")
+        transform_into(array, code, out)
+        np.testing.assert_array_equal(out, reference(array, code))
+
+
+def test_transform_into_refuses_a_destination_of_another_shape():
+    array = distinct_values((4, 9), np.int16)
+    with pytest.raises(ValueError, match=r"code 1 turns \(4, 9\) into \(9, 4\)"):
+        transform_into(array, 1, np.empty((4, 9), dtype=np.float32))
+    with pytest.raises(ValueError, match="code 4"):
+        transform_into(array, 4, np.empty((9, 4), dtype=np.int16))
+
+
+def test_transform_into_copies_what_opencv_returns_when_it_does_not_write_the_destination(
+    monkeypatch,
+):
+    """OpenCV allocates its own result when a ``dst`` does not fit it; the result is then copied
+    in. Simulated by an OpenCV whose calls drop ``dst`` (passed last, by position)."""
+    import cv2
+
+    class IgnoresDestination:
+        def __getattr__(self, name):
+            attribute = getattr(cv2, name)
+            if not callable(attribute):
+                return attribute
+            return lambda *args: attribute(*args[:-1])
+
+    monkeypatch.setitem(sys.modules, "cv2", IgnoresDestination())
+    monkeypatch.setattr(loader.augment, "_opencv_calls", None)  # made again, from the stand-in
+    for dtype in (np.int16, np.bool_):
+        array = distinct_values((6, 6), dtype)
+        for code in range(8):
+            for out_dtype in (dtype, np.float32):
+                out = np.zeros((6, 6), dtype=out_dtype)
+                transform_into(array, code, out, np.zeros((6, 6), dtype=dtype))
+                np.testing.assert_array_equal(out, reference(array, code).astype(out_dtype))
 
 
 def test_the_codes_are_the_documented_splitmix64_draw_as_before():
@@ -126,6 +203,7 @@ OPTIONS = [
     dict(cache=True, prefetch=2),
     dict(cache=True, prefetch=2, dtype=np.int16),
     dict(cache=False, prefetch=0, dtype=np.float64),
+    dict(cache=False, prefetch=2, dtype=np.int16),  # the images straight into their slots
 ]
 
 
@@ -149,6 +227,50 @@ def test_every_sample_of_every_epoch_is_its_stored_arrays_transformed_by_its_cod
             del batch  # as a training loop does: the batch arrays get reused
         assert sorted(served) == list(range(len(data)))  # exactly once
     assert codes == (set(range(8)) if which == "square" else {0, 2, 4, 6})
+
+
+@pytest.fixture(scope="module")
+def rescaled(tmp_path_factory):
+    """11 samples of 7x7 stored as float32 (as rescaled DICOMs are), every one with an
+    o-contour."""
+    return build_dataset(
+        tmp_path_factory.mktemp("rescaled"),
+        (5, 6),
+        shape=(7, 7),
+        image_dtype="float32",
+        omask_every=1,
+        nested=False,
+    )
+
+
+@pytest.mark.parametrize("cache", [False, True])
+@pytest.mark.parametrize("targets", [("labels",), ("mask",), ("omask", "mask")])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_any_targets_and_stored_dtype_are_transformed_alike(rescaled, cache, targets, dtype):
+    """float32 images into float32 batches (the uncached transform lands straight in the slot)
+    or float64 ones (through the buffer); labels alone (made, then transformed once), a mask
+    alone, targets in another order; batches of 4 of 11 samples, so the last one is short."""
+    seed = 5
+    batches = BatchLoader(
+        rescaled.root, batch_size=4, seed=seed, augment=True, targets=targets, with_rows=True,
+        cache=cache, dtype=dtype, prefetch=0,
+    )  # fmt: skip
+    for epoch in range(3):
+        served = []
+        for images, *served_targets, rows in batches:
+            assert images.dtype == dtype
+            for slot, row in enumerate(rows.tolist()):
+                code = expected_code(seed, epoch, row, True)
+                stored = {
+                    "mask": rescaled.masks[row],
+                    "omask": rescaled.omasks[row],
+                    "labels": expected_labels(rescaled.masks[row], rescaled.omasks[row]),
+                }
+                np.testing.assert_array_equal(images[slot], reference(rescaled.images[row], code))
+                for name, batch in zip(targets, served_targets, strict=True):
+                    np.testing.assert_array_equal(batch[slot], reference(stored[name], code))
+            served += rows.tolist()
+        assert sorted(served) == list(range(len(rescaled)))
 
 
 @pytest.mark.parametrize("cache", [False, True])

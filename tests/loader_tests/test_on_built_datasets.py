@@ -105,6 +105,40 @@ def test_real_labels_are_the_stored_mask_and_omask_of_every_sample_with_both(rea
     assert nested > 0
 
 
+@pytest.mark.realdata
+@pytest.mark.parametrize("cache", [False, True])
+def test_real_augmented_samples_are_the_stored_ones_turned_by_their_codes(real_version, cache):
+    """Augmented, every real sample (256x256 int16, masks of real contours) is its stored image,
+    mask, omask and labels turned by ``np.rot90`` then ``np.fliplr`` with the code of the test's
+    own SplitMix64, read back with ``np.load``; uncached (OpenCV into the batch slots) and
+    cached (the kept orientations), two epochs."""
+    from test_augment import expected_code, expected_labels, reference
+
+    index = pd.read_parquet(real_version / "index.parquet")
+    targets = ("mask", "omask", "labels")
+    batches = BatchLoader(
+        real_version, batch_size=8, seed=9, augment=True, targets=targets, with_rows=True,
+        cache=cache,
+    )  # fmt: skip
+    for epoch in range(2):
+        served, codes = [], set()
+        for images, masks, omasks, labels, rows in batches:
+            for slot, row in enumerate(rows.tolist()):
+                code = expected_code(9, epoch, row, square=True)
+                codes.add(code)
+                with np.load(real_version / index["npz"][row], allow_pickle=False) as stored:
+                    image, mask, omask = stored["image"], stored["mask"], stored["omask"]
+                want_image = reference(image, code).astype(np.float32)
+                np.testing.assert_array_equal(images[slot], want_image)
+                np.testing.assert_array_equal(masks[slot], reference(mask, code))
+                np.testing.assert_array_equal(omasks[slot], reference(omask, code))
+                want_labels = reference(expected_labels(mask, omask), code)
+                np.testing.assert_array_equal(labels[slot], want_labels)
+            served += rows.tolist()
+        assert sorted(served) == sorted(np.flatnonzero(index["has_omask"].to_numpy()).tolist())
+        assert codes == set(range(8))
+
+
 @pytest.fixture
 def damaged_copy(phantom_version, tmp_path):
     copy = tmp_path / "1.0.0"
