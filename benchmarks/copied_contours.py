@@ -25,12 +25,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from workflow_scripts.dataset.batch_tables import batch_tables
+from workflow_scripts.dataset.batch_tables import batch_tables, load_records
 from workflow_scripts.dataset.tables import (
     INDEX_SCHEMA,
     copies_between_studies,
     index_table,
-    load_records,
 )
 
 FRACTIONS = {"train": 0.8, "val": 0.1, "test": 0.1}

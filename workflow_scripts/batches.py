@@ -14,11 +14,9 @@ files are the same whichever batch builds it.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable
-from pathlib import Path
 
-__all__ = ["BATCH_ID_PATTERN", "assign_batches", "read_batch_studies"]
+__all__ = ["BATCH_ID_PATTERN", "assign_batches"]
 
 #: The workflow's ``{batch}`` wildcard constraint.
 BATCH_ID_PATTERN = r"[0-9]+-[0-9a-f]{8}"
@@ -41,12 +39,3 @@ def assign_batches(study_ids: Iterable[str], studies_per_job: int) -> dict[str, 
         digest = hashlib.sha256("\n".join(members).encode()).hexdigest()[:8]
         batches[f"{position:05d}-{digest}"] = members
     return batches
-
-
-def read_batch_studies(record_paths: Iterable[str | Path]) -> list[str]:
-    """The study ids listed by batch records (``{"batch", "studies"}``, written by
-    :func:`~workflow_scripts.study.batch.build_batch`), sorted."""
-    studies = []
-    for path in record_paths:
-        studies += json.loads(Path(path).read_text(encoding="utf-8"))["studies"]
-    return sorted(studies)

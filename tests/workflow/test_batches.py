@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from workflow_scripts.batches import BATCH_ID_PATTERN, assign_batches, read_batch_studies
+from workflow_scripts.batches import BATCH_ID_PATTERN, assign_batches
 from workflow_scripts.build_plan import plan_build
 from workflow_scripts.config import default_config
 from workflow_scripts.dataset.manifest import build_config, recorded_config
@@ -55,12 +55,6 @@ def test_batch_ids_change_when_membership_does():
 def test_studies_per_job_below_one_is_refused():
     with pytest.raises(ValueError, match="at least 1"):
         assign_batches(["a"], 0)
-
-
-def test_batch_records_list_their_studies(tmp_path):
-    (tmp_path / "b1.json").write_text('{"batch": "b1", "studies": ["S2", "S1"]}')
-    (tmp_path / "b2.json").write_text('{"batch": "b2", "studies": ["S0"]}')
-    assert read_batch_studies([tmp_path / "b1.json", tmp_path / "b2.json"]) == ["S0", "S1", "S2"]
 
 
 @pytest.fixture

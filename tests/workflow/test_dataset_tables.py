@@ -10,12 +10,11 @@ import pytest
 
 from loader.index_columns import INDEX_COLUMNS as SOURCE_COLUMNS
 from workflow_scripts.config import default_config
-from workflow_scripts.dataset.batch_tables import batch_tables
+from workflow_scripts.dataset.batch_tables import batch_tables, load_records
 from workflow_scripts.dataset.splits import assign_split
 from workflow_scripts.dataset.tables import (
     find_unlisted_studies,
     index_table,
-    load_records,
     write_dataset_tables,
 )
 from workflow_scripts.raw.links import StudyLink

@@ -20,8 +20,8 @@ import pytest
 
 from build_helpers import change_first_digit, phantom, tree_digests
 from workflow_scripts.config import default_config
-from workflow_scripts.dataset.batch_tables import batch_tables
-from workflow_scripts.dataset.tables import load_records, write_dataset_tables
+from workflow_scripts.dataset.batch_tables import batch_tables, load_records
+from workflow_scripts.dataset.tables import write_dataset_tables
 from workflow_scripts.layout import Layout
 from workflow_scripts.qc import plots, version_qc
 from workflow_scripts.qc.version_qc import write_version_qc

@@ -50,6 +50,7 @@ __all__ = [
     "BATCH_TABLE_SCHEMAS",
     "batch_tables",
     "input_entry",
+    "load_records",
     "read_version_tables",
     "write_batch_tables",
 ]
@@ -186,4 +187,10 @@ def _read_batch_tables(layout: Layout, batch: str, studies: list[str]) -> dict[s
 
 
 def _study_records(layout: Layout, studies: Iterable[str]) -> list[dict]:
-    return [json.loads(layout.study_record(s).read_text(encoding="utf-8")) for s in studies]
+    return load_records(layout.study_record(study) for study in studies)
+
+
+def load_records(paths: Iterable[str | Path]) -> list[dict]:
+    """Read study records (JSON), sorted by study id."""
+    records = [json.loads(Path(path).read_text(encoding="utf-8")) for path in paths]
+    return sorted(records, key=lambda record: record["study_id"])

@@ -11,7 +11,6 @@ studies' builds recorded, without reading any contour file again).
 
 from __future__ import annotations
 
-import json
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from itertools import islice
@@ -37,16 +36,9 @@ __all__ = [
     "find_unlisted_studies",
     "frames_table",
     "index_table",
-    "load_records",
     "measures_table",
     "write_dataset_tables",
 ]
-
-
-def load_records(paths: Iterable[str | Path]) -> list[dict]:
-    """Read study records (JSON), sorted by study id."""
-    records = [json.loads(Path(path).read_text(encoding="utf-8")) for path in paths]
-    return sorted(records, key=lambda record: record["study_id"])
 
 
 def index_table(
