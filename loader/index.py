@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from loader.index_columns import INDEX_NAME, DatasetIndexError, read_index_columns
+from loader.index_columns import INDEX_NAME, DatasetIndexError, SamplePaths, read_index_columns
 from loader.manifest import (
     DatasetVerificationError,
     check_dataset,
@@ -60,7 +60,8 @@ class DatasetIndex:
     Attributes:
         study_id, split, image_dtype: object arrays of str, one per sample.
         slice, height, width: int64 arrays (slice number; slice shape in pixels).
-        npz: list of str, the sample files relative to the version folder.
+        npz: :class:`~loader.index_columns.SamplePaths`, the sample files relative to the
+            version folder: a sequence of str (``npz[row]``), each made when asked for.
         has_omask: bool array, or None when the index has no such column (built before it).
         mask_pixels: int64 array, or None when absent.
         flags: object array of str (comma-separated problem codes, "" for none), or None when
@@ -110,7 +111,7 @@ class DatasetIndex:
         columns = read_index_columns(self.root / INDEX_NAME)
         self.study_id: np.ndarray = columns["study_id"]
         self.slice: np.ndarray = columns["slice"]
-        self.npz: list[str] = columns["npz"]
+        self.npz: SamplePaths = columns["npz"]
         self.split: np.ndarray = columns["split"]
         self.height: np.ndarray = columns["height"]
         self.width: np.ndarray = columns["width"]
@@ -167,8 +168,9 @@ class DatasetIndex:
         import pyarrow.compute as pc
 
         outputs = manifest_table(self.root, self.manifest, "outputs", ["path"])["path"]
-        named = pa.array(self.npz, pa.string())
-        listed = pc.is_in(named, value_set=outputs).to_numpy(zero_copy_only=False)
+        named = self.npz.arrow()
+        listed = pc.is_in(named, value_set=outputs.cast(pa.large_string()))
+        listed = listed.to_numpy(zero_copy_only=False)
         return [
             f"{self.npz[row]}: named in {INDEX_NAME} but not in the manifest"
             for row in np.flatnonzero(~listed).tolist()
