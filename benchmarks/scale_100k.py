@@ -66,7 +66,13 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from workflow_scale import REAL_DATA, measure_floor, metadata_size, snakemake  # noqa: E402
 
-from loader.manifest import MANIFEST_TABLES, manifest_bytes, manifest_table, read_manifest  # noqa: E402
+from loader.manifest import (  # noqa: E402
+    MANIFEST_TABLES,
+    manifest_bytes,
+    manifest_table,
+    read_manifest,
+    read_whole_manifest,
+)
 from workflow_scripts.batches import assign_batches  # noqa: E402
 from workflow_scripts.config import default_config  # noqa: E402
 from workflow_scripts.dataset.manifest import build_manifest, write_manifest_files  # noqa: E402
@@ -107,11 +113,18 @@ def _link_tree(source: Path, target: Path) -> int:
 
 
 def make_version(
-    root: Path, studies: int, template_raw: Path, template_work: Path, real_slices: bool = False
+    root: Path,
+    studies: int,
+    template_raw: Path,
+    template_work: Path,
+    real_slices: bool = False,
+    real_raw: bool = False,
 ) -> dict:
     """The N-study raw folder, and its finished version in ``root / "work" / "out"``;
     ``real_slices``: each study's ``slices/`` a folder of its own holding hard links to the
-    template's files (what ``DatasetIndex``'s fast open lists), not a symbolic link."""
+    template's files, not a symbolic link; ``real_raw``: likewise each study's ``dicoms/``
+    and ``contourfiles/`` folders in the raw data (what the no-op's immutability check lists
+    and stat's: the honest layout; links to folders cost a resolution per path)."""
     started = time.perf_counter()
     templates = read_link_table(template_raw / "link.csv")
     raw, workdir = root / "raw", root / "work"
@@ -128,6 +141,11 @@ def make_version(
         link = StudyLink(f"ST{number:06d}", f"ST-{number:06d}", number + 2)
         links.append(link)
         lines.append(f"{link.patient_id},{link.original_id}")
+        if real_raw:
+            _link_tree(pool / "dicoms" / template.patient_id, raw / "dicoms" / link.patient_id)
+            _link_tree(pool / "contourfiles" / template.original_id,
+                       raw / "contourfiles" / link.original_id)  # fmt: skip
+            continue
         os.symlink(f"../.templates/dicoms/{template.patient_id}",
                    raw / "dicoms" / link.patient_id)  # fmt: skip
         os.symlink(f"../.templates/contourfiles/{template.original_id}",
@@ -359,12 +377,7 @@ def rewrite_as_format_1(version_dir: Path) -> tuple[int, bytes]:
     """Write the version's manifest in format 1 (the tables inline); returns its size and the
     format-2 manifest.json, to put back."""
     current = (version_dir / "manifest.json").read_bytes()
-    manifest = read_manifest(version_dir)
-    inline = {key: value for key, value in manifest.items() if key not in ("tables", "format")}
-    for section in MANIFEST_TABLES:
-        inline[section] = dict(manifest[section])
-    inline["listing"] = {key: dict(value) for key, value in inline["listing"].items()}
-    data = manifest_bytes(inline)
+    data = manifest_bytes(read_whole_manifest(version_dir))
     (version_dir / "manifest.json").write_bytes(data)
     return len(data), current
 
@@ -427,6 +440,12 @@ def main() -> None:
         help="each study's slices/ a real folder of hard links, not a symbolic link",
     )
     parser.add_argument(
+        "--real-folders",
+        action="store_true",
+        help="every study folder (raw dicoms/ and contourfiles/, and slices/) a real folder of "
+        "hard links, not a symbolic link (implies --real-sample-folders)",
+    )
+    parser.add_argument(
         "--open-only",
         action="store_true",
         help="skip the no-ops and the immutability check: the manifest, DatasetIndex open, "
@@ -456,7 +475,8 @@ def main() -> None:
             args.studies,
             template_raw,
             template_work,
-            real_slices=args.real_sample_folders,
+            real_slices=args.real_sample_folders or args.real_folders,
+            real_raw=args.real_folders,
         )
         print("made: " + ", ".join(f"{k} {v:.0f}" for k, v in made.items()), flush=True)
         root = work / f"n{args.studies}"

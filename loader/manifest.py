@@ -487,6 +487,13 @@ def top_outputs(version_dir: str | Path, manifest: Mapping[str, Any]) -> dict[st
             str(path): {"sha256": str(entry["sha256"]), "size": int(entry["size"])}
             for path, entry in manifest[TOP_OUTPUTS].items()
         }
+    entries = manifest.get("outputs", {})
+    if not isinstance(entries, ManifestSection):  # format 1: inline already
+        return {
+            path: {"sha256": entry["sha256"], "size": entry["size"]}
+            for path, entry in entries.items()
+            if "/" not in path
+        }
     import pyarrow.compute as pc
 
     table = manifest_table(version_dir, manifest, "outputs", ["path", "sha256", "size"])
