@@ -62,8 +62,9 @@ def test_arrow_numpy_gives_the_values_python_gives(kind):
     array = pa.array(values, kind)
     for part in (array, array[3:], pa.chunked_array([array[1:4], array[6:]])):
         python = part.to_pylist()
-        filled = arrow_numpy(part, null=-1 if pa.types.is_integer(kind) else np.nan)
-        expected = [(-1 if pa.types.is_integer(kind) else np.nan) if v is None else v for v in python]
+        fill = -1 if pa.types.is_integer(kind) else np.nan
+        filled = arrow_numpy(part, null=fill)
+        expected = [fill if v is None else v for v in python]
         np.testing.assert_array_equal(filled, np.array(expected, dtype=filled.dtype))
     assert arrow_numpy(array[5:]).tolist() == values[5:]
     with pytest.raises(ValueError, match="nulls"):
