@@ -376,8 +376,7 @@ class DatasetIndex:
 
     def digest(self, rows: np.ndarray) -> str:
         """A short digest of the npz paths of ``rows``, in order (to recognise a selection)."""
-        text = "\n".join(self.npz[row] for row in rows.tolist())
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        return hashlib.sha256(self.npz.joined(rows)).hexdigest()[:16]
 
 
 def _names(value: str | Iterable[str] | None, option: str) -> tuple[str, ...] | None:

@@ -392,6 +392,33 @@ class SamplePaths(Sequence[str]):
             len(self), pa.py_buffer(self._offsets - start), pa.py_buffer(self._bytes())
         )
 
+    def joined(self, rows: np.ndarray, separator: bytes = b"\n") -> bytes:
+        """The UTF-8 bytes of the paths of ``rows`` (int, in order, repeats allowed) joined by
+        ``separator``: ``separator.join(paths[r].encode() for r in rows)``, gathered in Arrow
+        (no str per row)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        rows = np.ascontiguousarray(rows, dtype=np.int64)
+        if len(rows) and (rows.min() < 0 or rows.max() >= len(self)):
+            raise IndexError(f"sample rows out of range (0..{len(self) - 1})")
+        taken = self.arrow().take(
+            pa.Array.from_buffers(pa.int64(), len(rows), [None, pa.py_buffer(rows)])
+        )
+        one_list = pa.LargeListArray.from_arrays(
+            pa.Array.from_buffers(
+                pa.int64(), 2, [None, pa.py_buffer(np.array([0, len(rows)], dtype=np.int64))]
+            ),
+            taken,
+        )
+        separators = pa.LargeStringArray.from_buffers(
+            1, pa.py_buffer(np.array([0, len(separator)], dtype=np.int64)), pa.py_buffer(separator)
+        )
+        joined = pc.binary_join(one_list, separators)
+        _, offsets, data = joined.buffers()
+        bounds = np.frombuffer(offsets, dtype=np.int64, count=2)
+        return b"" if data is None else data.to_pybytes()[bounds[0] : bounds[1]]
+
     def __repr__(self) -> str:
         shown = ", ".join(repr(self[row]) for row in range(min(len(self), 3)))
         return f"SamplePaths([{shown}{', ...' if len(self) > 3 else ''}], {len(self)} paths)"

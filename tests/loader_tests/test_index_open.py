@@ -220,3 +220,17 @@ def test_the_fast_open_checks_the_sizes_of_the_top_files_and_lists_no_sample(tmp
     assert index.missing_sample_files() == [f"{data.npz[1]}: missing"]
     with pytest.raises(DatasetVerificationError, match=f"{data.npz[1]}: missing"):
         DatasetIndex(data.root, verify="full")
+
+
+def test_the_selection_digest_is_the_sha256_of_the_paths_joined_by_newlines(tmp_path):
+    """Saved loader states compare it: it must stay what it was (a str per row joined)."""
+    data = build_dataset(tmp_path, study_sizes=(3, 2, 4))
+    index = DatasetIndex(data.root)
+    for rows in ([0, 1, 2, 3, 4, 5, 6, 7, 8], [8, 0, 3], [4], [], [2, 2]):
+        text = "\n".join(data.npz[row] for row in rows)
+        expected = hashlib.sha256(text.encode()).hexdigest()[:16]
+        assert index.digest(np.array(rows, dtype=np.int64)) == expected
+    joined = SamplePaths.of(PATHS).joined(np.array([4, 2, 0]), separator=b"|")
+    assert joined == "|".join([PATHS[4], PATHS[2], PATHS[0]]).encode()
+    with pytest.raises(IndexError):
+        SamplePaths.of(PATHS).joined(np.array([len(PATHS)]))
