@@ -353,7 +353,17 @@ class DatasetIndex:
     def shapes(self, rows: np.ndarray | None = None) -> Counter:
         """Counter of (height, width) over ``rows`` (all rows by default)."""
         rows = self.rows() if rows is None else rows
-        return Counter(zip(self.height[rows].tolist(), self.width[rows].tolist(), strict=True))
+        # one int64 key per row (height and width are positive int32 values), counted by
+        # numpy; shapes in the order they first occur, as a Counter over the rows would be
+        keys = (self.height[rows].astype(np.int64) << 32) | self.width[rows].astype(np.int64)
+        unique, first, counts = np.unique(keys, return_index=True, return_counts=True)
+        order = np.argsort(first, kind="stable")
+        return Counter(
+            {
+                (key >> 32, key & 0xFFFFFFFF): count
+                for key, count in zip(unique[order].tolist(), counts[order].tolist(), strict=True)
+            }
+        )
 
     def dtypes(self, rows: np.ndarray | None = None) -> Counter:
         """Counter of stored image dtype names over ``rows`` (all rows by default)."""

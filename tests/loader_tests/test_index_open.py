@@ -234,3 +234,17 @@ def test_the_selection_digest_is_the_sha256_of_the_paths_joined_by_newlines(tmp_
     assert joined == "|".join([PATHS[4], PATHS[2], PATHS[0]]).encode()
     with pytest.raises(IndexError):
         SamplePaths.of(PATHS).joined(np.array([len(PATHS)]))
+
+
+def test_shapes_are_counted_in_the_order_they_first_occur(tmp_path):
+    from collections import Counter
+
+    data = build_dataset(tmp_path, study_sizes=(2, 1, 3, 2), shapes={1: (6, 8), 2: (8, 7)})
+    index = DatasetIndex(data.root)
+    pairs = [(int(h), int(w)) for h, w in zip(index.height, index.width, strict=True)]
+    assert pairs[:3] == [(8, 8), (8, 8), (6, 8)]
+    for rows in (np.arange(len(index)), np.array([6, 2, 0, 3, 3])):
+        expected = Counter(pairs[row] for row in rows.tolist())
+        got = index.shapes(rows)
+        assert got == expected and list(got.most_common()) == list(expected.most_common())
+        assert all(type(h) is int and type(w) is int for h, w in got)
