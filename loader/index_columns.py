@@ -241,6 +241,10 @@ def read_index_columns(path: Path, data: bytes | None = None) -> dict[str, Any]:
                 _check_dtype_names(path, column)
             columns[name] = _shared_strings(column)
     _check_required_values(path, columns)
+    # The decoded table is dropped: hand its memory back (Arrow's allocator keeps freed pages
+    # for reuse, ~500 bytes a sample of the index otherwise held by the open index).
+    del table
+    pa.default_memory_pool().release_unused()
     return columns
 
 
