@@ -11,10 +11,8 @@ version is built again: its run reads no build rule (``RunMode.FINISHED`` in
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -23,6 +21,7 @@ import pyarrow.compute as pc
 
 from loader.manifest import MANIFEST_NAME, DatasetVerificationError, manifest_table, read_manifest
 from workflow_scripts.config import FOLLOW_SYMLINKS
+from workflow_scripts.dataset import input_stats
 from workflow_scripts.dataset.manifest import (
     CONFIG_FILE_INPUTS,
     build_config,
@@ -199,19 +198,28 @@ def _input_changes(
     (:func:`~loader.manifest.manifest_table`): sizes and times compared as arrays, sha256
     only for files of the same size whose time differs.
 
-    The inputs are stat'ed in a second thread while this one lists the studies: a ``stat``
-    waits on the kernel with the GIL released, the listing is mostly Python (measured in
-    ``benchmarks/scale_100k.py``)."""
+    From :data:`~workflow_scripts.dataset.input_stats.WORKER_MIN_FILES` inputs on, they are
+    stat'ed in a second process while this one lists the studies
+    (:mod:`~workflow_scripts.dataset.input_stats`)."""
     outside = pa.array(sorted(CONFIG_FILE_INPUTS.values()))  # not in data_dir: on their own
     recorded = inputs.filter(pc.invert(pc.is_in(inputs["path"], value_set=outside)))
-    relpaths = recorded["path"].to_pylist()
+    paths = recorded["path"]
     root = str(layout.data_dir)
-    with ThreadPoolExecutor(1) as pool:
-        stats = pool.submit(_stat_arrays, root, relpaths) if stat_files is None else None
+    if stat_files is None:
+        offsets, path_bytes = input_stats.arrow_paths(paths)
+        worker = (
+            input_stats.StatWorker(root, offsets, path_bytes)
+            if len(paths) >= input_stats.WORKER_MIN_FILES
+            else None
+        )
         study_changes = _listing_changes(listing, layout, links, kinds, list_files)
-        if stats is not None:
-            now_sizes, now_times = stats.result()
-    if stat_files is not None:
+        if worker is not None:
+            now_sizes, now_times = worker.result()
+        else:
+            now_sizes, now_times = input_stats.stat_files(os.fsencode(root), offsets, path_bytes)
+    else:
+        study_changes = _listing_changes(listing, layout, links, kinds, list_files)
+        relpaths = paths.to_pylist()
         found = stat_files(relpaths)
         pairs = [found.get(relpath, (-1, -1)) for relpath in relpaths]
         now_sizes = np.array([size for size, _ in pairs], dtype=np.int64)
@@ -220,11 +228,12 @@ def _input_changes(
     sha256 = recorded["sha256"]
     changed = []
     for row in np.flatnonzero((now_sizes != sizes) | (now_times != times)).tolist():
+        relpath = paths[row].as_py()
         entry = {"size": int(sizes[row]), "mtime_ns": int(times[row])}
         entry["sha256"] = sha256[row].as_py()
         now = None if now_sizes[row] < 0 else (int(now_sizes[row]), int(now_times[row]))
-        if input_changed(f"{root}/{relpaths[row]}", entry, now):
-            changed.append(relpaths[row])
+        if input_changed(f"{root}/{relpath}", entry, now):
+            changed.append(relpath)
     changes = [_some(changed, "input file(s) changed or missing")] if changed else []
     return changes + study_changes
 
@@ -268,45 +277,6 @@ def _listing_changes(
         if changed:
             changes.append(_some(changed, "unlisted contour folder(s) with files added or removed"))
     return changes
-
-
-#: Opens a folder only to stat the files in it (no read permission needed, as for ``stat``).
-_FOLDER_FLAGS = getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY
-
-
-def _stat_arrays(root: str, relpaths: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(size, mtime_ns) of each file under ``root`` as two int64 arrays, -1 where it cannot be
-    stat'ed; through any symbolic link (the file it leads to), as ``os.stat`` of its path.
-
-    Each folder is opened once and its files stat'ed relative to it (``fstatat``): the
-    kernel resolves the folder's path once, not once per file (the paths come sorted, so a
-    folder's files are neighbours). Where a folder cannot be opened so, its files are
-    stat'ed by their paths. ~1-4 µs per file."""
-    sizes = np.full(len(relpaths), -1, dtype=np.int64)
-    times = np.full(len(relpaths), -1, dtype=np.int64)
-    folder, handle = None, None
-    try:
-        for row, relpath in enumerate(relpaths):
-            parent, _, name = relpath.rpartition("/")
-            if parent != folder:
-                if handle is not None:
-                    os.close(handle)
-                folder, handle = parent, None
-                with contextlib.suppress(OSError):
-                    handle = os.open(f"{root}/{parent}", _FOLDER_FLAGS)
-            try:
-                if handle is None:
-                    status = os.stat(f"{root}/{relpath}")
-                else:
-                    status = os.stat(name, dir_fd=handle)
-            except OSError:
-                continue
-            sizes[row] = status.st_size
-            times[row] = status.st_mtime_ns
-    finally:
-        if handle is not None:
-            os.close(handle)
-    return sizes, times
 
 
 def _listing_sections(listing: pa.Table) -> dict[str, dict[str, Any]]:
