@@ -12,7 +12,6 @@ import pytest
 
 from build_helpers import build_by_calls, build_studies, change_first_digit, phantom
 from workflow_scripts.config import default_config
-from workflow_scripts.dataset import input_stats
 from workflow_scripts.dataset.tables import find_unlisted_studies
 from workflow_scripts.dataset.version_guard import (
     VersionChangedError,
@@ -26,15 +25,6 @@ from workflow_scripts.raw.listing import list_study
 from workflow_scripts.raw.phantom import PhantomSpec
 
 VERSION = "4.2"
-
-
-@pytest.fixture(autouse=True, params=["in_process", "worker"])
-def stat_mode(request, monkeypatch) -> str:
-    """Every check twice: the inputs stat'ed in this process, and by the worker process that
-    stats them from 50,000 files on (input_stats.StatWorker)."""
-    if request.param == "worker":
-        monkeypatch.setattr(input_stats, "WORKER_MIN_FILES", 1)
-    return request.param
 
 
 @pytest.fixture(scope="module")
@@ -162,7 +152,7 @@ def test_files_added_or_renamed_in_a_study_are_refused(build, change, request):
     message = refusal(build)
     assert "1 study(ies) with files added, removed or renamed: PHANTOM0001" in message
     # every DICOM is an input (read for the cine): the renamed one is also a missing input
-    renamed = request.node.callspec.id.endswith("dicom renamed")  # (ids: stat mode-change)
+    renamed = request.node.callspec.id == "dicom renamed"
     assert ("input file(s)" in message) == renamed
 
 

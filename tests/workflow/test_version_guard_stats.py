@@ -1,22 +1,20 @@
-"""The immutability check's stat of every recorded input (``input_stats``): in this process or
-in the worker process, it gives what ``os.stat`` of each path gives for a file, and -1 for
-anything else (links to files followed, broken links, folders, missing files and folders,
-files directly in the data folder, names beyond ASCII); a worker that fails leaves the answer
-to this process."""
+"""The immutability check's stat of every recorded input (``_stat_arrays``: Arrow's C++ stat of
+a batch of paths) gives what ``os.stat`` of each path gives for a file, and -1 for anything
+else (links to files followed, broken links, folders, missing files and folders, files
+directly in the data folder, names beyond ASCII); in batches of any size, and through its
+fallback of one ``os.stat`` per path."""
 
 from __future__ import annotations
 
-import itertools
 import os
 import stat
-import sys
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pytest
 
-from workflow_scripts.dataset import input_stats
+from workflow_scripts.dataset import version_guard
 
 RELPATHS = [
     "contourfiles/A-1/i-contours/c.txt",
@@ -70,44 +68,39 @@ def by_path(root: Path, relpaths: list[str]) -> tuple[list[int], list[int]]:
     return sizes, times
 
 
-def request(relpaths: list[str]) -> tuple[np.ndarray, bytes]:
+class RefusingFileSystem:
+    """Stands for Arrow's file system refusing a batch (as for a folder it may not search)."""
+
+    def get_file_info(self, paths):
+        raise OSError("refused")
+
+
+@pytest.mark.parametrize("chunk", [65_536, 2, 1])
+@pytest.mark.parametrize("arrow", [True, False], ids=["arrow", "fallback"])
+def test_stats_equal_stats_by_path(data, monkeypatch, chunk, arrow):
+    monkeypatch.setattr(version_guard, "_STAT_CHUNK", chunk)
+    if not arrow:
+        monkeypatch.setattr("pyarrow.fs.LocalFileSystem", RefusingFileSystem)
     # an Arrow slice starts at an offset into its buffers: the paths must not shift
-    column = pa.chunked_array([pa.array(["x", *relpaths])[1:]])
-    return input_stats.arrow_paths(column)
-
-
-def test_the_paths_come_out_of_arrow_as_their_bytes():
-    offsets, data = request(RELPATHS)
-    assert [data[a:b].decode() for a, b in itertools.pairwise(offsets)] == RELPATHS
-
-
-def test_stats_here_equal_stats_by_path(data):
-    sizes, times = input_stats.stat_files(os.fsencode(data), *request(RELPATHS))
-    expected_sizes, expected_times = by_path(data, RELPATHS)
-    assert sizes.tolist() == expected_sizes and times.tolist() == expected_times
+    paths = pa.chunked_array([pa.array(["x", *RELPATHS])[1:]])
+    sizes, times = version_guard._stat_arrays(str(data), paths)
+    assert sizes.dtype == np.int64 and times.dtype == np.int64
+    assert (sizes.tolist(), times.tolist()) == by_path(data, RELPATHS)
     # spot checks against what was written
     assert sizes[RELPATHS.index("dicoms/A/1.dcm")] == 2
     assert sizes[RELPATHS.index("dicoms/B/2.dcm")] == len(b"outside!")
+    assert sizes[RELPATHS.index("dicoms/É/1.dcm")] == 3
     assert times[RELPATHS.index("dicoms/B/1.dcm")] == 123456789
     for missing in ("dicoms/A/9.dcm", "dicoms/B/3.dcm", "dicoms/B/sub", "dicoms/D/1.dcm"):
         assert sizes[RELPATHS.index(missing)] == -1
 
 
-def test_the_worker_process_gives_the_same_answer(data, monkeypatch):
-    worker = input_stats.StatWorker(str(data), *request(RELPATHS))
-    assert worker._process is not None  # it did run
-    sizes, times = worker.result()
-    assert (sizes.tolist(), times.tolist()) == by_path(data, RELPATHS)
-    # a worker that cannot start, or answers nothing, leaves it to this process
-    for executable in (str(data / "no-python"), "/bin/true"):
-        monkeypatch.setattr(sys, "executable", executable)
-        sizes, times = input_stats.StatWorker(str(data), *request(RELPATHS)).result()
-        assert (sizes.tolist(), times.tolist()) == by_path(data, RELPATHS)
+def test_a_relative_data_folder_is_taken_from_the_working_folder(data, monkeypatch):
+    monkeypatch.chdir(data.parent)
+    sizes, _ = version_guard._stat_arrays("data", pa.chunked_array([["dicoms/A/4.dcm"]]))
+    assert sizes.tolist() == [5]
 
 
 def test_no_input_gives_empty_arrays(tmp_path):
-    for stats in (
-        input_stats.stat_files(os.fsencode(tmp_path), *request([])),
-        input_stats.StatWorker(str(tmp_path), *request([])).result(),
-    ):
-        assert [array.shape for array in stats] == [(0,), (0,)]
+    sizes, times = version_guard._stat_arrays(str(tmp_path), pa.chunked_array([[]], pa.string()))
+    assert sizes.shape == (0,) and times.shape == (0,)

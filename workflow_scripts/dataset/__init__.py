@@ -5,6 +5,5 @@
 - ``splits``: patient-level train/val/test assignment;
 - ``manifest``: the manifest that marks a version finished;
 - ``stale_records``: refusing the manifest when a study record no longer describes its files;
-- ``version_guard``: refusing to rebuild a finished version differently;
-- ``input_stats``: the size and time of its every input, in a second process at scale.
+- ``version_guard``: refusing to rebuild a finished version differently.
 """

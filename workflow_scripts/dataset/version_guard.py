@@ -12,6 +12,7 @@ version is built again: its run reads no build rule (``RunMode.FINISHED`` in
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -21,7 +22,6 @@ import pyarrow.compute as pc
 
 from loader.manifest import MANIFEST_NAME, DatasetVerificationError, manifest_table, read_manifest
 from workflow_scripts.config import FOLLOW_SYMLINKS
-from workflow_scripts.dataset import input_stats
 from workflow_scripts.dataset.manifest import (
     CONFIG_FILE_INPUTS,
     build_config,
@@ -196,29 +196,14 @@ def _input_changes(
 ) -> list[str]:
     """What changed in the inputs, given the manifest's ``inputs`` and ``listing`` tables
     (:func:`~loader.manifest.manifest_table`): sizes and times compared as arrays, sha256
-    only for files of the same size whose time differs.
-
-    From :data:`~workflow_scripts.dataset.input_stats.WORKER_MIN_FILES` inputs on, they are
-    stat'ed in a second process while this one lists the studies
-    (:mod:`~workflow_scripts.dataset.input_stats`)."""
+    only for files of the same size whose time differs."""
     outside = pa.array(sorted(CONFIG_FILE_INPUTS.values()))  # not in data_dir: on their own
     recorded = inputs.filter(pc.invert(pc.is_in(inputs["path"], value_set=outside)))
     paths = recorded["path"]
     root = str(layout.data_dir)
     if stat_files is None:
-        offsets, path_bytes = input_stats.arrow_paths(paths)
-        worker = (
-            input_stats.StatWorker(root, offsets, path_bytes)
-            if len(paths) >= input_stats.WORKER_MIN_FILES
-            else None
-        )
-        study_changes = _listing_changes(listing, layout, links, kinds, list_files)
-        if worker is not None:
-            now_sizes, now_times = worker.result()
-        else:
-            now_sizes, now_times = input_stats.stat_files(os.fsencode(root), offsets, path_bytes)
+        now_sizes, now_times = _stat_arrays(root, paths)
     else:
-        study_changes = _listing_changes(listing, layout, links, kinds, list_files)
         relpaths = paths.to_pylist()
         found = stat_files(relpaths)
         pairs = [found.get(relpath, (-1, -1)) for relpath in relpaths]
@@ -235,7 +220,7 @@ def _input_changes(
         if input_changed(f"{root}/{relpath}", entry, now):
             changed.append(relpath)
     changes = [_some(changed, "input file(s) changed or missing")] if changed else []
-    return changes + study_changes
+    return changes + _listing_changes(listing, layout, links, kinds, list_files)
 
 
 def _listing_changes(
@@ -277,6 +262,52 @@ def _listing_changes(
         if changed:
             changes.append(_some(changed, "unlisted contour folder(s) with files added or removed"))
     return changes
+
+
+#: Inputs stat'ed per call of Arrow's C++ (bounds the FileInfo objects held at once).
+_STAT_CHUNK = 65_536
+
+
+def _stat_arrays(root: str, paths: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """(size, mtime_ns) of each file under ``root`` (``paths`` relative to it) as two int64
+    arrays, -1 where it is missing, cannot be stat'ed or is not a file; through any symbolic
+    link (the file it leads to), as ``os.stat``.
+
+    The ``stat`` calls run in Arrow's C++ (``LocalFileSystem.get_file_info``, a batch of
+    paths per call): ~15% less than one Python ``os.stat`` per file (measured at 2,000 and
+    20,000 studies: the call's Python overhead). A batch Arrow refuses (a folder that may
+    not be searched) is stat'ed by ``os.stat``, one path at a time."""
+    from pyarrow.fs import FileType, LocalFileSystem
+
+    filesystem = LocalFileSystem()
+    base = os.path.abspath(root)
+    sizes = np.full(len(paths), -1, dtype=np.int64)
+    times = np.full(len(paths), -1, dtype=np.int64)
+    for start in range(0, len(paths), _STAT_CHUNK):
+        full = [f"{base}/{relpath}" for relpath in paths.slice(start, _STAT_CHUNK).to_pylist()]
+        try:
+            found = [
+                (info.size, info.mtime_ns) if info.type == FileType.File else (-1, -1)
+                for info in filesystem.get_file_info(full)
+            ]
+        except (OSError, pa.ArrowException):
+            found = [_stat_one(path) for path in full]
+        if found:
+            chunk = np.array(found, dtype=np.int64)
+            sizes[start : start + len(found)] = chunk[:, 0]
+            times[start : start + len(found)] = chunk[:, 1]
+    return sizes, times
+
+
+def _stat_one(path: str) -> tuple[int, int]:
+    """(size, mtime_ns) of a file through any link; (-1, -1) where missing or not a file."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return -1, -1
+    if not stat.S_ISREG(status.st_mode):
+        return -1, -1
+    return status.st_size, status.st_mtime_ns
 
 
 def _listing_sections(listing: pa.Table) -> dict[str, dict[str, Any]]:
