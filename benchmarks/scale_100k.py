@@ -9,11 +9,12 @@ How the version is made (``--studies N``, default 100,000; ``--templates T`` rea
    ``ST-{n:06d}``: its ``dicoms/`` and ``contourfiles/`` folders are symbolic links (inside
    the data folder, so followed as any link inside it) to the template's folders, copied to
    ``.templates/`` in the data folder: the same files, sizes and times; listing and stat'ing
-   them costs a little more than real folders (each link resolved), so the no-op measured is
-   if anything pessimistic. (Hard links per file, as ``workflow_scale.py`` makes, took ~30
-   minutes for 100,000 studies on the loaded machine.)
+   them costs more than real folders (each link resolved: 48 s of the 100,000-study no-op),
+   so with ``--real-folders`` they are real folders holding hard links to the template's
+   files (the honest layout; ~2.5 minutes at 100,000: 4 million links).
 3. Each study's ``slices/`` and ``qc/`` folders in the version are symbolic links to its
-   template's, its pairs table a hard link; its record is the template's with the ids
+   template's (``slices/`` real folders of hard links with ``--real-sample-folders`` or
+   ``--real-folders``), its pairs table a hard link; its record is the template's with the ids
    rewritten and the listing digest recomputed (``list_study``) for its own folders. The npz,
    PNG and pairs bytes are the template's: inside them the template's id remains (the loader
    does not read it); every path, table, digest and record names the new ids.
@@ -41,6 +42,7 @@ the manifest's bytes (and format 1's, with ``--old-format``), and Snakemake's me
 
     python benchmarks/scale_100k.py [--studies 100000] [--templates 8] [--repeats 2]
         [--old-format] [--profile FILE] [--work /tmp/wtscale/scale] [--keep]
+        [--real-folders | --real-sample-folders] [--open-only] [--digest-tables-only]
 """
 
 from __future__ import annotations
