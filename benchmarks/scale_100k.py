@@ -9,11 +9,12 @@ How the version is made (``--studies N``, default 100,000; ``--templates T`` rea
    ``ST-{n:06d}``: its ``dicoms/`` and ``contourfiles/`` folders are symbolic links (inside
    the data folder, so followed as any link inside it) to the template's folders, copied to
    ``.templates/`` in the data folder: the same files, sizes and times; listing and stat'ing
-   them costs a little more than real folders (each link resolved), so the no-op measured is
-   if anything pessimistic. (Hard links per file, as ``workflow_scale.py`` makes, took ~30
-   minutes for 100,000 studies on the loaded machine.)
+   them costs more than real folders (each link resolved: 48 s of the 100,000-study no-op),
+   so with ``--real-folders`` they are real folders holding hard links to the template's
+   files (the honest layout; ~2.5 minutes at 100,000: 4 million links).
 3. Each study's ``slices/`` and ``qc/`` folders in the version are symbolic links to its
-   template's, its pairs table a hard link; its record is the template's with the ids
+   template's (``slices/`` real folders of hard links with ``--real-sample-folders`` or
+   ``--real-folders``), its pairs table a hard link; its record is the template's with the ids
    rewritten and the listing digest recomputed (``list_study``) for its own folders. The npz,
    PNG and pairs bytes are the template's: inside them the template's id remains (the loader
    does not read it); every path, table, digest and record names the new ids.
@@ -21,9 +22,9 @@ How the version is made (``--studies N``, default 100,000; ``--templates T`` rea
    template's, split included, with the ids and paths rewritten (the project's table writer
    would flag every contour as a copy of the other studies' and draw splits anew); the
    version's QC pictures are the template build's. Then the project's own
-   ``build_manifest`` and ``write_manifest_files`` write the manifest from the records (the
-   study records themselves are not written to the work folder: a finished version's no-op
-   does not read them).
+   ``build_manifest`` and ``write_manifest_files`` write the manifest from the records'
+   tables (the study records themselves are not written to the work folder: a finished
+   version's no-op does not read them).
 5. Snakemake's metadata: the template build's records, and one record per batch of the
    default ``studies_per_job`` (100) synthesized from the template's batch record with that
    batch's studies: what a build of N studies would leave (~1,010 records at 100,000).
@@ -41,6 +42,7 @@ the manifest's bytes (and format 1's, with ``--old-format``), and Snakemake's me
 
     python benchmarks/scale_100k.py [--studies 100000] [--templates 8] [--repeats 2]
         [--old-format] [--profile FILE] [--work /tmp/wtscale/scale] [--keep]
+        [--real-folders | --real-sample-folders] [--open-only] [--digest-tables-only]
 """
 
 from __future__ import annotations
@@ -66,9 +68,16 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from workflow_scale import REAL_DATA, measure_floor, metadata_size, snakemake  # noqa: E402
 
-from loader.manifest import MANIFEST_TABLES, manifest_bytes, manifest_table, read_manifest  # noqa: E402
+from loader.manifest import (  # noqa: E402
+    MANIFEST_TABLES,
+    manifest_bytes,
+    manifest_table,
+    read_manifest,
+    read_whole_manifest,
+)
 from workflow_scripts.batches import assign_batches  # noqa: E402
 from workflow_scripts.config import default_config  # noqa: E402
+from workflow_scripts.dataset.batch_tables import batch_tables  # noqa: E402
 from workflow_scripts.dataset.manifest import build_manifest, write_manifest_files  # noqa: E402
 from workflow_scripts.dataset.version_guard import check_finished_version  # noqa: E402
 from workflow_scripts.files import parquet_bytes  # noqa: E402
@@ -107,11 +116,18 @@ def _link_tree(source: Path, target: Path) -> int:
 
 
 def make_version(
-    root: Path, studies: int, template_raw: Path, template_work: Path, real_slices: bool = False
+    root: Path,
+    studies: int,
+    template_raw: Path,
+    template_work: Path,
+    real_slices: bool = False,
+    real_raw: bool = False,
 ) -> dict:
     """The N-study raw folder, and its finished version in ``root / "work" / "out"``;
     ``real_slices``: each study's ``slices/`` a folder of its own holding hard links to the
-    template's files (what ``DatasetIndex``'s fast open lists), not a symbolic link."""
+    template's files, not a symbolic link; ``real_raw``: likewise each study's ``dicoms/``
+    and ``contourfiles/`` folders in the raw data (what the no-op's immutability check lists
+    and stat's: the honest layout; links to folders cost a resolution per path)."""
     started = time.perf_counter()
     templates = read_link_table(template_raw / "link.csv")
     raw, workdir = root / "raw", root / "work"
@@ -128,6 +144,11 @@ def make_version(
         link = StudyLink(f"ST{number:06d}", f"ST-{number:06d}", number + 2)
         links.append(link)
         lines.append(f"{link.patient_id},{link.original_id}")
+        if real_raw:
+            _link_tree(pool / "dicoms" / template.patient_id, raw / "dicoms" / link.patient_id)
+            _link_tree(pool / "contourfiles" / template.original_id,
+                       raw / "contourfiles" / link.original_id)  # fmt: skip
+            continue
         os.symlink(f"../.templates/dicoms/{template.patient_id}",
                    raw / "dicoms" / link.patient_id)  # fmt: skip
         os.symlink(f"../.templates/contourfiles/{template.original_id}",
@@ -143,15 +164,12 @@ def make_version(
     source = Layout.from_config(
         default_config(data_dir=str(template_raw), out_dir=str(template_work / "out"))
     )
-    # what build_manifest reads of a record (the samples only for whether there are any)
+    # what the manifest takes of a record (its batch_tables' inputs, outputs and studies)
     kept = ("study_id", "original_id", "inputs", "outputs", "counts")
     texts = {}
     for template in templates:
         record = json.loads(source.study_record(template.patient_id).read_text())
-        texts[template.patient_id] = (
-            json.dumps({key: record[key] for key in kept}),
-            bool(record["samples"]),
-        )
+        texts[template.patient_id] = json.dumps({key: record[key] for key in kept})
     kinds = tuple(config["contours"])
     records, listings = [], {}
     (layout.version_dir / "pairs").mkdir(parents=True)
@@ -167,14 +185,12 @@ def make_version(
                        layout.version_dir / folder / link.patient_id)  # fmt: skip
         os.link(source.version_dir / "pairs" / f"{template.patient_id}.parquet",
                 layout.version_dir / "pairs" / f"{link.patient_id}.parquet")  # fmt: skip
-        text, samples = texts[template.patient_id]
-        record = json.loads(_renamed(text, template, link))
+        record = json.loads(_renamed(texts[template.patient_id], template, link))
         # the study's folders hold the template's entries (they link to its folders): its
         # listing is the template's under its own ids (list_study on the first of each)
         if number < len(templates):
             listings[template.patient_id] = list_study(link, raw, kinds)
         record["listing"] = dataclasses.replace(listings[template.patient_id], link=link).digest()
-        record["samples"] = samples
         records.append(record)
     made["outputs_s"] = time.perf_counter() - started
 
@@ -189,7 +205,9 @@ def make_version(
     started = time.perf_counter()
     tables = [layout.index_file, layout.validation_file, layout.measures_file]
     problems = pq.read_table(layout.validation_file).to_pylist()
-    manifest = build_manifest(layout, config, records, problems, [*tables, *layout.version_qc])
+    manifest = build_manifest(
+        layout, config, batch_tables(raw, records), problems, [*tables, *layout.version_qc]
+    )
     write_manifest_files(layout, manifest)
     made["manifest_s"] = time.perf_counter() - started
     made["metadata_records"] = synthesize_batch_metadata(
@@ -270,14 +288,18 @@ def synthesize_batch_metadata(workdir: Path, ids: list[str], per_job: int) -> in
 
 # ------------------------------------------------------------------------------ measures
 
+# Peak RSS from VmHWM (this process's own peak): getrusage's ru_maxrss survives exec, so a
+# child of the benchmark would report the benchmark's own peak (4.5 GB at 100,000 studies).
 _OPEN = """
-import resource, sys, time
+import sys, time
 sys.path.insert(0, {repo!r})
 start = time.perf_counter()
 from loader.index import DatasetIndex
 index = DatasetIndex({path!r}, verify={mode!r})
-print(time.perf_counter() - start, len(index),
-      resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+seconds = time.perf_counter() - start
+peak = next(int(line.split()[1]) * 1024 for line in open("/proc/self/status")
+            if line.startswith("VmHWM:"))
+print(seconds, len(index), peak)
 """
 
 _LOADER_MEMORY = """
@@ -359,12 +381,7 @@ def rewrite_as_format_1(version_dir: Path) -> tuple[int, bytes]:
     """Write the version's manifest in format 1 (the tables inline); returns its size and the
     format-2 manifest.json, to put back."""
     current = (version_dir / "manifest.json").read_bytes()
-    manifest = read_manifest(version_dir)
-    inline = {key: value for key, value in manifest.items() if key not in ("tables", "format")}
-    for section in MANIFEST_TABLES:
-        inline[section] = dict(manifest[section])
-    inline["listing"] = {key: dict(value) for key, value in inline["listing"].items()}
-    data = manifest_bytes(inline)
+    data = manifest_bytes(read_whole_manifest(version_dir))
     (version_dir / "manifest.json").write_bytes(data)
     return len(data), current
 
@@ -427,6 +444,12 @@ def main() -> None:
         help="each study's slices/ a real folder of hard links, not a symbolic link",
     )
     parser.add_argument(
+        "--real-folders",
+        action="store_true",
+        help="every study folder (raw dicoms/ and contourfiles/, and slices/) a real folder of "
+        "hard links, not a symbolic link (implies --real-sample-folders)",
+    )
+    parser.add_argument(
         "--open-only",
         action="store_true",
         help="skip the no-ops and the immutability check: the manifest, DatasetIndex open, "
@@ -456,7 +479,8 @@ def main() -> None:
             args.studies,
             template_raw,
             template_work,
-            real_slices=args.real_sample_folders,
+            real_slices=args.real_sample_folders or args.real_folders,
+            real_raw=args.real_folders,
         )
         print("made: " + ", ".join(f"{k} {v:.0f}" for k, v in made.items()), flush=True)
         root = work / f"n{args.studies}"

@@ -34,6 +34,12 @@ Two formats, told apart by ``format``:
   ``unlisted_contours``, a null value for an empty list; one row per study of ``studies``;
   a row with a null key for a section that is empty).
   Rows are sorted by path (inputs, outputs) and by section and key (listing), sha256 as hex.
+  manifest.json also repeats, under ``top_outputs``, the outputs directly in the version
+  folder (``index.parquet``, ``validation.parquet``, ``measures.parquet``): ``{name:
+  {"sha256", "size"}}``, so that the loader's fast open checks them, and the index byte for
+  byte, without reading a table (written since the 100,000-study work of issue 22; a
+  format-2 manifest without it is read as before, its top outputs taken from the outputs
+  table: :func:`top_outputs`).
 - **1** (before): all of it in manifest.json (~6.5 kB of JSON per study).
 
 :func:`read_manifest` returns the same mapping for both: in format 2 ``inputs``, ``outputs``
@@ -73,6 +79,7 @@ __all__ = [
     "manifest_table",
     "read_manifest",
     "read_whole_manifest",
+    "top_outputs",
     "verify_dataset",
 ]
 
@@ -88,6 +95,9 @@ MANIFEST_TABLES = {
     "outputs": "manifest.outputs.parquet",
     "listing": "manifest.listing.parquet",
 }
+#: manifest.json's copy of the outputs directly in the version folder (format 2; derived from
+#: ``outputs`` when written, so never taken from the manifest given to :func:`manifest_files`).
+TOP_OUTPUTS = "top_outputs"
 #: The columns of each table, in order; (column, entry key) for the optional ones of inputs.
 _INPUT_OPTIONAL = (("link_target", "link_target"), ("config_path", "path"))
 _LISTING_LISTS = ("top", "unlisted_contours")  # sections of name lists; ``studies``: a mapping
@@ -149,7 +159,7 @@ def read_whole_manifest(path: str | Path) -> dict[str, Any]:
     per entry: at 100,000 studies, prefer :func:`manifest_table`)."""
     path = Path(path)
     manifest = read_manifest(path.parent if path.name == MANIFEST_NAME else path)
-    whole = {key: value for key, value in manifest.items() if key != "tables"}
+    whole = {key: value for key, value in manifest.items() if key not in ("tables", TOP_OUTPUTS)}
     for section in MANIFEST_TABLES:
         if section in manifest:
             whole[section] = json.loads(json.dumps(dict(manifest[section])))
@@ -497,6 +507,33 @@ def check_dataset(
     return manifest
 
 
+def top_outputs(version_dir: str | Path, manifest: Mapping[str, Any]) -> dict[str, dict]:
+    """The outputs directly in the version folder (``index.parquet``, ``validation.parquet``,
+    ...) as ``{name: {"sha256", "size"}}``: manifest.json's own record of them (format 2,
+    since it has one; nothing else is read), else the rows of the outputs table without a
+    ``/`` (read, and its sha256 checked, by :func:`manifest_table`: raises
+    DatasetVerificationError naming it when it differs), or format 1's entries."""
+    if TOP_OUTPUTS in manifest:
+        return {
+            str(path): {"sha256": str(entry["sha256"]), "size": int(entry["size"])}
+            for path, entry in manifest[TOP_OUTPUTS].items()
+        }
+    entries = manifest.get("outputs", {})
+    if not isinstance(entries, ManifestSection):  # format 1: inline already
+        return {
+            path: {"sha256": entry["sha256"], "size": entry["size"]}
+            for path, entry in entries.items()
+            if "/" not in path
+        }
+    import pyarrow.compute as pc
+
+    table = manifest_table(version_dir, manifest, "outputs", ["path", "sha256", "size"])
+    table = table.filter(pc.invert(pc.match_substring(table["path"], "/")))
+    return {
+        row["path"]: {"sha256": row["sha256"], "size": row["size"]} for row in table.to_pylist()
+    }
+
+
 def manifest_bytes(manifest: Mapping[str, Any]) -> bytes:
     """The bytes of a format-1 ``manifest.json`` for ``manifest`` (everything inline; format
     number added, keys sorted): how versions were finished before format 2 (tests make old
@@ -509,23 +546,35 @@ def manifest_files(manifest: Mapping[str, Any]) -> list[tuple[str, bytes]]:
     """The files of a format-2 manifest for ``manifest`` (format 1's shape: ``inputs``,
     ``outputs`` and ``listing`` as mappings, or as their tables), as (name in the version
     folder, bytes), in the order to write them: the three tables, then ``manifest.json``,
-    which names their digests and so must come last (the version's commit point). The same
-    manifest gives the same bytes (with the same pyarrow)."""
+    which names their digests and so must come last (the version's commit point), and repeats
+    the digests of the outputs directly in the version folder (``top_outputs``, derived here
+    from ``outputs``). The same manifest gives the same bytes (with the same pyarrow)."""
     import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    files, tables = [], {}
+    files, tables, written = [], {}, {}
     for section, name in MANIFEST_TABLES.items():
         table = manifest.get(section, {})
         if not isinstance(table, pa.Table):
             table = _section_table(section, table)
+        written[section] = table
         sink = io.BytesIO()
         pq.write_table(table, sink, compression="zstd")
         data = sink.getvalue()
         tables[section] = {"file": name, **bytes_digest(data), "rows": table.num_rows}
         files.append((name, data))
-    inline = {key: value for key, value in manifest.items() if key not in MANIFEST_TABLES}
-    record = {**inline, "format": MANIFEST_FORMAT, "tables": tables}
+    inline = {
+        key: value
+        for key, value in manifest.items()
+        if key not in MANIFEST_TABLES and key != TOP_OUTPUTS
+    }
+    outputs = written["outputs"]  # sorted by path
+    top = {
+        row["path"]: {"sha256": row["sha256"], "size": row["size"]}
+        for row in outputs.filter(pc.invert(pc.match_substring(outputs["path"], "/"))).to_pylist()
+    }
+    record = {**inline, "format": MANIFEST_FORMAT, "tables": tables, TOP_OUTPUTS: top}
     text = json.dumps(record, indent=1, sort_keys=True) + "\n"
     files.append((MANIFEST_NAME, text.encode("utf-8")))
     return files

@@ -11,7 +11,12 @@ import pandas as pd
 import pytest
 
 from conftest import REAL_DATA, real_data_missing, run_workflow
-from loader import BatchLoader, DatasetNotFinishedError, DatasetVerificationError
+from loader import (
+    BatchLoader,
+    DatasetNotFinishedError,
+    DatasetVerificationError,
+    SampleFileError,
+)
 
 pytestmark = pytest.mark.workflow
 
@@ -153,7 +158,11 @@ def test_deleted_sample_is_caught_by_verify_and_by_the_loader(damaged_copy):
     result = cli("verify", str(damaged_copy))
     assert result.returncode == 1 and name in result.stdout + result.stderr
     with pytest.raises(DatasetVerificationError, match=name):
-        BatchLoader(damaged_copy, batch_size=8)
+        BatchLoader(damaged_copy, batch_size=8, verify="full")
+    # the default (fast) open lists no sample folder: reading the file names it
+    with pytest.raises(SampleFileError, match=name):
+        for _ in BatchLoader(damaged_copy, batch_size=8):
+            pass
 
 
 def test_changed_bytes_are_caught_by_the_full_check(damaged_copy):

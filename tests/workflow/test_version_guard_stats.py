@@ -1,0 +1,106 @@
+"""The immutability check's stat of every recorded input (``_stat_arrays``: Arrow's C++ stat of
+a batch of paths) gives what ``os.stat`` of each path gives for a file, and -1 for anything
+else (links to files followed, broken links, folders, missing files and folders, files
+directly in the data folder, names beyond ASCII); in batches of any size, and through its
+fallback of one ``os.stat`` per path."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from workflow_scripts.dataset import version_guard
+
+RELPATHS = [
+    "contourfiles/A-1/i-contours/c.txt",
+    "dicoms/A/0.dcm",
+    "dicoms/A/1.dcm",
+    "dicoms/A/9.dcm",  # missing
+    "dicoms/B/1.dcm",
+    "dicoms/B/2.dcm",  # a link to a file outside
+    "dicoms/B/3.dcm",  # a broken link
+    "dicoms/B/sub",  # a folder where a file was
+    "dicoms/C/4.dcm",  # through a linked study folder
+    "dicoms/D/1.dcm",  # its folder is missing
+    "dicoms/É/1.dcm",  # not ASCII
+    "link.csv",  # directly in the data folder
+]
+
+
+@pytest.fixture
+def data(tmp_path) -> Path:
+    root = tmp_path / "data"
+    for folder in ("dicoms/A", "dicoms/B/sub", "dicoms/É", "contourfiles/A-1/i-contours"):
+        (root / folder).mkdir(parents=True)
+    for number in range(5):
+        (root / "dicoms" / "A" / f"{number}.dcm").write_bytes(b"x" * (number + 1))
+    (root / "dicoms" / "B" / "1.dcm").write_bytes(b"bb")
+    os.utime(root / "dicoms" / "B" / "1.dcm", ns=(1, 123456789))
+    (root / "dicoms" / "É" / "1.dcm").write_bytes(b"eee")
+    (root / "contourfiles" / "A-1" / "i-contours" / "c.txt").write_text("1 2\n")
+    (root / "link.csv").write_text("patient_id,original_id\n")
+    (tmp_path / "outside.dcm").write_bytes(b"outside!")
+    os.symlink(tmp_path / "outside.dcm", root / "dicoms" / "B" / "2.dcm")
+    os.symlink(tmp_path / "nowhere", root / "dicoms" / "B" / "3.dcm")
+    os.symlink(root / "dicoms" / "A", root / "dicoms" / "C")
+    return root
+
+
+def by_path(root: Path, relpaths: list[str]) -> tuple[list[int], list[int]]:
+    """(size, mtime_ns) by ``os.stat`` of each whole path, -1 where it fails or is no file."""
+    sizes, times = [], []
+    for relpath in relpaths:
+        try:
+            status = os.stat(root / relpath)
+        except OSError:
+            status = None
+        if status is None or not stat.S_ISREG(status.st_mode):
+            sizes.append(-1)
+            times.append(-1)
+            continue
+        sizes.append(status.st_size)
+        times.append(status.st_mtime_ns)
+    return sizes, times
+
+
+class RefusingFileSystem:
+    """Stands for Arrow's file system refusing a batch (as for a folder it may not search)."""
+
+    def get_file_info(self, paths):
+        raise OSError("refused")
+
+
+@pytest.mark.parametrize("chunk", [65_536, 2, 1])
+@pytest.mark.parametrize("arrow", [True, False], ids=["arrow", "fallback"])
+def test_stats_equal_stats_by_path(data, monkeypatch, chunk, arrow):
+    monkeypatch.setattr(version_guard, "_STAT_CHUNK", chunk)
+    if not arrow:
+        monkeypatch.setattr("pyarrow.fs.LocalFileSystem", RefusingFileSystem)
+    # an Arrow slice starts at an offset into its buffers: the paths must not shift
+    paths = pa.chunked_array([pa.array(["x", *RELPATHS])[1:]])
+    sizes, times = version_guard._stat_arrays(str(data), paths)
+    assert sizes.dtype == np.int64 and times.dtype == np.int64
+    assert (sizes.tolist(), times.tolist()) == by_path(data, RELPATHS)
+    # spot checks against what was written
+    assert sizes[RELPATHS.index("dicoms/A/1.dcm")] == 2
+    assert sizes[RELPATHS.index("dicoms/B/2.dcm")] == len(b"outside!")
+    assert sizes[RELPATHS.index("dicoms/É/1.dcm")] == 3
+    assert times[RELPATHS.index("dicoms/B/1.dcm")] == 123456789
+    for missing in ("dicoms/A/9.dcm", "dicoms/B/3.dcm", "dicoms/B/sub", "dicoms/D/1.dcm"):
+        assert sizes[RELPATHS.index(missing)] == -1
+
+
+def test_a_relative_data_folder_is_taken_from_the_working_folder(data, monkeypatch):
+    monkeypatch.chdir(data.parent)
+    sizes, _ = version_guard._stat_arrays("data", pa.chunked_array([["dicoms/A/4.dcm"]]))
+    assert sizes.tolist() == [5]
+
+
+def test_no_input_gives_empty_arrays(tmp_path):
+    sizes, times = version_guard._stat_arrays(str(tmp_path), pa.chunked_array([[]], pa.string()))
+    assert sizes.shape == (0,) and times.shape == (0,)
