@@ -340,6 +340,8 @@ def test_file_stats_by_folder_equal_os_stat_by_path(tmp_path):
         except OSError:
             continue
         expected[relpath] = (status.st_size, status.st_mtime_ns)
+    (root / "a" / "folder.dcm").mkdir()  # a folder where a file was: not a file, left out
+    relpaths.insert(3, "a/folder.dcm")
     assert set(expected) == {"a/1.dcm", "a/2.dcm", "a/link.dcm", "b/3.dcm", "top.csv"}
     assert read_file_stats(root, relpaths) == expected
     assert read_file_stats(root, relpaths)["a/link.dcm"][0] == 7

@@ -193,7 +193,7 @@ def list_study(
 def read_file_stats(data_dir: str | Path, relpaths: list[str]) -> dict[str, tuple[int, int]]:
     """(size in bytes, modification time in ns) of each file, by relative path, through any
     symbolic link (the file it leads to), as ``os.stat`` of its path gives; a file that cannot
-    be stat'ed is left out (see :func:`file_stat_arrays`)."""
+    be stat'ed, or is not a regular file, is left out (see :func:`file_stat_arrays`)."""
     sizes, times = file_stat_arrays(data_dir, relpaths)
     return {
         relpath: (size, time)
@@ -204,7 +204,8 @@ def read_file_stats(data_dir: str | Path, relpaths: list[str]) -> dict[str, tupl
 
 def file_stat_arrays(data_dir: str | Path, relpaths: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """(size in bytes, modification time in ns) of each file of ``relpaths`` (relative to
-    ``data_dir``) as two int64 arrays in their order, -1 where a file cannot be stat'ed;
+    ``data_dir``) as two int64 arrays in their order, -1 where a file cannot be stat'ed or is
+    not a regular file;
     through any symbolic link (the file it leads to), as ``os.stat`` of its path gives.
 
     Each folder is opened once and its files stat'ed relative to it (``fstatat``): the kernel
@@ -231,8 +232,9 @@ def file_stat_arrays(data_dir: str | Path, relpaths: list[str]) -> tuple[np.ndar
                     result = os.stat(name, dir_fd=handle)
             except OSError:
                 continue
-            sizes[row] = result.st_size
-            times[row] = result.st_mtime_ns
+            if stat.S_ISREG(result.st_mode):  # a folder where a file was is no file: gone
+                sizes[row] = result.st_size
+                times[row] = result.st_mtime_ns
     finally:
         if handle is not None:
             os.close(handle)
