@@ -21,7 +21,7 @@ from workflow_scripts.build_plan import BuildPlan, plan_build
 from workflow_scripts.config import default_config
 from workflow_scripts.dataset.batch_tables import read_version_tables
 from workflow_scripts.dataset.manifest import recorded_config, write_dataset_manifest
-from workflow_scripts.dataset.tables import write_dataset_tables
+from workflow_scripts.dataset.tables import BATCH_TABLES_USED, write_dataset_tables
 from workflow_scripts.layout import Layout
 from workflow_scripts.qc.summary import write_report_material
 from workflow_scripts.qc.version_qc import write_version_qc
@@ -89,7 +89,7 @@ def build_by_calls(config: dict, workdir: Path | None = None) -> BuildPlan:
             )
         batch_records = [layout.batch_record(batch) for batch in plan.batches]
         write_dataset_tables(
-            tables=read_version_tables(layout, batch_records),
+            tables=read_version_tables(layout, batch_records, BATCH_TABLES_USED),
             links=read_link_json(layout.link_table),
             data_dir=layout.data_dir,
             contour_kinds=plan.contour_kinds,

@@ -153,33 +153,40 @@ def write_batch_tables(layout: Layout, batch: str, studies: Iterable[str]) -> No
         write_bytes_atomic(layout.batch_table(batch, name), parquet_bytes(table))
 
 
-def read_version_tables(layout: Layout, batch_records: Iterable[str | Path]) -> dict[str, pa.Table]:
-    """The tables of every batch of ``batch_records`` (their record files), concatenated and
-    sorted by study id. A batch whose tables are missing, unreadable or list other studies
-    than its record is read from its studies' records."""
-    parts: dict[str, list[pa.Table]] = {name: [] for name in BATCH_TABLE_SCHEMAS}
+def read_version_tables(
+    layout: Layout,
+    batch_records: Iterable[str | Path],
+    names: Iterable[str] = tuple(BATCH_TABLE_SCHEMAS),
+) -> dict[str, pa.Table]:
+    """The tables ``names`` (default: all) of every batch of ``batch_records`` (their record
+    files), concatenated and sorted by study id. A batch whose tables are missing,
+    unreadable or list other studies than its record is read from its studies' records."""
+    names = tuple(names)
+    parts: dict[str, list[pa.Table]] = {name: [] for name in names}
     for record_path in batch_records:
         batch = json.loads(Path(record_path).read_text(encoding="utf-8"))
-        tables = _read_batch_tables(layout, batch["batch"], batch["studies"])
-        for name, table in tables.items():
-            parts[name].append(table)
+        tables = _read_batch_tables(layout, batch["batch"], batch["studies"], names)
+        for name in names:
+            parts[name].append(tables[name])
     combined = {}
-    for name, schema in BATCH_TABLE_SCHEMAS.items():
+    for name in names:
+        schema = BATCH_TABLE_SCHEMAS[name]
         table = pa.concat_tables(parts[name]) if parts[name] else schema.empty_table()
         # studies in id order, each study's files in its record's order: a stable sort
         combined[name] = table.sort_by([("study_id", "ascending")])
     return combined
 
 
-def _read_batch_tables(layout: Layout, batch: str, studies: list[str]) -> dict[str, pa.Table]:
+def _read_batch_tables(
+    layout: Layout, batch: str, studies: list[str], names: tuple[str, ...]
+) -> dict[str, pa.Table]:
+    # ``studies`` is always read: it says whether the files are this batch's
+    wanted = dict.fromkeys(("studies", *names))
     try:
-        tables = {
-            name: pq.ParquetFile(layout.batch_table(batch, name)).read()
-            for name in BATCH_TABLE_SCHEMAS
-        }
-        if all(
-            tables[name].schema.equals(schema) for name, schema in BATCH_TABLE_SCHEMAS.items()
-        ) and sorted(tables["studies"].column("study_id").to_pylist()) == sorted(studies):
+        tables = {name: pq.ParquetFile(layout.batch_table(batch, name)).read() for name in wanted}
+        if all(tables[name].schema.equals(BATCH_TABLE_SCHEMAS[name]) for name in wanted) and sorted(
+            tables["studies"].column("study_id").to_pylist()
+        ) == sorted(studies):
             return tables
     except (OSError, pa.ArrowException):
         pass

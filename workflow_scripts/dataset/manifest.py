@@ -87,6 +87,10 @@ SPLITS_INPUT = "splits.csv"
 CONFIG_FILE_INPUTS = {"exclusions": EXCLUSIONS_INPUT, "splits_file": SPLITS_INPUT}
 
 
+#: The batches' tables (:mod:`~workflow_scripts.dataset.batch_tables`) the manifest is made of.
+BATCH_TABLES_USED = ("inputs", "outputs", "studies")
+
+
 def build_config(config: Mapping[str, Any], phantom: bool) -> dict[str, Any]:
     """The part of the configuration that shapes the dataset (with ``phantom`` when built).
 
@@ -321,7 +325,7 @@ def write_dataset_manifest(
     Everything written before is flushed to disk first (see :mod:`workflow_scripts.files`):
     the manifest is the version's commit point.
     """
-    tables = read_version_tables(layout, batch_records)
+    tables = read_version_tables(layout, batch_records, BATCH_TABLES_USED)
     if stale := find_stale_records(layout, config, tables):
         raise StaleRecordsError(stale_records_message(layout, stale))
     problems = pq.read_table(validation_path, columns=["code", "severity"]).to_pylist()

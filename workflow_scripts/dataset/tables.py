@@ -30,6 +30,7 @@ from workflow_scripts.raw.problems import Problem
 from workflow_scripts.study.frames import FRAMES_SCHEMA
 
 __all__ = [
+    "BATCH_TABLES_USED",
     "INDEX_SCHEMA",
     "VALIDATION_SCHEMA",
     "copies_between_studies",
@@ -39,6 +40,11 @@ __all__ = [
     "measures_table",
     "write_dataset_tables",
 ]
+
+
+#: The batches' tables (:mod:`~workflow_scripts.dataset.batch_tables`) that
+#: :func:`write_dataset_tables` reads.
+BATCH_TABLES_USED = ("samples", "problems", "measures", "frames", "contours")
 
 
 def index_table(

@@ -205,8 +205,8 @@ def read_file_stats(data_dir: str | Path, relpaths: list[str]) -> dict[str, tupl
 def file_stat_arrays(data_dir: str | Path, relpaths: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """(size in bytes, modification time in ns) of each file of ``relpaths`` (relative to
     ``data_dir``) as two int64 arrays in their order, -1 where a file cannot be stat'ed or is
-    not a regular file;
-    through any symbolic link (the file it leads to), as ``os.stat`` of its path gives.
+    not a regular file; through any symbolic link (the file it leads to), as ``os.stat`` of
+    its path gives.
 
     Each folder is opened once and its files stat'ed relative to it (``fstatat``): the kernel
     resolves the folder's path once, not once per file (a study's cine has ~250 files in one
