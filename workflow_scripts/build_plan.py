@@ -13,6 +13,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +38,7 @@ from workflow_scripts.raw.listing import StudyListing, list_study, read_file_sta
 from workflow_scripts.raw.phantom import PhantomSpec
 from workflow_scripts.study.frames import FRAMES_ALL
 
-__all__ = ["BuildPlan", "RunMode", "plan_build", "print_summary", "run_mode"]
+__all__ = ["BuildPlan", "RunMode", "parse_processes", "plan_build", "print_summary", "run_mode"]
 
 
 class RunMode(enum.Enum):
@@ -254,8 +255,10 @@ class BuildPlan:
         return [str(folder) for folder in folders if folder.is_dir()]
 
 
-def plan_build(config: dict) -> BuildPlan:
-    """The plan of a build whose ``config`` was validated against the schema (defaults filled).
+def plan_build(config: dict, processes: int = 1) -> BuildPlan:
+    """The plan of a build whose ``config`` was validated against the schema (defaults filled);
+    the immutability check of a finished version runs in up to ``processes`` processes
+    (Snakemake's ``--cores``; see :mod:`~workflow_scripts.dataset.raw_state`).
 
     Raises WorkflowError with one clear message for a config value the schema cannot judge, an
     unusable link.csv, exclusions or splits file, or a finished version that would be built
@@ -280,8 +283,9 @@ def plan_build(config: dict) -> BuildPlan:
             check_exclusions(path, plan.exclusions, plan.studies, plan.labelled_slices, with_o)
         if config.get("splits_file"):
             plan.split_assignment = study_splits(read_splits_file(config["splits_file"]), links)
-        # Its stats are not shared with the fingerprints: a finished version computes none.
-        manifest = check_finished_version(layout, config, links, plan.listing)
+        # Its listings and stats are not shared with the plan's: a finished version computes no
+        # fingerprint, and keeping 100,000 listings would cost more memory than they save.
+        manifest = check_finished_version(layout, config, links, processes=processes)
         plan.finished = manifest is not None
         plan.finished_outputs = _top_outputs(layout, manifest) if manifest else frozenset()
     except (
@@ -293,6 +297,16 @@ def plan_build(config: dict) -> BuildPlan:
     ) as error:
         raise WorkflowError(str(error)) from None
     return plan
+
+
+def parse_processes(workflow) -> int:
+    """How many processes the checks made while the workflow is parsed may use: Snakemake's
+    ``--cores`` (``workflow.cores``), at most the machine's CPUs; 1 when the run sets none."""
+    try:
+        cores = int(workflow.cores)
+    except (WorkflowError, TypeError, ValueError):
+        return 1
+    return max(1, min(cores, os.cpu_count() or 1))
 
 
 def _top_outputs(layout: Layout, manifest: dict) -> frozenset[str]:

@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from workflow_scripts.dataset import version_guard
+from workflow_scripts.dataset import raw_state
 
 RELPATHS = [
     "contourfiles/A-1/i-contours/c.txt",
@@ -78,12 +78,12 @@ class RefusingFileSystem:
 @pytest.mark.parametrize("chunk", [65_536, 2, 1])
 @pytest.mark.parametrize("arrow", [True, False], ids=["arrow", "fallback"])
 def test_stats_equal_stats_by_path(data, monkeypatch, chunk, arrow):
-    monkeypatch.setattr(version_guard, "_STAT_CHUNK", chunk)
+    monkeypatch.setattr(raw_state, "_STAT_CHUNK", chunk)
     if not arrow:
         monkeypatch.setattr("pyarrow.fs.LocalFileSystem", RefusingFileSystem)
     # an Arrow slice starts at an offset into its buffers: the paths must not shift
     paths = pa.chunked_array([pa.array(["x", *RELPATHS])[1:]])
-    sizes, times = version_guard._stat_arrays(str(data), paths)
+    sizes, times = raw_state._stat_arrays(str(data), paths)
     assert sizes.dtype == np.int64 and times.dtype == np.int64
     assert (sizes.tolist(), times.tolist()) == by_path(data, RELPATHS)
     # spot checks against what was written
@@ -97,10 +97,10 @@ def test_stats_equal_stats_by_path(data, monkeypatch, chunk, arrow):
 
 def test_a_relative_data_folder_is_taken_from_the_working_folder(data, monkeypatch):
     monkeypatch.chdir(data.parent)
-    sizes, _ = version_guard._stat_arrays("data", pa.chunked_array([["dicoms/A/4.dcm"]]))
+    sizes, _ = raw_state._stat_arrays("data", pa.chunked_array([["dicoms/A/4.dcm"]]))
     assert sizes.tolist() == [5]
 
 
 def test_no_input_gives_empty_arrays(tmp_path):
-    sizes, times = version_guard._stat_arrays(str(tmp_path), pa.chunked_array([[]], pa.string()))
+    sizes, times = raw_state._stat_arrays(str(tmp_path), pa.chunked_array([[]], pa.string()))
     assert sizes.shape == (0,) and times.shape == (0,)

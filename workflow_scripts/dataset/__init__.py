@@ -8,5 +8,7 @@
 - ``splits``: patient-level train/val/test assignment;
 - ``manifest``: the manifest that marks a version finished;
 - ``stale_records``: refusing the manifest when a study record no longer describes its files;
-- ``version_guard``: refusing to rebuild a finished version differently.
+- ``version_guard``: refusing to rebuild a finished version differently;
+- ``raw_state``: what that check compares, the raw files now (stat'ed and listed in worker
+  processes at scale).
 """

@@ -12,8 +12,7 @@ version is built again: its run reads no build rule (``RunMode.FINISHED`` in
 from __future__ import annotations
 
 import os
-import stat
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -28,13 +27,10 @@ from workflow_scripts.dataset.manifest import (
     top_listing,
     unlisted_contour_files,
 )
+from workflow_scripts.dataset.raw_state import ListStudy, raw_state
 from workflow_scripts.layout import Layout, RawLayout
 from workflow_scripts.raw.links import StudyLink
-from workflow_scripts.raw.listing import (
-    StudyListing,
-    input_changed,
-    list_study,
-)
+from workflow_scripts.raw.listing import input_changed
 from workflow_scripts.study.frames import FRAMES_LABELLED
 
 __all__ = [
@@ -45,11 +41,6 @@ __all__ = [
 ]
 
 _SHOWN = 5
-
-#: (study link, contour kinds, follow_symlinks) -> the study's listing
-ListStudy = Callable[[StudyLink, tuple[str, ...], bool], StudyListing]
-#: relative paths -> (size, mtime_ns) of those that exist
-StatFiles = Callable[[list[str]], dict[str, tuple[int, int]]]
 
 
 class VersionChangedError(RuntimeError):
@@ -95,7 +86,7 @@ def check_finished_version(
     config: Mapping[str, Any],
     links: list[StudyLink],
     list_files: ListStudy | None = None,
-    stat_files: StatFiles | None = None,
+    processes: int = 1,
 ) -> dict[str, Any] | None:
     """Refuse to rebuild a finished version with another configuration or other inputs.
 
@@ -113,9 +104,10 @@ def check_finished_version(
     was built by the rule of ``follow_symlinks: false``. Its studies are listed by the current
     rule, so it passes where the two rules agree (no link leads out of the data folder) and is
     refused, naming the studies, where they do not.
-    ``list_files`` defaults to :func:`~workflow_scripts.raw.listing.list_study` (the build
-    plan passes its caching one); ``stat_files`` (relative paths -> (size, mtime_ns) of those
-    that exist) to one ``os.stat`` per input gathered into arrays. The manifest's inputs and
+    The inputs are stat'ed and the studies listed by
+    :func:`~workflow_scripts.dataset.raw_state.raw_state`: in up to ``processes`` processes
+    at scale, with :func:`~workflow_scripts.raw.listing.list_study`, or in this process with
+    ``list_files`` when given (a test's). The manifest's inputs and
     listing are read as tables (:func:`~loader.manifest.manifest_table`, either format) and
     compared as arrays; a table of a format-2 manifest whose sha256 differs from the one
     manifest.json records is refused naming it. Raises VersionChangedError saying what changed.
@@ -125,9 +117,6 @@ def check_finished_version(
     """
     if not (layout.version_dir / MANIFEST_NAME).exists():
         return None
-    list_files = list_files or (
-        lambda link, kinds, follow: list_study(link, layout.data_dir, kinds, follow)
-    )
     manifest = read_manifest(layout.version_dir)
     try:
         input_table = manifest_table(layout.version_dir, manifest, "inputs")
@@ -157,12 +146,14 @@ def check_finished_version(
         built_kinds = tuple(old.get("contours", config["contours"]))
         now_follow = config.get("follow_symlinks", FOLLOW_SYMLINKS)
         built_follow = bool(old.get("follow_symlinks", now_follow))
-
-        def listed(link: StudyLink, kinds: tuple[str, ...]) -> StudyListing:
-            return list_files(link, kinds, built_follow)
-
         input_changes = _input_changes(
-            input_table, listing, layout, links, built_kinds, listed, stat_files
+            input_table,
+            listing,
+            layout,
+            links,
+            (built_kinds, built_follow),
+            list_files,
+            processes,
         )
         if input_changes and before_links and built_follow:
             input_changes.append(
@@ -190,25 +181,21 @@ def _input_changes(
     listing: pa.Table,
     layout: Layout,
     links: list[StudyLink],
-    kinds: tuple[str, ...],
-    list_files: Callable[[StudyLink, tuple[str, ...]], StudyListing],
-    stat_files: StatFiles | None,
+    rule: tuple[tuple[str, ...], bool],
+    list_files: ListStudy | None,
+    processes: int,
 ) -> list[str]:
     """What changed in the inputs, given the manifest's ``inputs`` and ``listing`` tables
-    (:func:`~loader.manifest.manifest_table`): sizes and times compared as arrays, sha256
-    only for files of the same size whose time differs."""
+    (:func:`~loader.manifest.manifest_table`) and the listing ``rule`` the version was built
+    with (contour kinds, follow_symlinks): sizes and times compared as arrays, sha256 only for
+    files of the same size whose time differs."""
     outside = pa.array(sorted(CONFIG_FILE_INPUTS.values()))  # not in data_dir: on their own
     recorded = inputs.filter(pc.invert(pc.is_in(inputs["path"], value_set=outside)))
     paths = recorded["path"]
     root = str(layout.data_dir)
-    if stat_files is None:
-        now_sizes, now_times = _stat_arrays(root, paths)
-    else:
-        relpaths = paths.to_pylist()
-        found = stat_files(relpaths)
-        pairs = [found.get(relpath, (-1, -1)) for relpath in relpaths]
-        now_sizes = np.array([size for size, _ in pairs], dtype=np.int64)
-        now_times = np.array([time for _, time in pairs], dtype=np.int64)
+    kinds, follow = rule
+    now = raw_state(root, paths, links, kinds, follow, processes, list_files)
+    now_sizes, now_times = now.sizes, now.times
     sizes, times = recorded["size"].to_numpy(), recorded["mtime_ns"].to_numpy()
     sha256 = recorded["sha256"]
     changed = []
@@ -216,11 +203,11 @@ def _input_changes(
         relpath = paths[row].as_py()
         entry = {"size": int(sizes[row]), "mtime_ns": int(times[row])}
         entry["sha256"] = sha256[row].as_py()
-        now = None if now_sizes[row] < 0 else (int(now_sizes[row]), int(now_times[row]))
-        if input_changed(f"{root}/{relpath}", entry, now):
+        found = None if now_sizes[row] < 0 else (int(now_sizes[row]), int(now_times[row]))
+        if input_changed(f"{root}/{relpath}", entry, found):
             changed.append(relpath)
     changes = [_some(changed, "input file(s) changed or missing")] if changed else []
-    return changes + _listing_changes(listing, layout, links, kinds, list_files)
+    return changes + _listing_changes(listing, layout, links, kinds, now.digests)
 
 
 def _listing_changes(
@@ -228,10 +215,11 @@ def _listing_changes(
     layout: Layout,
     links: list[StudyLink],
     kinds: tuple[str, ...],
-    list_files: Callable[[StudyLink, tuple[str, ...]], StudyListing],
+    now_digests: Mapping[str, str],
 ) -> list[str]:
-    """What changed in the folder listings: study folders added or removed, studies whose
-    listing digest differs, unlisted contour folders whose files differ."""
+    """What changed in the folder listings, given each study's listing digest now: study
+    folders added or removed, studies whose digest differs, unlisted contour folders whose
+    files differ."""
     changes = []
     sections = _listing_sections(listing)
     now_top = top_listing(layout.data_dir)
@@ -246,7 +234,7 @@ def _listing_changes(
     relisted = [
         link.patient_id
         for link in sorted(links, key=lambda link: link.patient_id)
-        if list_files(link, kinds).digest() != digests.get(link.patient_id)
+        if now_digests[link.patient_id] != digests.get(link.patient_id)
     ]
     if relisted:
         changes.append(_some(relisted, "study(ies) with files added, removed or renamed"))
@@ -262,52 +250,6 @@ def _listing_changes(
         if changed:
             changes.append(_some(changed, "unlisted contour folder(s) with files added or removed"))
     return changes
-
-
-#: Inputs stat'ed per call of Arrow's C++ (bounds the FileInfo objects held at once).
-_STAT_CHUNK = 65_536
-
-
-def _stat_arrays(root: str, paths: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
-    """(size, mtime_ns) of each file under ``root`` (``paths`` relative to it) as two int64
-    arrays, -1 where it is missing, cannot be stat'ed or is not a file; through any symbolic
-    link (the file it leads to), as ``os.stat``.
-
-    The ``stat`` calls run in Arrow's C++ (``LocalFileSystem.get_file_info``, a batch of
-    paths per call): ~15% less than one Python ``os.stat`` per file (measured at 2,000 and
-    20,000 studies: the call's Python overhead). A batch Arrow refuses (a folder that may
-    not be searched) is stat'ed by ``os.stat``, one path at a time."""
-    from pyarrow.fs import FileType, LocalFileSystem
-
-    filesystem = LocalFileSystem()
-    base = os.path.abspath(root)
-    sizes = np.full(len(paths), -1, dtype=np.int64)
-    times = np.full(len(paths), -1, dtype=np.int64)
-    for start in range(0, len(paths), _STAT_CHUNK):
-        full = [f"{base}/{relpath}" for relpath in paths.slice(start, _STAT_CHUNK).to_pylist()]
-        try:
-            found = [
-                (info.size, info.mtime_ns) if info.type == FileType.File else (-1, -1)
-                for info in filesystem.get_file_info(full)
-            ]
-        except (OSError, pa.ArrowException):
-            found = [_stat_one(path) for path in full]
-        if found:
-            chunk = np.array(found, dtype=np.int64)
-            sizes[start : start + len(found)] = chunk[:, 0]
-            times[start : start + len(found)] = chunk[:, 1]
-    return sizes, times
-
-
-def _stat_one(path: str) -> tuple[int, int]:
-    """(size, mtime_ns) of a file through any link; (-1, -1) where missing or not a file."""
-    try:
-        status = os.stat(path)
-    except OSError:
-        return -1, -1
-    if not stat.S_ISREG(status.st_mode):
-        return -1, -1
-    return status.st_size, status.st_mtime_ns
 
 
 def _listing_sections(listing: pa.Table) -> dict[str, dict[str, Any]]:

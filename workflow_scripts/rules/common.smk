@@ -8,7 +8,13 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from workflow_scripts.batches import BATCH_ID_PATTERN
-from workflow_scripts.build_plan import RunMode, plan_build, print_summary, run_mode
+from workflow_scripts.build_plan import (
+    RunMode,
+    parse_processes,
+    plan_build,
+    print_summary,
+    run_mode,
+)
 from workflow_scripts.config import (
     ConfigError,
     command_line_values_typed,
@@ -63,7 +69,7 @@ if note:
 refuse_config_problems()
 try:
     validate(config, schema="../schemas/config.schema.yaml")
-    PLAN = plan_build(config)
+    PLAN = plan_build(config, processes=parse_processes(workflow))
 except WorkflowError as error:
     stop_run(error)
 LAYOUT = PLAN.layout
