@@ -32,7 +32,8 @@ How the version is made (``--studies N``, default 100,000; ``--templates T`` rea
 Measured in one run: the floor (a no-op of the tests' real data, 4 studies present of the 5
 listed, or 4 phantom ones; best of 3), the no-op over the finished N-study version (best of
 ``--repeats``; x floor; Snakemake's peak RSS), the parse's immutability check alone
-(``check_finished_version`` in this process, and with ``--profile FILE`` its cProfile), with
+(``check_finished_version`` in this process, in 2 processes as ``--cores 2`` runs it and in one;
+with ``--profile FILE`` the cProfile of the one), with
 ``--old-format`` the same no-op over the version's manifest rewritten in format 1 (all JSON,
 the reading path kept for versions finished before), ``DatasetIndex`` open for verify none
 and fast (fresh processes) and full on a sample of studies (per file), the loader's memory
@@ -343,8 +344,9 @@ def noop(workdir: Path, raw: Path, repeats: int, floor: tuple[Path, Path]) -> tu
     return min(elapsed for elapsed, _ in runs), max(mb for _, mb in runs), min(floors)
 
 
-def guard_seconds(workdir: Path, raw: Path, profile: str | None) -> float:
-    """``check_finished_version`` in this process (the no-op's parse-time check)."""
+def guard_seconds(workdir: Path, raw: Path, profile: str | None, processes: int) -> float:
+    """``check_finished_version`` in this process (the no-op's parse-time check), with the
+    raw files stat'ed and listed in up to ``processes`` processes (``--cores``)."""
     os.chdir(workdir)
     config = default_config(data_dir=str(raw), out_dir="out")
     layout = Layout.from_config(config)
@@ -353,7 +355,7 @@ def guard_seconds(workdir: Path, raw: Path, profile: str | None) -> float:
     start = time.perf_counter()
     if profiler:
         profiler.enable()
-    assert check_finished_version(layout, config, links) is not None
+    assert check_finished_version(layout, config, links, processes=processes) is not None
     if profiler:
         profiler.disable()
         profiler.dump_stats(profile)
@@ -498,8 +500,11 @@ def main() -> None:
             print(f"no-op over the finished version: {elapsed:.1f} s = {elapsed / floor:.2f}x "
                   f"floor (best floor so far {floor:.2f} s), Snakemake peak RSS {rss:.0f} MB",
                   flush=True)  # fmt: skip
-            guard = guard_seconds(workdir, raw, args.profile)
-            print(f"  of which check_finished_version (in-process): {guard:.1f} s", flush=True)
+            guards = [guard_seconds(workdir, raw, None, processes) for processes in (1, 2)]
+            print(f"  of which check_finished_version (in-process): {guards[1]:.1f} s in 2 "
+                  f"processes (--cores 2), {guards[0]:.1f} s in one", flush=True)  # fmt: skip
+            if args.profile:
+                guard_seconds(workdir, raw, args.profile, 1)
         for mode in ("none", "fast"):
             seconds, samples, peak = python(
                 _OPEN.format(repo=str(REPO), path=str(version_dir), mode=mode)
