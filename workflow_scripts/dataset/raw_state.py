@@ -2,14 +2,14 @@
 
 A no-op run over a finished version costs one ``stat`` per recorded input and a few ``scandir``
 calls per study (:mod:`~workflow_scripts.dataset.version_guard`). At 100,000 studies that is
-3.5 million ``stat`` calls and 300,000 folder listings, about 50 s in one process, almost all
-of it system calls and the Python around each (a ``stat`` costs 4-6 us here, measured with
-``benchmarks/scale_100k.py``). The work splits cleanly: each input's ``stat`` and each study's
-listing digest depend on nothing else. So with ``processes`` > 1 and enough studies
-(:data:`PARALLEL_FROM`), :func:`raw_state` hands equal shares of the inputs and of the studies
-to worker processes (``python -m workflow_scripts.dataset.raw_state``) and does one share
-itself. The parse of a Snakemake run is otherwise idle, and Snakemake's ``--cores`` bounds
-the processes (``workflow_scripts/rules/common.smk``).
+3.2 million ``stat`` calls and 300,000 folder listings: 31.6 s in one process, almost all of it
+system calls and the Python around each (a ``stat`` costs 5-7 us on the 2-core VM these were
+measured on, ``benchmarks/scale_100k.py``). The work splits cleanly: each input's ``stat`` and
+each study's listing digest depend on nothing else. So with ``processes`` > 1 and enough
+studies (:data:`PARALLEL_FROM`), :func:`raw_state` hands equal shares of the inputs and of the
+studies to worker processes (``python -m workflow_scripts.dataset.raw_state``) and does one
+share itself: 19.5 s in two. The parse of a Snakemake run is otherwise idle, and Snakemake's
+``--cores`` bounds the processes (``workflow_scripts/rules/common.smk``).
 
 Threads do not help: the ``stat`` loop holds the GIL between calls, and two threads measured
 twice as slow as one. A worker takes its request on stdin (a JSON line, then the paths as an
@@ -23,7 +23,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import stat
 import subprocess
 import sys
 import threading
@@ -35,7 +34,7 @@ import numpy as np
 import pyarrow as pa
 
 from workflow_scripts.raw.links import StudyLink
-from workflow_scripts.raw.listing import StudyListing, list_study
+from workflow_scripts.raw.listing import StudyListing, file_stat_arrays, list_study
 
 __all__ = ["PARALLEL_FROM", "RawState", "raw_state"]
 
@@ -43,7 +42,7 @@ __all__ = ["PARALLEL_FROM", "RawState", "raw_state"]
 #: pyarrow imported: ~0.3 s) costs more than half of their ~0.4 ms each saves.
 PARALLEL_FROM = 5_000
 
-#: Inputs stat'ed per call of Arrow's C++ (bounds the FileInfo objects held at once).
+#: Inputs stat'ed per call of file_stat_arrays (bounds the path strings held at once).
 _STAT_CHUNK = 65_536
 
 #: (study link, contour kinds, follow_symlinks) -> the study's listing
@@ -135,47 +134,18 @@ def _measure(
 
 def _stat_arrays(root: str, paths: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
     """(size, mtime_ns) of each file under ``root`` (``paths`` relative to it) as two int64
-    arrays, -1 where it is missing, cannot be stat'ed or is not a file; through any symbolic
-    link (the file it leads to), as ``os.stat``.
-
-    The ``stat`` calls run in Arrow's C++ (``LocalFileSystem.get_file_info``, a batch of
-    paths per call): ~15% less than one Python ``os.stat`` per file (measured at 2,000 and
-    20,000 studies: the call's Python overhead). Arrow gives a size only to a regular file,
-    which is how anything else is told apart without asking for its type (an enum made per
-    file: 1.3 us, a quarter of the ``stat``). A batch Arrow refuses (a folder that may not be
-    searched) is stat'ed by ``os.stat``, one path at a time."""
-    from pyarrow.fs import LocalFileSystem
-
-    filesystem = LocalFileSystem()
-    base = os.path.abspath(root)
+    arrays, -1 where it is missing, cannot be stat'ed or is not a regular file; through any
+    symbolic link, as ``os.stat``: :func:`~workflow_scripts.raw.listing.file_stat_arrays`
+    (each folder opened once), over :data:`_STAT_CHUNK` paths at a time, so that only so many
+    Python strings exist at once. (Arrow's C++ ``get_file_info`` in batches, used here before,
+    measured the same at 100,000 studies: 5.8-7.5 us a file either way, the ``stat`` itself.)"""
     sizes = np.full(len(paths), -1, dtype=np.int64)
     times = np.full(len(paths), -1, dtype=np.int64)
-    gone = (-1, -1)
     for start in range(0, len(paths), _STAT_CHUNK):
-        full = [f"{base}/{relpath}" for relpath in paths.slice(start, _STAT_CHUNK).to_pylist()]
-        try:
-            found = [
-                gone if (size := info.size) is None else (size, info.mtime_ns)
-                for info in filesystem.get_file_info(full)
-            ]
-        except (OSError, pa.ArrowException):
-            found = [_stat_one(path) for path in full]
-        if found:
-            chunk = np.array(found, dtype=np.int64)
-            sizes[start : start + len(found)] = chunk[:, 0]
-            times[start : start + len(found)] = chunk[:, 1]
+        relpaths = paths.slice(start, _STAT_CHUNK).to_pylist()
+        stop = start + len(relpaths)
+        sizes[start:stop], times[start:stop] = file_stat_arrays(root, relpaths)
     return sizes, times
-
-
-def _stat_one(path: str) -> tuple[int, int]:
-    """(size, mtime_ns) of a file through any link; (-1, -1) where missing or not a file."""
-    try:
-        status = os.stat(path)
-    except OSError:
-        return -1, -1
-    if not stat.S_ISREG(status.st_mode):
-        return -1, -1
-    return status.st_size, status.st_mtime_ns
 
 
 _SIZES_SCHEMA = pa.schema([("size", pa.int64()), ("mtime_ns", pa.int64())])
