@@ -11,6 +11,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import os
+import shutil
+import stat
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -125,6 +128,37 @@ def build_by_calls(config: dict, workdir: Path | None = None) -> BuildPlan:
             layout, layout.index_file, sorted(plan.studies), *report_paths(layout)
         )
     return plan
+
+
+def finished_phantom_build(root: Path, version: str, studies: int = 2) -> Path:
+    """A finished version ``version`` of ``studies`` phantom studies (4 slices of 32 x 32, the
+    phantom's faults) built by :func:`build_by_calls` in ``root`` (``raw/``, ``out/``)."""
+    raw = phantom(root / "raw", studies=studies, slices=4, size=32)
+    build_by_calls(default_config(data_dir=str(raw), out_dir=str(root / "out"), version=version))
+    return root
+
+
+def copy_build(finished: Path, to: Path) -> SimpleNamespace:
+    """A copy of the build in ``finished`` (``raw/``, ``out/``; times and links kept) under
+    ``to``, that a test may change: its ``raw`` and ``out`` folders."""
+    shutil.copytree(finished / "raw", to / "raw", symlinks=True)
+    shutil.copytree(finished / "out", to / "out", symlinks=True)
+    return SimpleNamespace(raw=to / "raw", out=to / "out")
+
+
+def stats_by_path(root: Path, relpaths: list[str]) -> tuple[list[int], list[int]]:
+    """(sizes, mtime_ns) by ``os.stat`` of each path under ``root``, -1 where it fails or is
+    no regular file: what the immutability check's stats must equal."""
+    sizes, times = [], []
+    for relpath in relpaths:
+        try:
+            status = os.stat(root / relpath)
+        except OSError:
+            status = None
+        regular = status is not None and stat.S_ISREG(status.st_mode)
+        sizes.append(status.st_size if regular else -1)
+        times.append(status.st_mtime_ns if regular else -1)
+    return sizes, times
 
 
 def change_first_digit(contour: Path) -> None:

@@ -6,13 +6,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-from build_helpers import build_by_calls, change_first_digit, phantom, tree_digests
+from build_helpers import (
+    change_first_digit,
+    copy_build,
+    finished_phantom_build,
+    phantom,
+    tree_digests,
+)
 from conftest import run_workflow
 from loader import DatasetIndex
 from loader.manifest import (
@@ -35,18 +40,14 @@ VERSION = "2.0.0"
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory) -> Path:
     """A finished version (format 2) of two phantom studies of 4 slices of 32 x 32."""
-    root = tmp_path_factory.mktemp("finished")
-    raw = phantom(root / "raw", studies=2, slices=4, size=32)
-    build_by_calls(default_config(data_dir=str(raw), out_dir=str(root / "out"), version=VERSION))
-    return root
+    return finished_phantom_build(tmp_path_factory.mktemp("finished"), VERSION)
 
 
 @pytest.fixture
 def build(finished, tmp_path) -> SimpleNamespace:
     """A copy of the finished build (times kept) that a test may change."""
-    shutil.copytree(finished / "raw", tmp_path / "raw", symlinks=True)
-    shutil.copytree(finished / "out", tmp_path / "out", symlinks=True)
-    return SimpleNamespace(raw=tmp_path / "raw", version=tmp_path / "out" / VERSION)
+    copied = copy_build(finished, tmp_path)
+    return SimpleNamespace(raw=copied.raw, version=copied.out / VERSION)
 
 
 def check(build) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import stat
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -16,7 +15,7 @@ import pyarrow as pa
 import pytest
 from snakemake.exceptions import WorkflowError
 
-from build_helpers import build_by_calls, phantom
+from build_helpers import copy_build, finished_phantom_build, phantom, stats_by_path
 from workflow_scripts.build_plan import parse_processes
 from workflow_scripts.config import default_config
 from workflow_scripts.dataset import raw_state as raw_state_module
@@ -51,20 +50,6 @@ def study_inputs(root: Path, links) -> list[str]:
     return sorted(paths)
 
 
-def by_path(root: Path, relpaths: list[str]) -> tuple[list[int], list[int]]:
-    """(size, mtime_ns) by ``os.stat`` of each path, -1 where it fails or is no file."""
-    sizes, times = [], []
-    for relpath in relpaths:
-        try:
-            status = os.stat(root / relpath)
-        except OSError:
-            status = None
-        regular = status is not None and stat.S_ISREG(status.st_mode)
-        sizes.append(status.st_size if regular else -1)
-        times.append(status.st_mtime_ns if regular else -1)
-    return sizes, times
-
-
 class Spy:
     """Records each worker's answer: a RawState, or None when its share was done here."""
 
@@ -83,7 +68,7 @@ class Spy:
 
 
 def expected(root: Path, links, paths: list[str], kinds=("i", "o")):
-    sizes, times = by_path(root, paths)
+    sizes, times = stats_by_path(root, paths)
     digests = {link.patient_id: list_study(link, root, kinds, True).digest() for link in links}
     return sizes, times, digests
 
@@ -161,17 +146,12 @@ def test_few_studies_or_one_process_stay_in_this_process(raw, monkeypatch):
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("finished")
-    raw = phantom(root / "raw", studies=4, slices=4, size=32)
-    build_by_calls(default_config(data_dir=str(raw), out_dir=str(root / "out"), version=VERSION))
-    return root
+    return finished_phantom_build(tmp_path_factory.mktemp("finished"), VERSION, studies=4)
 
 
 @pytest.fixture
 def build(finished, tmp_path) -> SimpleNamespace:
-    shutil.copytree(finished / "raw", tmp_path / "raw", symlinks=True)
-    shutil.copytree(finished / "out", tmp_path / "out", symlinks=True)
-    return SimpleNamespace(raw=tmp_path / "raw", out=tmp_path / "out")
+    return copy_build(finished, tmp_path)
 
 
 def check_in_workers(build, monkeypatch) -> list:

@@ -10,7 +10,14 @@ from types import SimpleNamespace
 import pydicom
 import pytest
 
-from build_helpers import build_by_calls, build_studies, change_first_digit, phantom
+from build_helpers import (
+    build_by_calls,
+    build_studies,
+    change_first_digit,
+    copy_build,
+    finished_phantom_build,
+    phantom,
+)
 from workflow_scripts.config import default_config
 from workflow_scripts.dataset.tables import find_unlisted_studies
 from workflow_scripts.dataset.version_guard import (
@@ -31,18 +38,13 @@ VERSION = "4.2"
 def finished(tmp_path_factory) -> Path:
     """A finished version of two phantom studies (4 slices of 32 x 32, the phantom's faults:
     study 1 has a contour without DICOM, study 2 a truncated DICOM under a contour)."""
-    root = tmp_path_factory.mktemp("finished")
-    raw = phantom(root / "raw", studies=2, slices=4, size=32)
-    build_by_calls(default_config(data_dir=str(raw), out_dir=str(root / "out"), version=VERSION))
-    return root
+    return finished_phantom_build(tmp_path_factory.mktemp("finished"), VERSION)
 
 
 @pytest.fixture
 def build(finished, tmp_path) -> SimpleNamespace:
     """A copy of the finished build (times kept) that a test may change."""
-    shutil.copytree(finished / "raw", tmp_path / "raw", symlinks=True)
-    shutil.copytree(finished / "out", tmp_path / "out", symlinks=True)
-    return SimpleNamespace(raw=tmp_path / "raw", out=tmp_path / "out")
+    return copy_build(finished, tmp_path)
 
 
 def check(build, **overrides) -> None:

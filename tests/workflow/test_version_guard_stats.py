@@ -6,13 +6,13 @@ and folders, files directly in the data folder, names beyond ASCII), in chunks o
 from __future__ import annotations
 
 import os
-import stat
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pytest
 
+from build_helpers import stats_by_path
 from workflow_scripts.dataset import raw_state
 
 RELPATHS = [
@@ -50,23 +50,6 @@ def data(tmp_path) -> Path:
     return root
 
 
-def by_path(root: Path, relpaths: list[str]) -> tuple[list[int], list[int]]:
-    """(size, mtime_ns) by ``os.stat`` of each whole path, -1 where it fails or is no file."""
-    sizes, times = [], []
-    for relpath in relpaths:
-        try:
-            status = os.stat(root / relpath)
-        except OSError:
-            status = None
-        if status is None or not stat.S_ISREG(status.st_mode):
-            sizes.append(-1)
-            times.append(-1)
-            continue
-        sizes.append(status.st_size)
-        times.append(status.st_mtime_ns)
-    return sizes, times
-
-
 @pytest.mark.parametrize("chunk", [65_536, 2, 1])
 def test_stats_equal_stats_by_path(data, monkeypatch, chunk):
     monkeypatch.setattr(raw_state, "_STAT_CHUNK", chunk)
@@ -74,7 +57,7 @@ def test_stats_equal_stats_by_path(data, monkeypatch, chunk):
     paths = pa.chunked_array([pa.array(["x", *RELPATHS])[1:]])
     sizes, times = raw_state._stat_arrays(str(data), paths)
     assert sizes.dtype == np.int64 and times.dtype == np.int64
-    assert (sizes.tolist(), times.tolist()) == by_path(data, RELPATHS)
+    assert (sizes.tolist(), times.tolist()) == stats_by_path(data, RELPATHS)
     # spot checks against what was written
     assert sizes[RELPATHS.index("dicoms/A/1.dcm")] == 2
     assert sizes[RELPATHS.index("dicoms/B/2.dcm")] == len(b"outside!")
