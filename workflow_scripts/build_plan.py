@@ -20,7 +20,7 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from loader.manifest import manifest_table
+from loader.manifest import top_outputs
 from workflow_scripts.batches import assign_batches
 from workflow_scripts.config import FOLLOW_SYMLINKS, ConfigError, check_config
 from workflow_scripts.dataset.manifest import config_file_entry, exclusions_entry
@@ -97,7 +97,7 @@ class BuildPlan:
     #: the version has a manifest, and its config and inputs passed the immutability check
     finished: bool = False
     #: that manifest's ``outputs`` directly in the version folder (relative paths: the
-    #: tables), as the immutability check read them (not the ~24 files per study)
+    #: tables), as :func:`loader.manifest.top_outputs` reads them (not the ~24 per study)
     finished_outputs: frozenset[str] = frozenset()
     studies: dict[str, StudyLink] = field(init=False)
     batches: dict[str, tuple[str, ...]] = field(init=False)
@@ -287,7 +287,8 @@ def plan_build(config: dict, processes: int = 1) -> BuildPlan:
         # fingerprint, and keeping 100,000 listings would cost more memory than they save.
         manifest = check_finished_version(layout, config, links, processes=processes)
         plan.finished = manifest is not None
-        plan.finished_outputs = _top_outputs(layout, manifest) if manifest else frozenset()
+        if manifest is not None:  # manifest.json's own record: no table of 2 million rows read
+            plan.finished_outputs = frozenset(top_outputs(layout.version_dir, manifest))
     except (
         ConfigError,
         LinkTableError,
@@ -307,14 +308,6 @@ def parse_processes(workflow) -> int:
     except (WorkflowError, TypeError, ValueError):
         return 1
     return max(1, min(cores, os.cpu_count() or 1))
-
-
-def _top_outputs(layout: Layout, manifest: dict) -> frozenset[str]:
-    """The manifest's outputs directly in the version folder (``measures.parquet``, ...)."""
-    import pyarrow.compute as pc
-
-    paths = manifest_table(layout.version_dir, manifest, "outputs", ["path"])["path"]
-    return frozenset(paths.filter(pc.invert(pc.match_substring(paths, "/"))).to_pylist())
 
 
 def _refuse_reserved_ids(layout: Layout, links: list[StudyLink]) -> None:
