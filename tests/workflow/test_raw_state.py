@@ -102,14 +102,29 @@ def test_workers_give_what_stat_and_list_study_give_on_the_real_studies(monkeypa
     assert spy.answers and all(answer is not None for answer in spy.answers)
 
 
+#: A worker that answers in the right form, a digest per study, but no size or time at all.
+WELL_FORMED_BUT_SHORT = """
+import json, sys
+import pyarrow as pa
+request = json.loads(sys.stdin.buffer.readline())
+sys.stdin.buffer.read()
+out = sys.stdout.buffer
+out.write(json.dumps({"digests": ["0" * 64] * len(request["studies"])}).encode() + b"\\n")
+schema = pa.schema([("size", pa.int64()), ("mtime_ns", pa.int64())])
+with pa.ipc.new_stream(out, schema) as writer:
+    writer.write_table(schema.empty_table())
+"""
+
+
 @pytest.mark.parametrize(
     "program",
     [
         "import sys; sys.exit(3)",  # fails
         "import sys; sys.stdin.buffer.read(); print('{\"digests\": [1]}')",  # nonsense
         "import sys; sys.stdin.buffer.read(); sys.stdout.write('not json')",
+        WELL_FORMED_BUT_SHORT,
     ],
-    ids=["fails", "wrong-answer", "not-json"],
+    ids=["fails", "wrong-answer", "not-json", "rows-missing"],
 )
 def test_a_worker_that_fails_or_answers_nonsense_has_its_share_done_here(
     raw, monkeypatch, tmp_path, program

@@ -81,21 +81,18 @@ def raw_state(
     shares = max(1, min(processes, os.cpu_count() or 1))
     if list_files is not None or shares == 1 or len(links) < PARALLEL_FROM:
         return _measure(root, paths, links, kinds, follow_symlinks, list_files)
-    path_parts = _split(len(paths), shares)
-    link_parts = _split(len(links), shares)
-    workers = [
-        _Worker.start(root, paths.slice(start, stop - start), links[a:b], kinds, follow_symlinks)
-        for (start, stop), (a, b) in zip(path_parts[1:], link_parts[1:], strict=True)
+    parts = [
+        (paths.slice(start, stop - start), links[first:last])
+        for (start, stop), (first, last) in zip(
+            _split(len(paths), shares), _split(len(links), shares), strict=True
+        )
     ]
-    (start, stop), (a, b) = path_parts[0], link_parts[0]
-    states = [_measure(root, paths.slice(start, stop - start), links[a:b], kinds, follow_symlinks)]
-    for worker, ((start, stop), (a, b)) in zip(
-        workers, zip(path_parts[1:], link_parts[1:], strict=True), strict=True
-    ):
+    workers = [_Worker.start(root, *part, kinds, follow_symlinks) for part in parts[1:]]
+    states = [_measure(root, *parts[0], kinds, follow_symlinks)]
+    for worker, part in zip(workers, parts[1:], strict=True):
         state = worker.result()
         if state is None:  # the worker failed: its share is done here
-            share = paths.slice(start, stop - start)
-            state = _measure(root, share, links[a:b], kinds, follow_symlinks)
+            state = _measure(root, *part, kinds, follow_symlinks)
         states.append(state)
     return RawState(
         np.concatenate([state.sizes for state in states]),
@@ -121,14 +118,11 @@ def _measure(
     """One share of :func:`raw_state`'s work, in this process."""
     sizes, times = _stat_arrays(root, paths)
     if list_files is None:
-        digests = {
-            link.patient_id: list_study(link, root, kinds, follow_symlinks).digest()
-            for link in links
-        }
-    else:
-        digests = {
-            link.patient_id: list_files(link, kinds, follow_symlinks).digest() for link in links
-        }
+
+        def list_files(link: StudyLink, kinds: tuple[str, ...], follow: bool) -> StudyListing:
+            return list_study(link, root, kinds, follow)
+
+    digests = {link.patient_id: list_files(link, kinds, follow_symlinks).digest() for link in links}
     return RawState(sizes, times, digests)
 
 
@@ -156,8 +150,10 @@ class _Worker:
     """A worker process measuring one share; :meth:`result` is its :class:`RawState`, or None
     when it failed or answered anything else."""
 
-    def __init__(self, process: subprocess.Popen, sender: threading.Thread, studies: list[str]):
-        self.process, self.sender, self.studies = process, sender, studies
+    def __init__(
+        self, process: subprocess.Popen, sender: threading.Thread, studies: list[str], rows: int
+    ):
+        self.process, self.sender, self.studies, self.rows = process, sender, studies, rows
 
     @classmethod
     def start(
@@ -191,7 +187,7 @@ class _Worker:
         # Sent beside this process's own share: a pipe holds 64 kB, the paths are megabytes.
         sender = threading.Thread(target=_send, args=(process.stdin, request, table), daemon=True)
         sender.start()
-        return cls(process, sender, [link.patient_id for link in links])
+        return cls(process, sender, [link.patient_id for link in links], len(paths))
 
     def result(self) -> RawState | None:
         answer = self.process.stdout.read()
@@ -205,9 +201,12 @@ class _Worker:
             table = pa.ipc.open_stream(pa.py_buffer(body)).read_all()
         except (ValueError, KeyError, TypeError, pa.ArrowException):
             return None
-        if table.schema != _SIZES_SCHEMA or not isinstance(digests, list):
+        # Its answer is used only if it is one: a size and time per path, a digest per study.
+        if table.schema != _SIZES_SCHEMA or table.num_rows != self.rows:
             return None
-        if len(digests) != len(self.studies):
+        if not isinstance(digests, list) or len(digests) != len(self.studies):
+            return None
+        if not all(isinstance(digest, str) for digest in digests):
             return None
         return RawState(
             table["size"].to_numpy(),
