@@ -525,12 +525,18 @@ def top_outputs(version_dir: str | Path, manifest: Mapping[str, Any]) -> dict[st
             for path, entry in entries.items()
             if "/" not in path
         }
+    return _top_entries(manifest_table(version_dir, manifest, "outputs"))
+
+
+def _top_entries(outputs: pa.Table) -> dict[str, dict]:
+    """The rows of an outputs table directly in the version folder (no ``/`` in the path), as
+    ``{path: {"sha256", "size"}}`` in the table's order."""
     import pyarrow.compute as pc
 
-    table = manifest_table(version_dir, manifest, "outputs", ["path", "sha256", "size"])
-    table = table.filter(pc.invert(pc.match_substring(table["path"], "/")))
+    top = outputs.filter(pc.invert(pc.match_substring(outputs["path"], "/")))
     return {
-        row["path"]: {"sha256": row["sha256"], "size": row["size"]} for row in table.to_pylist()
+        row["path"]: {"sha256": row["sha256"], "size": row["size"]}
+        for row in top.select(["path", "sha256", "size"]).to_pylist()
     }
 
 
@@ -550,7 +556,6 @@ def manifest_files(manifest: Mapping[str, Any]) -> list[tuple[str, bytes]]:
     the digests of the outputs directly in the version folder (``top_outputs``, derived here
     from ``outputs``). The same manifest gives the same bytes (with the same pyarrow)."""
     import pyarrow as pa
-    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     files, tables, written = [], {}, {}
@@ -569,11 +574,7 @@ def manifest_files(manifest: Mapping[str, Any]) -> list[tuple[str, bytes]]:
         for key, value in manifest.items()
         if key not in MANIFEST_TABLES and key != TOP_OUTPUTS
     }
-    outputs = written["outputs"]  # sorted by path
-    top = {
-        row["path"]: {"sha256": row["sha256"], "size": row["size"]}
-        for row in outputs.filter(pc.invert(pc.match_substring(outputs["path"], "/"))).to_pylist()
-    }
+    top = _top_entries(written["outputs"])  # sorted by path
     record = {**inline, "format": MANIFEST_FORMAT, "tables": tables, TOP_OUTPUTS: top}
     text = json.dumps(record, indent=1, sort_keys=True) + "\n"
     files.append((MANIFEST_NAME, text.encode("utf-8")))

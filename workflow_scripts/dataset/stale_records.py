@@ -24,13 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 
 from workflow_scripts.config import FOLLOW_SYMLINKS
 from workflow_scripts.layout import Layout
 from workflow_scripts.raw.links import StudyLink
-from workflow_scripts.raw.listing import file_stat_arrays, input_changed, list_study
+from workflow_scripts.raw.listing import changed_input_rows, file_stat_arrays, list_study
 
 __all__ = ["StaleRecord", "StaleRecordsError", "find_stale_records", "stale_records_message"]
 
@@ -60,24 +59,18 @@ def find_stale_records(
     ``contours`` and ``follow_symlinks`` list the study folders as the build did); ``tables``:
     the records' ``inputs`` and ``studies`` tables
     (:func:`~workflow_scripts.dataset.batch_tables.read_version_tables`)."""
-    root = str(layout.data_dir)
     kinds = tuple(config["contours"])
     follow = bool(config.get("follow_symlinks", FOLLOW_SYMLINKS))
     inputs = tables["inputs"]
     relpaths = inputs["path"].to_pylist()
     sizes, times = file_stat_arrays(layout.data_dir, relpaths)
-    # compared as arrays; only a file whose time differs at the same size is looked at again
-    suspects = (sizes != inputs["size"].to_numpy()) | (times != inputs["mtime_ns"].to_numpy())
     changed: dict[str, list[str]] = {}
     gone: set[str] = set()
-    for row in np.flatnonzero(suspects).tolist():
+    for row in changed_input_rows(layout.data_dir, inputs, sizes, times):
         relpath = relpaths[row]
-        entry = {key: inputs[key][row].as_py() for key in ("sha256", "size", "mtime_ns")}
-        now = None if sizes[row] < 0 else (int(sizes[row]), int(times[row]))
-        if input_changed(f"{root}/{relpath}", entry, now):
-            changed.setdefault(inputs["study_id"][row].as_py(), []).append(relpath)
-            if now is None:
-                gone.add(relpath)
+        changed.setdefault(inputs["study_id"][row].as_py(), []).append(relpath)
+        if sizes[row] < 0:
+            gone.add(relpath)
     stale = []
     studies = tables["studies"]
     for study, original_id, digest in zip(

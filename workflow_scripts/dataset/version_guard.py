@@ -15,7 +15,6 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -30,7 +29,7 @@ from workflow_scripts.dataset.manifest import (
 from workflow_scripts.dataset.raw_state import ListStudy, raw_state
 from workflow_scripts.layout import Layout, RawLayout
 from workflow_scripts.raw.links import StudyLink
-from workflow_scripts.raw.listing import input_changed
+from workflow_scripts.raw.listing import changed_input_rows, input_changed
 from workflow_scripts.study.frames import FRAMES_LABELLED
 
 __all__ = [
@@ -195,17 +194,8 @@ def _input_changes(
     root = str(layout.data_dir)
     kinds, follow = rule
     now = raw_state(root, paths, links, kinds, follow, processes, list_files)
-    now_sizes, now_times = now.sizes, now.times
-    sizes, times = recorded["size"].to_numpy(), recorded["mtime_ns"].to_numpy()
-    sha256 = recorded["sha256"]
-    changed = []
-    for row in np.flatnonzero((now_sizes != sizes) | (now_times != times)).tolist():
-        relpath = paths[row].as_py()
-        entry = {"size": int(sizes[row]), "mtime_ns": int(times[row])}
-        entry["sha256"] = sha256[row].as_py()
-        found = None if now_sizes[row] < 0 else (int(now_sizes[row]), int(now_times[row]))
-        if input_changed(f"{root}/{relpath}", entry, found):
-            changed.append(relpath)
+    rows = changed_input_rows(root, recorded, now.sizes, now.times)
+    changed = [paths[row].as_py() for row in rows]
     changes = [_some(changed, "input file(s) changed or missing")] if changed else []
     return changes + _listing_changes(listing, layout, links, kinds, now.digests)
 

@@ -34,6 +34,7 @@ import stat
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -42,6 +43,9 @@ from workflow_scripts.config import FOLLOW_SYMLINKS
 from workflow_scripts.layout import RawLayout
 from workflow_scripts.raw.contours import parse_contour_name
 from workflow_scripts.raw.links import StudyLink
+
+if TYPE_CHECKING:  # only a type here: the listing itself needs no pyarrow
+    import pyarrow as pa
 
 __all__ = [
     "BROKEN",
@@ -54,6 +58,7 @@ __all__ = [
     "WRONG_TYPE",
     "StudyListing",
     "broken_folder_link",
+    "changed_input_rows",
     "file_stat_arrays",
     "input_changed",
     "list_study",
@@ -257,6 +262,27 @@ def input_changed(path: str | Path, entry: dict, stat_now: tuple[int, int] | Non
     if mtime_ns == entry["mtime_ns"]:
         return False
     return file_digest(path)["sha256"] != entry["sha256"]
+
+
+def changed_input_rows(
+    data_dir: str | Path, inputs: pa.Table, now_sizes: np.ndarray, now_times: np.ndarray
+) -> list[int]:
+    """The rows of ``inputs`` (recorded inputs: ``path`` relative to ``data_dir``, ``sha256``,
+    ``size``, ``mtime_ns``) whose file has changed (:func:`input_changed`), given each file's
+    size and modification time now (int64 arrays in the table's order, -1 where it is gone, as
+    :func:`file_stat_arrays` gives them). Sizes and times are compared as arrays; only a file
+    of the same size whose time differs is read again, for its sha256."""
+    root = str(data_dir)
+    suspects = (now_sizes != inputs["size"].to_numpy()) | (
+        now_times != inputs["mtime_ns"].to_numpy()
+    )
+    changed = []
+    for row in np.flatnonzero(suspects).tolist():
+        entry = {key: inputs[key][row].as_py() for key in ("sha256", "size", "mtime_ns")}
+        now = None if now_sizes[row] < 0 else (int(now_sizes[row]), int(now_times[row]))
+        if input_changed(f"{root}/{inputs['path'][row].as_py()}", entry, now):
+            changed.append(row)
+    return changed
 
 
 def open_input(data_dir: str | Path, relpath: str) -> tuple[str, str | None]:
